@@ -1,0 +1,173 @@
+/*
+ * cc_bus: the Kafka bus -- an idempotent producer and an at-least-once consumer group consumer.
+ *
+ * Producer: enable.idempotence=true, acks=all, lz4; every delivery report is checked; failures
+ * are counted, logged and reported by the next cc_producer_flush(). All producer functions but
+ * cc_producer_free() are thread-safe (librdkafka's producer is; our counters are atomic).
+ *
+ * Consumer: a consumer group member that stores a message's offset only after the handler
+ * returned CC_BUS_OK, or after a rejected message was delivered to cc.deadletter; stored offsets
+ * are auto-committed every commit_interval_ms and on close/rebalance. Auto-commit of *stored*
+ * offsets (rather than one synchronous commit per message) keeps at-least-once -- nothing is
+ * committed before its handler succeeded -- without a broker round-trip per message; a crash
+ * redelivers at most commit_interval_ms worth of messages, which idempotent handlers absorb.
+ * A CC_BUS_RETRY verdict pauses the whole assignment and retries the same message with
+ * exponential backoff (100 ms doubling up to retry_backoff_max_ms) while still polling, so the
+ * member stays in the group (max.poll.interval.ms never expires) and nothing is skipped.
+ * A rejected message is stored only once its deadletter is acknowledged (waited for up to 30 s;
+ * otherwise, or on a delivery failure, the verdict becomes a retry).
+ * A consumer is single-threaded: call every cc_consumer_* function from one thread; the handler
+ * runs on that thread. librdkafka's own logs go through cc_log.
+ */
+#ifndef CC_BUS_H
+#define CC_BUS_H
+
+#include <jansson.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One constant per topic of proto/topics.json. */
+#define CC_TOPIC_INTERACTIONS      "cc.interactions"
+#define CC_TOPIC_AGENTS            "cc.agents"
+#define CC_TOPIC_ROUTING_REQUESTS  "cc.routing.requests"
+#define CC_TOPIC_ROUTING_DECISIONS "cc.routing.decisions"
+#define CC_TOPIC_DIALER_COMMANDS   "cc.dialer.commands"
+#define CC_TOPIC_OUTBOUND_MESSAGES "cc.outbound.messages"
+#define CC_TOPIC_RECORDINGS        "cc.recordings"
+#define CC_TOPIC_QA                "cc.qa"
+#define CC_TOPIC_METRICS           "cc.metrics"
+#define CC_TOPIC_DEADLETTER        "cc.deadletter"
+
+/* CloudEvents type of the envelope written to cc.deadletter. */
+#define CC_BUS_DEADLETTER_TYPE "cc.deadletter.rejected"
+
+/* Defaults for a real Kafka cluster (the same as cc_config's CC_KAFKA_*). The dev broker
+ * (librdkafka's mock cluster) wants session 6000, heartbeat 1000 and fetch wait 10 ms: it waits a
+ * whole session timeout before giving an abandoned group to a new member and never answers a
+ * waiting fetch early. */
+#define CC_BUS_DEFAULT_SESSION_TIMEOUT_MS    45000
+#define CC_BUS_DEFAULT_HEARTBEAT_INTERVAL_MS 3000
+#define CC_BUS_DEFAULT_FETCH_WAIT_MAX_MS     100
+#define CC_BUS_DEFAULT_RETRY_BACKOFF_MAX_MS  5000
+#define CC_BUS_DEFAULT_COMMIT_INTERVAL_MS    1000
+#define CC_BUS_DEFAULT_LINGER_MS             5
+/* First delay of a CC_BUS_RETRY verdict; doubles up to retry_backoff_max_ms. */
+#define CC_BUS_RETRY_BACKOFF_MIN_MS 100
+
+struct cc_bus_config {
+    const char *brokers;       /* bootstrap list "host:port,..."; required */
+    const char *client_id;     /* client.id; also the CloudEvents source of deadletters */
+    int session_timeout_ms;    /* consumer group session timeout */
+    int heartbeat_interval_ms; /* group heartbeat; must be below session_timeout_ms */
+    int fetch_wait_max_ms;     /* longest a fetch waits at the broker (the mock's latency) */
+    int retry_backoff_max_ms;  /* cap of the CC_BUS_RETRY backoff */
+    int commit_interval_ms;    /* auto-commit period of stored offsets */
+    int linger_ms;             /* producer batching delay */
+    /* Dev broker only (CC_DEVBROKER_CONTROL): its control socket, through which
+     * cc_bus_create_topic() creates topics, since the mock cluster has no CreateTopics request.
+     * NULL or "" for a real Kafka cluster (the admin API is used). */
+    const char *devbroker_control;
+};
+
+typedef struct cc_producer cc_producer;
+typedef struct cc_consumer cc_consumer;
+
+enum cc_bus_verdict {
+    CC_BUS_OK = 0, /* handled (effects durable): the offset may be committed */
+    CC_BUS_RETRY,  /* transient failure (e.g. database down): retry this message later */
+    CC_BUS_REJECT, /* permanent failure (malformed, invalid): send to cc.deadletter */
+};
+
+/* A consumed message; every pointer is borrowed and valid only during the handler call. */
+struct cc_bus_msg {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const void *key; /* NULL when the message has no key */
+    size_t keylen;
+    const void *value; /* NULL for a tombstone */
+    size_t len;
+    int64_t timestamp_ms; /* -1 when the broker gave none */
+};
+
+/* Handles one message. On CC_BUS_RETRY / CC_BUS_REJECT, writes a short reason (NUL-terminated,
+ * reasonlen bytes at most) into reason; it is logged and, for a reject, put in the deadletter. */
+typedef enum cc_bus_verdict (*cc_bus_handler)(void *ctx, const struct cc_bus_msg *m, char *reason,
+                                              size_t reasonlen);
+
+/* Fills cfg with the CC_BUS_DEFAULT_* values; brokers and client_id become NULL. */
+void cc_bus_config_defaults(struct cc_bus_config *cfg);
+
+/* Checks every field (required strings, ranges, heartbeat below session timeout). Returns 0, or
+ * -EINVAL with a one-line explanation naming the field in err (when err is non-NULL). */
+int cc_bus_config_validate(const struct cc_bus_config *cfg, char *err, size_t errlen);
+
+/* Creates an idempotent producer (acks=all, lz4). Does not wait for the brokers: an unreachable
+ * bootstrap shows up later as failed deliveries. Returns NULL (logged) on an invalid config. */
+cc_producer *cc_producer_new(const struct cc_bus_config *cfg);
+
+/* Queues one message; topic, key and value are copied. key may be NULL (no key). When the local
+ * queue is full, serves delivery reports for up to 5 s before giving up. Returns 0, -ENOBUFS
+ * (still full), -ENOENT (topic known not to exist), -EMSGSIZE, -ENOTRECOVERABLE (the producer hit
+ * a fatal error and must be recreated) or -EIO. Delivery failures are counted and logged from the
+ * delivery report callback, and reported by cc_producer_flush(). */
+int cc_producer_send(cc_producer *p, const char *topic, const char *key, const void *value,
+                     size_t len);
+
+/* Serialises a CloudEvents envelope (compact JSON) and sends it keyed by key (may be NULL).
+ * The envelope stays owned by the caller. Same returns as cc_producer_send(), -ENOMEM if it
+ * cannot be serialised. */
+int cc_producer_send_event(cc_producer *p, const char *topic, const char *key,
+                           const json_t *envelope);
+
+/* Serves delivery reports, waiting up to timeout_ms for one. Call regularly (the consumer loop
+ * does it for its deadletter producer). */
+void cc_producer_poll(cc_producer *p, int timeout_ms);
+
+/* Waits until everything queued is delivered or failed. Returns 0 if all were delivered, -EIO if
+ * any delivery failed since the previous flush (the count is reset), -ETIMEDOUT if messages are
+ * still queued after timeout_ms, -ENOTRECOVERABLE after a fatal producer error. */
+int cc_producer_flush(cc_producer *p, int timeout_ms);
+
+/* Flushes for up to 10 s, logs and purges what is left (rd_kafka_outq_len), destroys. NULL ok. */
+void cc_producer_free(cc_producer *p);
+
+/* Creates a consumer of group for topics (copied; at least one), calling handler(ctx, ...) for
+ * every message. Rejected messages are produced to cc.deadletter through deadletter, which is
+ * required, borrowed, and must outlive the consumer. Returns NULL (logged) on an invalid config
+ * or failed subscription. */
+cc_consumer *cc_consumer_new(const struct cc_bus_config *cfg, const char *group,
+                             const char *const *topics, size_t ntopics, cc_bus_handler handler,
+                             void *ctx, cc_producer *deadletter);
+
+/* Polls and handles messages until *stop becomes non-zero (checked at least every 100 ms, also
+ * while a message is being retried), then returns 0; returns a negative code on a fatal error
+ * (-ENOTRECOVERABLE). Stored offsets are committed by cc_consumer_free(). */
+int cc_consumer_run(cc_consumer *c, volatile sig_atomic_t *stop);
+
+/* One poll step for tests and custom loops: handles at most one message. Returns 1 if a message
+ * was handled (OK or deadlettered), 0 if none arrived within timeout_ms or the current one is
+ * waiting for its retry, negative on a fatal error. */
+int cc_consumer_poll(cc_consumer *c, int timeout_ms);
+
+/* Drops a message held for retry (it is redelivered later), commits the stored offsets and leaves
+ * the group (rd_kafka_consumer_close), then destroys. NULL ok. */
+void cc_consumer_free(cc_consumer *c);
+
+/* Builds the cc.deadletter envelope for m rejected by group with reason: type
+ * CC_BUS_DEADLETTER_TYPE, source "/<source>", tenant taken from m's value when it is a JSON object
+ * with a valid "tenant" (else "unknown"), data {topic, partition, offset, timestamp_ms, group,
+ * reason, key, key_encoding, payload, payload_encoding} where key and payload are the original
+ * bytes as a string when valid UTF-8 ("utf-8") or base64 ("base64"). Returns a new reference, or
+ * NULL on allocation failure. */
+json_t *cc_bus_deadletter_envelope(const struct cc_bus_msg *m, const char *group,
+                                   const char *source, const char *reason);
+
+/* Creates topic with the given number of partitions (replication: the broker's default) unless it
+ * exists, through the Kafka admin API, or through cfg->devbroker_control when set. Waits at most
+ * timeout_ms. Returns 0 (created or already there), -EINVAL, -ETIMEDOUT or -EIO (logged). */
+int cc_bus_create_topic(const struct cc_bus_config *cfg, const char *topic, int partitions,
+                        int timeout_ms);
+
+#endif

@@ -1,0 +1,626 @@
+/* cc_pg: see cc_pg.h. */
+#include "cc_pg.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cc_log.h"
+
+#define SQLSTATE_CONNECTION_FAILURE "08006"
+#define MIGRATION_FILE_MAX          (16 * 1024 * 1024) /* bytes of one migration file */
+#define SCHEMA_NAME_MAX             63
+/* First key of the migrations advisory lock, so it never meets an application's own locks. */
+#define MIGRATE_LOCK_SQL "SELECT pg_advisory_xact_lock(hashtext('cc_pg_migrate'), hashtext($1))"
+
+struct cc_pg {
+    PGconn *conn;
+    bool in_tx;       /* between cc_pg_begin() and cc_pg_commit()/cc_pg_rollback() */
+    char sqlstate[6]; /* of the last failure, "" after a success */
+};
+
+/* ---- connection ----------------------------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* libpq's messages span lines and end in a newline; a log message is one line. Copies msg into
+ * buf with line breaks and tabs turned into spaces and the trailing ones dropped. */
+static const char *one_line(const char *msg, char *buf, size_t len)
+{
+    size_t n;
+
+    snprintf(buf, len, "%s", msg ? msg : "");
+    n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    for (char *p = buf; *p; p++) {
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+    }
+    return buf;
+}
+
+/* Server NOTICEs ("schema already exists, skipping") go to the log, not raw to stderr. */
+static void notice_to_log(void *arg, const char *message)
+{
+    char buf[512];
+
+    (void)arg;
+    CC_DEBUG("pg notice: %s", one_line(message, buf, sizeof(buf)));
+}
+
+cc_pg *cc_pg_new(const char *dsn)
+{
+    char buf[512];
+    cc_pg *pg = calloc(1, sizeof(*pg));
+
+    if (!pg) {
+        CC_ERROR("pg client allocation failed: out of memory");
+        return NULL;
+    }
+    pg->conn = PQconnectdb(dsn ? dsn : "");
+    if (!pg->conn) {
+        CC_ERROR("pg connect failed: out of memory");
+        goto free_pg;
+    }
+    if (PQstatus(pg->conn) != CONNECTION_OK) {
+        /* The dsn may hold a password: log libpq's reason, never the dsn. */
+        CC_ERROR("pg connect failed: %s", one_line(PQerrorMessage(pg->conn), buf, sizeof(buf)));
+        goto finish_conn;
+    }
+    PQsetNoticeProcessor(pg->conn, notice_to_log, NULL);
+    return pg;
+
+finish_conn:
+    PQfinish(pg->conn);
+free_pg:
+    free(pg);
+    return NULL;
+}
+
+void cc_pg_free(cc_pg *pg)
+{
+    if (!pg)
+        return;
+    PQfinish(pg->conn);
+    free(pg);
+}
+
+/* PQreset with backoff, for at most CC_PG_RECONNECT_BUDGET_MS. 0 or -EIO. */
+static int reconnect(cc_pg *pg)
+{
+    int64_t deadline = now_ms() + CC_PG_RECONNECT_BUDGET_MS;
+    int backoff = CC_PG_BACKOFF_MIN_MS;
+    char buf[512];
+
+    for (;;) {
+        PQreset(pg->conn);
+        if (PQstatus(pg->conn) == CONNECTION_OK) {
+            CC_INFO("pg reconnected");
+            return 0;
+        }
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            break;
+        sleep_ms(backoff < left ? backoff : (int)left);
+        backoff = backoff * 2 > CC_PG_BACKOFF_MAX_MS ? CC_PG_BACKOFF_MAX_MS : backoff * 2;
+    }
+    CC_ERROR("pg unreachable after %d ms: %s", CC_PG_RECONNECT_BUDGET_MS,
+             one_line(PQerrorMessage(pg->conn), buf, sizeof(buf)));
+    return -EIO;
+}
+
+/* True while a transaction is open: ours (cc_pg_begin) or one the caller opened with SQL. */
+static bool in_transaction(const cc_pg *pg)
+{
+    PGTransactionStatusType ts = PQtransactionStatus(pg->conn);
+
+    return pg->in_tx || ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR || ts == PQTRANS_ACTIVE;
+}
+
+static void record_failure(cc_pg *pg, const PGresult *res, const char *sql)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char buf[512];
+
+    if (PQstatus(pg->conn) == CONNECTION_BAD && !state)
+        state = SQLSTATE_CONNECTION_FAILURE;
+    snprintf(pg->sqlstate, sizeof(pg->sqlstate), "%s", state ? state : "");
+    if (!msg)
+        msg = one_line(PQerrorMessage(pg->conn), buf, sizeof(buf));
+    CC_ERROR("pg query failed: sqlstate %s: %s (query \"%.80s\")",
+             pg->sqlstate[0] ? pg->sqlstate : "none", msg, sql);
+}
+
+/* One statement round-trip. simple = PQexec (several statements, no params) for migrations. */
+static PGresult *run_once(cc_pg *pg, const char *sql, int nparams, const char *const *params,
+                          bool simple)
+{
+    if (simple)
+        return PQexec(pg->conn, sql);
+    return PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+}
+
+static bool result_ok(const PGresult *res)
+{
+    if (!res)
+        return false;
+    ExecStatusType st = PQresultStatus(res);
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+static PGresult *run(cc_pg *pg, const char *sql, int nparams, const char *const *params,
+                     bool simple)
+{
+    bool was_in_tx = in_transaction(pg);
+    PGresult *res;
+
+    if (!was_in_tx && PQstatus(pg->conn) != CONNECTION_OK && reconnect(pg) < 0) {
+        snprintf(pg->sqlstate, sizeof(pg->sqlstate), "%s", SQLSTATE_CONNECTION_FAILURE);
+        return NULL;
+    }
+    res = run_once(pg, sql, nparams, params, simple);
+    if (!result_ok(res) && !was_in_tx && PQstatus(pg->conn) == CONNECTION_BAD) {
+        /* The connection died before or during the statement: outside a transaction the
+         * statement either ran alone or not at all, so running it once more is safe. */
+        char buf[512];
+        CC_WARN("pg connection lost, reconnecting: %s",
+                one_line(PQerrorMessage(pg->conn), buf, sizeof(buf)));
+        PQclear(res);
+        res = NULL;
+        if (reconnect(pg) == 0)
+            res = run_once(pg, sql, nparams, params, simple);
+    }
+    if (!result_ok(res)) {
+        record_failure(pg, res, sql);
+        PQclear(res);
+        return NULL;
+    }
+    pg->sqlstate[0] = '\0';
+    return res;
+}
+
+PGresult *cc_pg_query(cc_pg *pg, const char *sql, int nparams, const char *const *params)
+{
+    return run(pg, sql, nparams, params, false);
+}
+
+int cc_pg_exec(cc_pg *pg, const char *sql, int nparams, const char *const *params)
+{
+    PGresult *res = run(pg, sql, nparams, params, false);
+
+    if (!res)
+        return -EIO;
+    PQclear(res);
+    return 0;
+}
+
+int cc_pg_begin(cc_pg *pg)
+{
+    int rc = cc_pg_exec(pg, "BEGIN", 0, NULL);
+
+    if (rc == 0)
+        pg->in_tx = true;
+    return rc;
+}
+
+int cc_pg_commit(cc_pg *pg)
+{
+    PGresult *res = run(pg, "COMMIT", 0, NULL, false);
+    int rc = 0;
+
+    pg->in_tx = false;
+    if (!res)
+        return -EIO;
+    /* COMMIT of a failed transaction "succeeds" with the tag ROLLBACK. */
+    if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+        CC_ERROR("pg commit failed: transaction was aborted, rolled back");
+        snprintf(pg->sqlstate, sizeof(pg->sqlstate), "%s", "25P02");
+        rc = -EIO;
+    }
+    PQclear(res);
+    return rc;
+}
+
+int cc_pg_rollback(cc_pg *pg)
+{
+    PGTransactionStatusType ts = PQtransactionStatus(pg->conn);
+
+    pg->in_tx = false;
+    if (ts == PQTRANS_IDLE || ts == PQTRANS_UNKNOWN)
+        return 0; /* nothing open, or the connection (and its transaction) is gone */
+    return cc_pg_exec(pg, "ROLLBACK", 0, NULL);
+}
+
+const char *cc_pg_last_sqlstate(const cc_pg *pg)
+{
+    return pg->sqlstate;
+}
+
+bool cc_pg_ping(cc_pg *pg)
+{
+    return cc_pg_exec(pg, "SELECT 1", 0, NULL) == 0;
+}
+
+PGconn *cc_pg_conn(cc_pg *pg)
+{
+    return pg->conn;
+}
+
+/* ---- migration files ------------------------------------------------------------------------ */
+
+int cc_pg_migration_parse_name(const char *file, long *version)
+{
+    const char *p = file;
+    size_t len, digits = 0;
+    long v = 0;
+
+    if (!file)
+        return -EINVAL;
+    len = strlen(file);
+    if (len <= 4 || len > CC_PG_MIGRATION_NAME_MAX || strcmp(file + len - 4, ".sql") != 0)
+        return -EINVAL;
+    for (; *p >= '0' && *p <= '9'; p++, digits++)
+        v = v * 10 + (*p - '0');
+    if (digits == 0 || digits > 18 || v <= 0 || *p != '_')
+        return -EINVAL;
+    for (p++; p < file + len - 4; p++) {
+        bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                  (*p >= '0' && *p <= '9') || *p == '_' || *p == '-';
+        if (!ok)
+            return -EINVAL;
+    }
+    if (p == file + digits + 1) /* empty name */
+        return -EINVAL;
+    if (version)
+        *version = v;
+    return 0;
+}
+
+static int compare_migrations(const void *a, const void *b)
+{
+    const struct cc_pg_migration *x = a, *y = b;
+
+    return (x->version > y->version) - (x->version < y->version);
+}
+
+static bool has_sql_suffix(const char *name)
+{
+    size_t len = strlen(name);
+
+    return len >= 4 && strcmp(name + len - 4, ".sql") == 0;
+}
+
+/* Appends one entry to *list, growing it. 0 or -ENOMEM. */
+static int push_migration(struct cc_pg_migration **list, size_t *n, size_t *cap, long version,
+                          const char *file)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        struct cc_pg_migration *grown = realloc(*list, ncap * sizeof(**list));
+        if (!grown)
+            return -ENOMEM;
+        *list = grown;
+        *cap = ncap;
+    }
+    (*list)[*n].version = version;
+    snprintf((*list)[*n].file, sizeof((*list)[*n].file), "%s", file);
+    (*n)++;
+    return 0;
+}
+
+static int find_duplicate(const struct cc_pg_migration *list, size_t n, const char *dir)
+{
+    for (size_t i = 1; i < n; i++) {
+        if (list[i].version == list[i - 1].version) {
+            CC_ERROR("migration version duplicated: \"%s\" and \"%s\" in \"%s\"", list[i - 1].file,
+                     list[i].file, dir);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+int cc_pg_migration_list(const char *dir, struct cc_pg_migration **out, size_t *n)
+{
+    struct cc_pg_migration *list = NULL;
+    size_t count = 0, cap = 0;
+    struct dirent *de;
+    int rc = 0;
+    DIR *d;
+
+    d = opendir(dir);
+    if (!d) {
+        rc = -errno;
+        CC_ERROR("migration directory unreadable: \"%s\": %s", dir, strerror(errno));
+        return rc;
+    }
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        long version;
+
+        if (de->d_name[0] == '.' || !has_sql_suffix(de->d_name))
+            continue;
+        if (cc_pg_migration_parse_name(de->d_name, &version) < 0) {
+            CC_ERROR("migration file name invalid: \"%s\" in \"%s\" (want NNN_name.sql)",
+                     de->d_name, dir);
+            rc = -EINVAL;
+            break;
+        }
+        rc = push_migration(&list, &count, &cap, version, de->d_name);
+    }
+    closedir(d);
+    if (rc == 0 && count > 1) {
+        qsort(list, count, sizeof(*list), compare_migrations);
+        rc = find_duplicate(list, count, dir);
+    }
+    if (rc < 0) {
+        free(list);
+        return rc;
+    }
+    *out = list;
+    *n = count;
+    return 0;
+}
+
+/* Reads a whole file into a NUL-terminated malloc'd buffer. 0 or negative errno. */
+static int read_file(const char *path, char **out, size_t *len)
+{
+    struct stat st;
+    char *buf;
+    int rc = 0;
+    FILE *f;
+
+    f = fopen(path, "rb");
+    if (!f)
+        return -errno;
+    if (fstat(fileno(f), &st) < 0) {
+        rc = -errno;
+        goto close_file;
+    }
+    if (st.st_size > MIGRATION_FILE_MAX) {
+        rc = -EFBIG;
+        goto close_file;
+    }
+    buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        rc = -ENOMEM;
+        goto close_file;
+    }
+    if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+        free(buf);
+        rc = -EIO;
+        goto close_file;
+    }
+    buf[st.st_size] = '\0';
+    *out = buf;
+    *len = (size_t)st.st_size;
+close_file:
+    fclose(f);
+    return rc;
+}
+
+static int sha256_hex(const char *data, size_t len, char hex[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+
+    if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != sizeof(md))
+        return -EIO;
+    for (size_t i = 0; i < sizeof(md); i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 15];
+    }
+    hex[64] = '\0';
+    return 0;
+}
+
+/* ---- migrations runner ---------------------------------------------------------------------- */
+
+/* The schema is spliced into SQL, so it is restricted to what needs no quoting. */
+static bool schema_name_valid(const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+
+    if (len == 0 || len > SCHEMA_NAME_MAX || (s[0] >= '0' && s[0] <= '9'))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* BEGIN, take the schema's migration lock, point search_path at the schema. */
+static int begin_locked(cc_pg *pg, const char *schema)
+{
+    const char *params[] = {schema};
+    char sql[128];
+
+    if (cc_pg_begin(pg) < 0)
+        return -EIO;
+    snprintf(sql, sizeof(sql), "SET LOCAL search_path TO \"%s\", public", schema);
+    if (cc_pg_exec(pg, MIGRATE_LOCK_SQL, 1, params) < 0 || cc_pg_exec(pg, sql, 0, NULL) < 0) {
+        cc_pg_rollback(pg);
+        return -EIO;
+    }
+    return 0;
+}
+
+static int ensure_migrations_table(cc_pg *pg, const char *schema)
+{
+    PGresult *res;
+    char sql[512];
+
+    if (begin_locked(pg, schema) < 0)
+        return -EIO;
+    snprintf(sql, sizeof(sql),
+             "CREATE SCHEMA IF NOT EXISTS \"%s\"; "
+             "CREATE TABLE IF NOT EXISTS \"%s\".schema_migrations ("
+             " version bigint PRIMARY KEY,"
+             " name text NOT NULL,"
+             " sha256 text NOT NULL,"
+             " applied_at timestamptz NOT NULL DEFAULT now())",
+             schema, schema);
+    res = run(pg, sql, 0, NULL, true);
+    if (!res) {
+        cc_pg_rollback(pg);
+        return -EIO;
+    }
+    PQclear(res);
+    return cc_pg_commit(pg);
+}
+
+/* Looks up a migration's record inside the locked transaction: 1 = recorded with the same
+ * sha256, 0 = not recorded, -EBADMSG = recorded with another sha256, -EIO. */
+static int recorded_state(cc_pg *pg, const char *schema, const struct cc_pg_migration *m,
+                          const char *sha)
+{
+    char sql[256], version[24];
+    const char *params[] = {version};
+    PGresult *res;
+    int rc;
+
+    snprintf(version, sizeof(version), "%ld", m->version);
+    snprintf(sql, sizeof(sql),
+             "SELECT sha256, name FROM \"%s\".schema_migrations WHERE version = $1", schema);
+    res = cc_pg_query(pg, sql, 1, params);
+    if (!res)
+        return -EIO;
+    if (PQntuples(res) == 0) {
+        rc = 0;
+    } else if (strcmp(PQgetvalue(res, 0, 0), sha) != 0) {
+        CC_ERROR("migration changed after it was applied: \"%s\" in schema \"%s\" (recorded "
+                 "sha256 %s, file %s); add a new migration instead",
+                 m->file, schema, PQgetvalue(res, 0, 0), sha);
+        rc = -EBADMSG;
+    } else {
+        if (strcmp(PQgetvalue(res, 0, 1), m->file) != 0)
+            CC_WARN("migration renamed: \"%s\" was recorded as \"%s\" in schema \"%s\"", m->file,
+                    PQgetvalue(res, 0, 1), schema);
+        rc = 1;
+    }
+    PQclear(res);
+    return rc;
+}
+
+static int record_migration(cc_pg *pg, const char *schema, const struct cc_pg_migration *m,
+                            const char *sha)
+{
+    char sql[256], version[24];
+    const char *params[] = {version, m->file, sha};
+
+    snprintf(version, sizeof(version), "%ld", m->version);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO \"%s\".schema_migrations (version, name, sha256) VALUES ($1, $2, $3)",
+             schema);
+    return cc_pg_exec(pg, sql, 3, params);
+}
+
+/* Applies one file in its own locked transaction unless already recorded. Returns 1 when
+ * applied, 0 when it was already there, or negative. */
+static int apply_one(cc_pg *pg, const char *schema, const char *dir,
+                     const struct cc_pg_migration *m)
+{
+    char path[4096], sha[65];
+    char *body = NULL;
+    size_t len = 0;
+    PGresult *res;
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, m->file);
+    rc = read_file(path, &body, &len);
+    if (rc < 0) {
+        CC_ERROR("migration unreadable: \"%s\": %s", path, strerror(-rc));
+        return rc;
+    }
+    rc = sha256_hex(body, len, sha);
+    if (rc < 0)
+        goto free_body;
+    rc = begin_locked(pg, schema);
+    if (rc < 0)
+        goto free_body;
+    rc = recorded_state(pg, schema, m, sha);
+    if (rc != 0) {
+        rc = rc == 1 ? 0 : rc; /* 1: applied before, nothing to do */
+        goto rollback_tx;
+    }
+    res = run(pg, body, 0, NULL, true);
+    if (!res) {
+        CC_ERROR("migration failed, rolled back: \"%s\" in schema \"%s\" (sqlstate %s)", m->file,
+                 schema, pg->sqlstate);
+        rc = -EIO;
+        goto rollback_tx;
+    }
+    PQclear(res);
+    rc = record_migration(pg, schema, m, sha);
+    if (rc < 0)
+        goto rollback_tx;
+    rc = cc_pg_commit(pg);
+    if (rc == 0) {
+        CC_INFO("migration applied: \"%s\" in schema \"%s\"", m->file, schema);
+        rc = 1;
+    }
+    goto free_body;
+rollback_tx:
+    /* Nothing to keep: the file was applied before (the tx only read), or it failed. */
+    cc_pg_rollback(pg);
+free_body:
+    free(body);
+    return rc;
+}
+
+int cc_pg_migrate(cc_pg *pg, const char *schema, const char *dir, int *applied)
+{
+    struct cc_pg_migration *list = NULL;
+    size_t n = 0;
+    int rc, count = 0;
+
+    if (applied)
+        *applied = 0;
+    if (!schema_name_valid(schema)) {
+        CC_ERROR("migration schema name invalid: \"%s\" (want [a-z_][a-z0-9_]*, at most 63)",
+                 schema ? schema : "(null)");
+        return -EINVAL;
+    }
+    if (in_transaction(pg)) {
+        CC_ERROR("migration refused: schema \"%s\": a transaction is open", schema);
+        return -EINVAL;
+    }
+    rc = cc_pg_migration_list(dir, &list, &n);
+    if (rc < 0)
+        return rc;
+    rc = ensure_migrations_table(pg, schema);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int one = apply_one(pg, schema, dir, &list[i]);
+        if (one < 0)
+            rc = one;
+        else
+            count += one;
+    }
+    free(list);
+    if (applied)
+        *applied = count;
+    return rc;
+}

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# run.sh: what `make run` does after building -- start the local stack in
+# .stack/run, then every service binary BUILDROOT/bin/cc-* (but the dev broker),
+# print where everything listens, and on Ctrl-C or SIGTERM stop the services,
+# then the stack, leaving nothing running.
+#
+#   deploy/local/run.sh BUILDROOT          e.g. deploy/local/run.sh build/release
+#
+# Services get the stack's env plus CC_HTTP_PORT: 8081, 8082, ... in
+# alphabetical order of service (base: $CC_RUN_PORT_BASE). Their logs go to
+# .stack/run/<service>.log. Variables exported by the caller pass through.
+set -euo pipefail
+set +m
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+STACK=$TOP/deploy/local/stack.sh
+DIR=$TOP/.stack/run
+PORT_BASE=${CC_RUN_PORT_BASE:-8081}
+GRACE_S=10
+
+declare -a SVC_NAMES=() SVC_PIDS=() SVC_PORTS=()
+STARTED_STACK=0
+
+say() {
+    echo "run: $*" >&2
+}
+
+stop_services() {
+    local i pid n
+    for i in "${!SVC_PIDS[@]}"; do
+        kill -TERM "${SVC_PIDS[$i]}" 2>/dev/null || true
+    done
+    for i in "${!SVC_PIDS[@]}"; do
+        pid=${SVC_PIDS[$i]}
+        for ((n = 0; n < GRACE_S * 20; n++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            say "warning: ${SVC_NAMES[$i]} ignored SIGTERM for ${GRACE_S}s, killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        wait "$pid" 2>/dev/null || true
+    done
+    SVC_PIDS=()
+}
+
+cleanup() {
+    trap '' INT TERM HUP # a second Ctrl-C must not cut the clean-up short
+    if ((${#SVC_PIDS[@]})); then
+        say "stopping services"
+        stop_services
+    fi
+    if ((STARTED_STACK)); then
+        say "stopping the local stack"
+        "$STACK" stop "$DIR" || true
+        STARTED_STACK=0
+    fi
+}
+
+on_signal() {
+    echo >&2
+    cleanup
+    say "stopped; nothing left running"
+    exit 0
+}
+
+# wait_http PORT PID: true once GET /healthz answers, false if the process died or 10 s passed.
+wait_http() {
+    local port=$1 pid=$2 n
+    for ((n = 0; n < 200; n++)); do
+        curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$port/healthz" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+start_services() {
+    local root=$1 bin name port i=0
+    for bin in "$root"/bin/cc-*; do
+        [[ -x $bin ]] || continue
+        name=${bin##*/cc-}
+        [[ $name == devbroker ]] && continue
+        port=$((PORT_BASE + i))
+        i=$((i + 1))
+        CC_HTTP_PORT=$port "$bin" </dev/null >"$DIR/$name.log" 2>&1 &
+        SVC_NAMES+=("$name")
+        SVC_PIDS+=($!)
+        SVC_PORTS+=("$port")
+    done
+    for i in "${!SVC_PIDS[@]}"; do
+        if ! wait_http "${SVC_PORTS[$i]}" "${SVC_PIDS[$i]}"; then
+            say "error: service '${SVC_NAMES[$i]}' is not answering GET /healthz on port ${SVC_PORTS[$i]}"
+            echo "---- last lines of $DIR/${SVC_NAMES[$i]}.log ----" >&2
+            tail -n 25 "$DIR/${SVC_NAMES[$i]}.log" >&2 || true
+            return 1
+        fi
+    done
+}
+
+print_summary() {
+    local i
+    cat <<EOF
+
+  contact center: local stack up
+  kafka (dev broker)  $CC_KAFKA_BROKERS
+                      topics: proto/topics.json; logs: .stack/run/devbroker.log
+  redis               ${CC_REDIS_URL#unix://}
+                      redis-cli -s ${CC_REDIS_URL#unix://}
+  postgresql          psql '$CC_PG_DSN'
+EOF
+    if ((${#SVC_NAMES[@]} == 0)); then
+        echo "  services            none built yet (each service issue adds its own)"
+    fi
+    for i in "${!SVC_NAMES[@]}"; do
+        printf '  %-19s http://127.0.0.1:%s  (log: .stack/run/%s.log)\n' \
+            "${SVC_NAMES[$i]}" "${SVC_PORTS[$i]}" "${SVC_NAMES[$i]}"
+    done
+    cat <<EOF
+  environment         . .stack/run/env
+
+  press Ctrl-C to stop
+
+EOF
+}
+
+# Reports a service that died on its own, once; the rest keeps running.
+watch_services() {
+    local i
+    declare -A reported=()
+    while :; do
+        for i in "${!SVC_PIDS[@]}"; do
+            if [[ -z ${reported[$i]:-} ]] && ! kill -0 "${SVC_PIDS[$i]}" 2>/dev/null; then
+                say "warning: service '${SVC_NAMES[$i]}' exited; see .stack/run/${SVC_NAMES[$i]}.log"
+                reported[$i]=1
+            fi
+        done
+        sleep 1 &
+        wait $! || true
+    done
+}
+
+main() {
+    local root=${1:-}
+    [[ -n $root && -d $root ]] || {
+        echo "usage: deploy/local/run.sh BUILDROOT   (e.g. build/release, after make build)" >&2
+        exit 2
+    }
+    root=$(cd "$root" && pwd)
+    [[ -x $root/bin/cc-devbroker ]] || {
+        say "error: '$root/bin/cc-devbroker' not built (make build)"
+        exit 1
+    }
+    mkdir -p "$DIR"
+    trap on_signal INT TERM HUP
+    trap cleanup EXIT
+
+    local t0=$SECONDS
+    STARTED_STACK=1
+    CC_DEVBROKER_BIN=$root/bin/cc-devbroker "$STACK" start "$DIR" || {
+        STARTED_STACK=0 # stack.sh cleaned up after itself (or another run owns DIR)
+        exit 1
+    }
+    # shellcheck source=/dev/null
+    . "$DIR/env"
+    start_services "$root" || exit 1
+    print_summary
+    say "up in $((SECONDS - t0)) s"
+    watch_services
+}
+
+main "$@"
