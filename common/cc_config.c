@@ -56,8 +56,18 @@ static const struct cc_config_var common_vars[] = {
 
 #define N_COMMON (sizeof(common_vars) / sizeof(common_vars[0]))
 
-/* Variables read by the test runner and tools, never by a service: no typo warning. */
-#define CC_CONFIG_IGNORED_PREFIX "CC_TEST_"
+/* Variables read by the test and bench runners and the local-stack tools, never by a service:
+ * no typo warning for them (make run and make test export them to every process). */
+static const char *const tooling_prefixes[] = {"CC_TEST_", "CC_BENCH_", "CC_DEVBROKER_", "CC_RUN_"};
+
+static bool is_tooling_var(const char *name)
+{
+    for (size_t i = 0; i < sizeof(tooling_prefixes) / sizeof(tooling_prefixes[0]); i++) {
+        if (strncmp(name, tooling_prefixes[i], strlen(tooling_prefixes[i])) == 0)
+            return true;
+    }
+    return false;
+}
 
 struct cc_config_arena {
     char **strings;
@@ -223,8 +233,7 @@ static void warn_unknown(const struct cc_config_var *vars, size_t n)
     for (char **e = environ; e && *e; e++) {
         const char *eq = strchr(*e, '=');
         size_t len = eq ? (size_t)(eq - *e) : strlen(*e);
-        if (strncmp(*e, "CC_", 3) != 0 ||
-            strncmp(*e, CC_CONFIG_IGNORED_PREFIX, strlen(CC_CONFIG_IGNORED_PREFIX)) == 0)
+        if (strncmp(*e, "CC_", 3) != 0 || is_tooling_var(*e))
             continue;
         if (table_has(vars, n, *e, len) || table_has(common_vars, N_COMMON, *e, len))
             continue;

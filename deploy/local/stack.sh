@@ -6,7 +6,8 @@
 #   deploy/local/stack.sh stop   DIR               stop everything (idempotent)
 #   deploy/local/stack.sh status DIR               exit 0 when every part is up
 #
-# DIR/env holds shell `export` lines: CC_KAFKA_BROKERS, CC_REDIS_URL, CC_PG_DSN
+# DIR/env holds shell `export` lines: CC_KAFKA_BROKERS, CC_REDIS_URL, CC_PG_DSN, the dev
+# broker's consumer-group settings (CC_KAFKA_SESSION_TIMEOUT_MS=6000 ...)
 # and CC_DEVBROKER_CONTROL (the dev broker's topic-creation socket).
 #
 # The dev broker binary is $CC_DEVBROKER_BIN, else BUILDROOT/bin/cc-devbroker
@@ -316,6 +317,11 @@ export CC_KAFKA_BROKERS='$bootstrap'
 export CC_REDIS_URL='unix://$dir/redis.sock'
 export CC_PG_DSN='host=$PGSOCK dbname=cc user=postgres'
 export CC_DEVBROKER_CONTROL='$dir/devbroker.sock'
+# the dev broker needs these (ARCHITECTURE.md: a group waits a whole session timeout before a new
+# member gets its partitions; a fetch is answered only when fetch.wait.max.ms expires)
+export CC_KAFKA_SESSION_TIMEOUT_MS=6000
+export CC_KAFKA_HEARTBEAT_INTERVAL_MS=1000
+export CC_KAFKA_FETCH_WAIT_MAX_MS=10
 EOF
     mv "$dir/env.tmp" "$dir/env"
     echo "stack: up in $((($(date +%s%N) - t0) / 1000000)) ms under '$dir'" >&2

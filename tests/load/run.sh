@@ -68,7 +68,7 @@ main() {
     export CC_BENCH_BIN_DIR=$root/bench CC_BENCH_BUILDROOT=$root
 
     for s in "${scripts[@]}"; do
-        echo "bench: # ${s#"$TOP"/}" >&2
+        echo "== ${s#"$TOP"/}" >&2
         if ! bash "$s" "$root"; then
             echo "bench: error: ${s#"$TOP"/} failed" >&2
             failed=1

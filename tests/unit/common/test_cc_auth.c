@@ -142,7 +142,8 @@ Test(cc_auth, refuses_a_tenant_longer_than_the_maximum)
     memset(tenant, 't', sizeof(tenant) - 1);
     tenant[sizeof(tenant) - 1] = '\0';
     snprintf(spec, sizeof(spec), "%s:%s:admin", hash_a, tenant);
-    cr_assert_null(cc_auth_new(spec, err, sizeof(err)), "expected a tenant one over the maximum refused");
+    cr_assert_null(cc_auth_new(spec, err, sizeof(err)),
+                   "expected a tenant one over the maximum refused");
     tenant[CC_AUTH_TENANT_MAX] = '\0';
     snprintf(spec, sizeof(spec), "%s:%s:admin", hash_a, tenant);
     cc_auth *auth = cc_auth_new(spec, err, sizeof(err));
