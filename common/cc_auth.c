@@ -107,27 +107,39 @@ static char *trim(char *s)
     return s;
 }
 
-/* Parses one "hash:tenant:role" entry (1-based position n, for messages) into *e. */
+/* Splits text at the next ':' (cut in place); returns the rest, or NULL when there is none. */
+static char *split_field(char *text)
+{
+    char *colon = text ? strchr(text, ':') : NULL;
+
+    if (!colon)
+        return NULL;
+    *colon = '\0';
+    return colon + 1;
+}
+
+/* Parses one "hash:tenant:role[:subject]" entry (1-based position n, for messages) into *e. */
 static int parse_entry(char *text, size_t n, struct auth_entry *e, char *err, size_t errlen)
 {
     char *hash = trim(text);
-    char *tenant = strchr(hash, ':');
-    char *role = tenant ? strchr(tenant + 1, ':') : NULL;
+    char *tenant = split_field(hash);
+    char *role = split_field(tenant);
+    char *subject = split_field(role);
     enum cc_role r;
 
     if (*hash == '\0') {
         snprintf(err, errlen, "empty token entry %zu (stray comma?)", n);
         return -EINVAL;
     }
-    if (!role || strchr(role + 1, ':')) {
-        snprintf(err, errlen, "malformed token entry %zu: expected 'sha256hex:tenant:role'", n);
+    if (!role || (subject && strchr(subject, ':'))) {
+        snprintf(err, errlen,
+                 "malformed token entry %zu: expected 'sha256hex:tenant:role[:subject]'", n);
         return -EINVAL;
     }
-    *tenant++ = '\0';
-    *role++ = '\0';
     hash = trim(hash);
     tenant = trim(tenant);
     role = trim(role);
+    subject = subject ? trim(subject) : "";
     if (!parse_hash(hash, e->hash)) {
         snprintf(err, errlen, "bad hash in token entry %zu: expected 64 hex digits", n);
         return -EINVAL;
@@ -146,8 +158,20 @@ static int parse_entry(char *text, size_t n, struct auth_entry *e, char *err, si
                  role, n);
         return -EINVAL;
     }
+    if (*subject && !cc_tenant_valid(subject)) {
+        snprintf(err, errlen,
+                 "bad subject in token entry %zu: expected 1..%d characters of [A-Za-z0-9_-]", n,
+                 CC_AUTH_SUBJECT_MAX);
+        return -EINVAL;
+    }
+    if (r == CC_ROLE_AGENT && !*subject) {
+        snprintf(err, errlen,
+                 "token entry %zu: an agent token needs a subject (the agent id it acts as)", n);
+        return -EINVAL;
+    }
     memset(&e->principal, 0, sizeof(e->principal));
     memcpy(e->principal.tenant, tenant, strlen(tenant) + 1);
+    memcpy(e->principal.subject, subject, strlen(subject) + 1);
     e->principal.role = r;
     for (size_t i = 0; i < 6; i++)
         snprintf(e->principal.key_id + 2 * i, 3, "%02x", e->hash[i]);

@@ -2,15 +2,18 @@
  * cc_auth: bearer-token authentication; every token carries a tenant and a role.
  *
  * Tokens are configured by one string (env CC_AUTH_TOKENS): comma-separated
- * "sha256hex:tenant:role" entries, e.g.
- *     CC_AUTH_TOKENS="9f86d0...0a08:acme:supervisor,2c26b4...7ae:acme:service"
+ * "sha256hex:tenant:role[:subject]" entries, e.g.
+ *     CC_AUTH_TOKENS="9f86d0...0a08:acme:supervisor,2c26b4...7ae:acme:agent:a-1007"
+ * The subject names who the token acts as; an agent token must have one (the agent
+ * id: an agent changes only its own state), other roles may.
  * The server keeps only the SHA-256 of each token, so the configuration holds
  * no secret. Make an entry's hash with:
  *     printf %s "$TOKEN" | sha256sum
  * (printf, not echo: the trailing newline would be hashed too.)
  *
- * Tenant: 1..63 characters of [A-Za-z0-9._-]. Role: admin, supervisor, agent,
- * analyst or service. Hex is case-insensitive; surrounding blanks are ignored.
+ * Tenant and subject: 1..64 characters of [A-Za-z0-9_-] (cc_tenant_valid). Role:
+ * admin, supervisor, agent, analyst or service. Hex is case-insensitive; surrounding blanks are
+ * ignored.
  *
  * Tenant isolation is the caller's job: a principal of tenant A that asks for
  * a resource of tenant B gets 404, never 403 (the resource "does not exist" for A).
@@ -25,7 +28,8 @@
 
 #include "cc_event.h"
 
-#define CC_AUTH_TENANT_MAX CC_EVENT_TENANT_MAX /* characters, without the terminating NUL */
+#define CC_AUTH_TENANT_MAX  CC_EVENT_TENANT_MAX /* characters, without the terminating NUL */
+#define CC_AUTH_SUBJECT_MAX CC_EVENT_TENANT_MAX
 
 typedef struct cc_auth cc_auth;
 
@@ -43,6 +47,7 @@ enum cc_role {
 struct cc_principal {
     char tenant[CC_AUTH_TENANT_MAX + 1];
     enum cc_role role;
+    char subject[CC_AUTH_SUBJECT_MAX + 1]; /* "" when the token names none */
     char key_id[13]; /* first 12 hex digits of the token's hash: safe to log */
 };
 

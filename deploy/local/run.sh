@@ -19,6 +19,7 @@ PORT_BASE=${CC_RUN_PORT_BASE:-8081}
 GRACE_S=10
 
 declare -a SVC_NAMES=() SVC_PIDS=() SVC_PORTS=()
+DEV_TOKEN=
 STARTED_STACK=0
 
 say() {
@@ -117,12 +118,27 @@ EOF
         printf '  %-19s http://127.0.0.1:%s  (log: .stack/run/%s.log)\n' \
             "${SVC_NAMES[$i]}" "${SVC_PORTS[$i]}" "${SVC_NAMES[$i]}"
     done
+    if [[ -n ${DEV_TOKEN:-} ]]; then
+        echo "  admin token         $DEV_TOKEN  (tenant demo; this run only)"
+        if ((${#SVC_NAMES[@]})); then
+            echo "                      curl -H 'Authorization: Bearer $DEV_TOKEN' http://127.0.0.1:${SVC_PORTS[0]}/v1/..."
+        fi
+    fi
     cat <<EOF
   environment         . .stack/run/env
 
   press Ctrl-C to stop
 
 EOF
+}
+
+# Without CC_AUTH_TOKENS from the caller, makes one admin token of tenant "demo" for this run
+# (only its SHA-256 is given to the services) so the REST APIs can be tried at once.
+make_dev_token() {
+    [[ -z ${CC_AUTH_TOKENS:-} ]] || return 0
+    DEV_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+    CC_AUTH_TOKENS="$(printf %s "$DEV_TOKEN" | sha256sum | cut -d' ' -f1):demo:admin"
+    export CC_AUTH_TOKENS
 }
 
 # Reports a service that died on its own, once; the rest keeps running.
@@ -164,6 +180,7 @@ main() {
     }
     # shellcheck source=/dev/null
     . "$DIR/env"
+    make_dev_token
     start_services "$root" || exit 1
     print_summary
     say "up in $((SECONDS - t0)) s"

@@ -150,7 +150,8 @@ static void http_setup(void)
     cr_assert_eq(cc_auth_hash_token(TOK_ACME, ha), 0);
     cr_assert_eq(cc_auth_hash_token(TOK_GLOBEX, hg), 0);
     cr_assert_eq(cc_auth_hash_token(TOK_ADMIN, hd), 0);
-    snprintf(spec, sizeof(spec), "%s:acme:supervisor,%s:globex:agent,%s:acme:admin", ha, hg, hd);
+    snprintf(spec, sizeof(spec), "%s:acme:supervisor,%s:globex:agent:a-1,%s:acme:admin", ha, hg,
+             hd);
     auth = cc_auth_new(spec, err, sizeof(err));
     cr_assert_not_null(auth, "expected the token spec to parse: %s", err);
 

@@ -47,7 +47,7 @@ static char *rt_auth_spec(void)
     cc_auth_hash_token(RT_ADMIN, a);
     cc_auth_hash_token(RT_AGENT, g);
     cc_auth_hash_token(RT_OTHER, b);
-    snprintf(spec, sizeof(spec), "%s:%s:admin,%s:%s:agent,%s:%s:admin", a, rt_tenant_a, g,
+    snprintf(spec, sizeof(spec), "%s:%s:admin,%s:%s:agent:a-1,%s:%s:admin", a, rt_tenant_a, g,
              rt_tenant_a, b, rt_tenant_b);
     return spec;
 }

@@ -37,7 +37,7 @@ Test(cc_auth, accepts_a_known_token_and_returns_its_tenant_and_role)
     char spec[256], err[256] = "";
     struct cc_principal p;
 
-    snprintf(spec, sizeof(spec), "%s:acme:supervisor, %s:globex:agent", hash_a, hash_b);
+    snprintf(spec, sizeof(spec), "%s:acme:supervisor, %s:globex:agent:a-7", hash_a, hash_b);
     cc_auth *auth = cc_auth_new(spec, err, sizeof(err));
     cr_assert_not_null(auth, "expected the spec to parse, got '%s'", err);
     cr_assert_eq(cc_auth_count(auth), 2);
@@ -45,13 +45,37 @@ Test(cc_auth, accepts_a_known_token_and_returns_its_tenant_and_role)
     cr_assert_eq(cc_auth_check(auth, "secret-b", &p), 0, "expected secret-b to be accepted");
     cr_assert_str_eq(p.tenant, "globex");
     cr_assert_eq(p.role, CC_ROLE_AGENT);
+    cr_assert_str_eq(p.subject, "a-7", "expected the agent token's subject");
     cr_assert_eq(strncmp(p.key_id, hash_b, 12), 0, "expected key_id to be the hash prefix");
     cr_assert_eq(strlen(p.key_id), 12);
 
     cr_assert_eq(cc_auth_check(auth, "secret-a", &p), 0);
     cr_assert_str_eq(p.tenant, "acme");
     cr_assert_eq(p.role, CC_ROLE_SUPERVISOR);
+    cr_assert_str_eq(p.subject, "", "expected no subject when the entry names none");
     cc_auth_free(auth);
+}
+
+Test(cc_auth, refuses_an_agent_token_without_a_subject)
+{
+    char spec[256], err[256] = "";
+
+    snprintf(spec, sizeof(spec), "%s:acme:agent", hash_a);
+    cr_assert_null(cc_auth_new(spec, err, sizeof(err)),
+                   "expected an agent token to need a subject");
+    cr_assert(strstr(err, "needs a subject") != NULL, "expected the reason, got '%s'", err);
+}
+
+Test(cc_auth, refuses_a_bad_subject_or_a_fifth_field)
+{
+    char spec[256], err[256] = "";
+
+    snprintf(spec, sizeof(spec), "%s:acme:agent:bad id", hash_a);
+    cr_assert_null(cc_auth_new(spec, err, sizeof(err)), "expected a subject with a blank refused");
+    cr_assert(strstr(err, "bad subject") != NULL, "got '%s'", err);
+    snprintf(spec, sizeof(spec), "%s:acme:agent:a-1:extra", hash_a);
+    cr_assert_null(cc_auth_new(spec, err, sizeof(err)), "expected a fifth field refused");
+    cr_assert(strstr(err, "malformed") != NULL, "got '%s'", err);
 }
 
 Test(cc_auth, rejects_unknown_empty_and_null_tokens_without_touching_the_principal)
@@ -117,10 +141,11 @@ ParameterizedTestParameters(cc_auth, fails_with_a_clear_error_for_a_bad_spec)
         {HASH_A "::admin", "bad tenant"},
         {HASH_A ":ac me:admin", "bad tenant"},
         {HASH_A ":acme", "malformed token entry 1"},
-        {HASH_A ":acme:admin:extra", "malformed token entry 1"},
+        {HASH_A ":acme:admin:x:extra", "malformed token entry 1"},
+        {HASH_A ":acme:agent", "needs a subject"},
         {HASH_A ":acme:admin,", "empty token entry 2"},
         {HASH_A ":acme:admin,," HASH_A ":b:admin", "empty token entry 2"},
-        {HASH_A ":acme:admin," HASH_A ":other:agent", "repeats the hash of token entry 1"},
+        {HASH_A ":acme:admin," HASH_A ":other:agent:a1", "repeats the hash of token entry 1"},
     };
     return cr_make_param_array(struct bad_spec, cases, sizeof(cases) / sizeof(cases[0]));
 }

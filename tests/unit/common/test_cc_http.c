@@ -29,7 +29,7 @@ static void uhttp_setup(void)
     char spec[128], hash[65], err[128];
 
     cr_assert_eq(cc_auth_hash_token(TOKEN, hash), 0);
-    snprintf(spec, sizeof(spec), "%s:t1:agent", hash);
+    snprintf(spec, sizeof(spec), "%s:t1:agent:a-1", hash);
     uauth = cc_auth_new(spec, err, sizeof(err));
     cr_assert_not_null(uauth, "%s", err);
     usrv = cc_http_new(&(struct cc_http_config){.addr = "127.0.0.1", .auth = uauth});
