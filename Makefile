@@ -82,9 +82,18 @@ $(OUT)/bin/cc-$(1): $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard services/$(1)/*.c))
 endef
 $(foreach s,$(SERVICES),$(eval $(call SERVICE_template,$(s))))
 
-# service modules (everything but main.c) are linked into the test binaries
+# service modules (everything but main.c) are linked into the test binaries; helper programs and
+# benchmarks link the per-service archives, from which the linker takes only what they use
 SERVICE_MODULE_OBJ := $(patsubst %.c,$(OUT)/obj/%.o,$(filter-out %/main.c,$(wildcard services/*/*.c)))
+SERVICE_LIBS := $(SERVICES:%=$(OUT)/lib%.a)
 TEST_INCS := $(patsubst %,-I%,$(wildcard services/*)) -Itests
+
+define SERVICE_LIB_template
+$(OUT)/lib$(1).a: $(patsubst %.c,$(OUT)/obj/%.o,$(filter-out %/main.c,$(wildcard services/$(1)/*.c)))
+	@mkdir -p $$(dir $$@)
+	rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach s,$(SERVICES),$(eval $(call SERVICE_LIB_template,$(s))))
 
 $(OUT)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
@@ -98,11 +107,11 @@ $(INTEG_BIN): $(INTEG_SRC:%.c=$(OUT)/obj/%.o) $(SERVICE_MODULE_OBJ) $(LIBCC)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL) -lcriterion
 
-$(OUT)/tests/helpers/%: $(OUT)/obj/tests/integration/helpers/%.o $(LIBCC)
+$(OUT)/tests/helpers/%: $(OUT)/obj/tests/integration/helpers/%.o $(SERVICE_LIBS) $(LIBCC)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
 
-$(OUT)/bench/%: $(OUT)/obj/tests/load/%.o $(LIBCC)
+$(OUT)/bench/%: $(OUT)/obj/tests/load/%.o $(SERVICE_LIBS) $(LIBCC)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
 

@@ -79,6 +79,17 @@ void cc_bus_config_defaults(struct cc_bus_config *cfg)
     };
 }
 
+void cc_bus_config_from_common(struct cc_bus_config *cfg, const struct cc_common_config *common)
+{
+    cc_bus_config_defaults(cfg);
+    cfg->brokers = common->kafka_brokers;
+    cfg->client_id = common->instance_id;
+    cfg->session_timeout_ms = (int)common->kafka_session_timeout_ms;
+    cfg->heartbeat_interval_ms = (int)common->kafka_heartbeat_interval_ms;
+    cfg->fetch_wait_max_ms = (int)common->kafka_fetch_wait_max_ms;
+    cfg->retry_backoff_max_ms = (int)common->kafka_retry_backoff_max_ms;
+}
+
 static int bus_range_check(const char *name, int v, int lo, int hi, char *err, size_t errlen)
 {
     if (v >= lo && v <= hi)

@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cc_config.h"
+
 /* One constant per topic of proto/topics.json. */
 #define CC_TOPIC_INTERACTIONS      "cc.interactions"
 #define CC_TOPIC_AGENTS            "cc.agents"
@@ -98,6 +100,11 @@ typedef enum cc_bus_verdict (*cc_bus_handler)(void *ctx, const struct cc_bus_msg
 
 /* Fills cfg with the CC_BUS_DEFAULT_* values; brokers and client_id become NULL. */
 void cc_bus_config_defaults(struct cc_bus_config *cfg);
+
+/* Fills cfg from a service's loaded CC_KAFKA_* settings (brokers, instance id as client id,
+ * session, heartbeat, fetch wait, retry cap) over the defaults. Strings are borrowed from
+ * common, which must outlive cfg. */
+void cc_bus_config_from_common(struct cc_bus_config *cfg, const struct cc_common_config *common);
 
 /* Checks every field (required strings, ranges, heartbeat below session timeout). Returns 0, or
  * -EINVAL with a one-line explanation naming the field in err (when err is non-NULL). */

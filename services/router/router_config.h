@@ -19,6 +19,15 @@ struct router_config {
     const char *migrations_dir; /* CC_ROUTER_MIGRATIONS_DIR, relative to the working directory */
     long pg_pool_size;          /* CC_ROUTER_PG_POOL_SIZE */
     long pg_acquire_timeout_ms; /* CC_ROUTER_PG_ACQUIRE_TIMEOUT_MS */
+    const char *consumer_group; /* CC_ROUTER_CONSUMER_GROUP */
+    long consumers;             /* CC_ROUTER_CONSUMERS: consumer threads of the group */
+    long tick_ms;               /* CC_ROUTER_TICK_MS: timer poll period */
+    long outbox_batch;          /* CC_ROUTER_OUTBOX_BATCH: events per publish batch */
+    long outbox_lease_ms;       /* CC_ROUTER_OUTBOX_LEASE_MS: publisher failover time */
+    long drain_ms;              /* CC_ROUTER_DRAIN_MS: outbox drain at shutdown */
+    long closed_keep_s;         /* CC_ROUTER_CLOSED_KEEP_S: closed interactions kept (dedupe) */
+    long sync_timeout_ms;       /* CC_ROUTER_SYNC_TIMEOUT_MS: start-up config sync limit */
+    const char *tenants;        /* CC_ROUTER_TENANTS: tenants served ("" = all) */
 };
 
 /* The router's own variables (the common ones come from cc_config). */

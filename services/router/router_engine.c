@@ -1,0 +1,761 @@
+/* router_engine: bus commands and facts -> router_state + router_live (see the header). */
+#include "router_engine.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "cc_log.h"
+#include "cc_time.h"
+#include "router_live.h"
+#include "router_schedule.h"
+
+#define ENGINE_QCACHE_LEN  1024 /* queue schedule cache slots (direct-mapped) */
+#define ENGINE_SOURCE_SELF "/router/"
+
+struct engine_qcache {
+    char tenant[ROUTER_TENANT_MAX + 2];
+    char id[ROUTER_ID_MAX + 1];
+    bool exists;
+    int64_t loaded_ms; /* mono; 0 = empty slot */
+    struct router_queue q;
+};
+
+struct router_engine {
+    router_state *rs;
+    router_live *lv;
+    router_store *store;
+    char *instance;
+    char *tenants; /* ",t1,t2," or NULL = all */
+    uint64_t rng;
+    struct engine_qcache *qcache;
+    struct cc_counter *handled[ROUTER_CMD_REGISTERED + 1];
+    struct cc_counter *rebuilds;
+    struct cc_histogram *duration;
+};
+
+static const char *const engine_kind_names[] = {
+    "ignore",   "route", "cancel",    "requeue",   "callback",
+    "answered", "ended", "abandoned", "no_answer", "registered",
+};
+
+/* ---- validation ------------------------------------------------------------------------- */
+
+static int engine_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int engine_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -EINVAL;
+}
+
+/* common.schema.json#/$defs/id: ^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$ */
+static bool engine_id_valid(const char *s)
+{
+    size_t n;
+
+    if (!s || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
+        return false;
+    for (n = 0; s[n]; n++) {
+        char c = s[n];
+        if (n >= 128 ||
+            !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '@' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* An optional id field: absent -> NULL, present -> must be an id. */
+static int engine_opt_id(const json_t *data, const char *name, const char **out, char *err,
+                         size_t errlen)
+{
+    const json_t *v = json_object_get(data, name);
+
+    *out = NULL;
+    if (!v)
+        return 0;
+    if (!json_is_string(v) || !engine_id_valid(json_string_value(v)))
+        return engine_fail(err, errlen, "data.%s: must be an id (1..128 of [A-Za-z0-9._:@-])",
+                           name);
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int engine_req_id(const json_t *data, const char *name, const char **out, char *err,
+                         size_t errlen)
+{
+    if (engine_opt_id(data, name, out, err, errlen) < 0)
+        return -EINVAL;
+    if (!*out)
+        return engine_fail(err, errlen, "data.%s: required", name);
+    return 0;
+}
+
+static int engine_int(const json_t *data, const char *name, bool required, long long min,
+                      long long max, long long *out, char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(data, name);
+
+    if (!v) {
+        if (required)
+            return engine_fail(err, errlen, "data.%s: required", name);
+        return 1;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return engine_fail(err, errlen, "data.%s: must be an integer %lld..%lld", name, min, max);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+static int engine_string(const json_t *data, const char *name, bool required, size_t maxlen,
+                         const char **out, char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(data, name);
+
+    *out = NULL;
+    if (!v) {
+        if (required)
+            return engine_fail(err, errlen, "data.%s: required", name);
+        return 0;
+    }
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > maxlen)
+        return engine_fail(err, errlen, "data.%s: must be a string of 1..%zu characters", name,
+                           maxlen);
+    *out = json_string_value(v);
+    return 0;
+}
+
+/* One of names[] (NULL-terminated); returns its index or -EINVAL. */
+static int engine_enum(const json_t *data, const char *name, const char *const *names, char *err,
+                       size_t errlen)
+{
+    const char *s = json_string_value(json_object_get(data, name));
+
+    for (int i = 0; s && names[i]; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return engine_fail(err, errlen, "data.%s: required, one of the schema's values", name);
+}
+
+static int engine_skills(const json_t *data, struct router_cmd *c, char *err, size_t errlen)
+{
+    const json_t *arr = json_object_get(data, "skills"), *v;
+    json_t *out;
+    size_t i;
+
+    if (!arr)
+        return 0;
+    if (!json_is_array(arr) || json_array_size(arr) > ROUTER_ENGINE_ROUTE_SKILLS)
+        return engine_fail(err, errlen, "data.skills: must be an array of at most %d",
+                           ROUTER_ENGINE_ROUTE_SKILLS);
+    out = json_array();
+    if (!out)
+        return -ENOMEM;
+    json_array_foreach(arr, i, v)
+    {
+        const char *s = json_string_value(json_object_get(v, "skill"));
+        const json_t *lvl = json_object_get(v, "min_proficiency");
+
+        if (!json_is_object(v) || !s || !engine_id_valid(s) || strlen(s) > ROUTER_ID_MAX) {
+            json_decref(out);
+            return engine_fail(err, errlen, "data.skills[%zu].skill: must be a skill id", i);
+        }
+        if (!json_is_integer(lvl) || json_integer_value(lvl) < 1 || json_integer_value(lvl) > 5) {
+            json_decref(out);
+            return engine_fail(err, errlen,
+                               "data.skills[%zu].min_proficiency: must be an integer 1..5", i);
+        }
+        snprintf(c->skills[i].skill, sizeof(c->skills[i].skill), "%s", s);
+        c->skills[i].level = (int)json_integer_value(lvl);
+        json_array_append_new(
+            out, json_pack("{s:s, s:I}", "skill", s, "min_proficiency", json_integer_value(lvl)));
+    }
+    c->nskills = json_array_size(arr);
+    c->has_skills = true;
+    c->skills_json = json_dumps(out, JSON_COMPACT);
+    json_decref(out);
+    return c->skills_json ? 0 : -ENOMEM;
+}
+
+static int engine_parse_route(const json_t *d, struct router_cmd *c, char *err, size_t errlen)
+{
+    static const char *const channels[] = {"voice", "chat", "email", "sms", NULL};
+    const json_t *cb = json_object_get(d, "callback");
+    long long prio = 0;
+    int ch;
+
+    if (engine_req_id(d, "queue_id", &c->queue_id, err, errlen) < 0)
+        return -EINVAL;
+    ch = engine_enum(d, "channel", channels, err, errlen);
+    if (ch < 0)
+        return -EINVAL;
+    if (router_channel_parse(channels[ch], &c->channel) < 0)
+        return engine_fail(err, errlen, "data.channel: unknown");
+    if (engine_int(d, "priority", true, 0, ROUTER_PRIORITY_MAX, &prio, err, errlen) < 0)
+        return -EINVAL;
+    c->priority = (int)prio;
+    if (engine_skills(d, c, err, errlen) < 0)
+        return -EINVAL;
+    if (cb) {
+        if (!json_is_object(cb))
+            return engine_fail(err, errlen, "data.callback: must be an object {number}");
+        if (engine_string(cb, "number", true, ROUTER_ENGINE_ADDRESS_MAX, &c->number, err, errlen) <
+            0)
+            return engine_fail(err, errlen, "data.callback.number: required, 1..%d characters",
+                               ROUTER_ENGINE_ADDRESS_MAX);
+    }
+    return 0;
+}
+
+static int engine_parse_requests(const cc_event *ev, const json_t *d, struct router_cmd *c,
+                                 char *err, size_t errlen)
+{
+    static const char *const cancel_reasons[] = {"abandoned",   "ended",   "answered_elsewhere",
+                                                 "transferred", "expired", NULL};
+    static const char *const requeue_reasons[] = {"no_answer", "transfer", "agent_returned",
+                                                  "supervisor", NULL};
+    const json_t *v;
+    long long prio = -1;
+
+    if (strcmp(ev->type, "cc.routing.route") == 0) {
+        c->kind = ROUTER_CMD_ROUTE;
+        return engine_parse_route(d, c, err, errlen);
+    }
+    if (strcmp(ev->type, "cc.routing.cancel") == 0) {
+        c->kind = ROUTER_CMD_CANCEL;
+        if (engine_enum(d, "reason", cancel_reasons, err, errlen) < 0)
+            return -EINVAL;
+        return engine_opt_id(d, "queue_id", &c->queue_id, err, errlen);
+    }
+    if (strcmp(ev->type, "cc.routing.requeue") == 0) {
+        c->kind = ROUTER_CMD_REQUEUE;
+        if (engine_enum(d, "reason", requeue_reasons, err, errlen) < 0 ||
+            engine_req_id(d, "queue_id", &c->queue_id, err, errlen) < 0)
+            return -EINVAL;
+        v = json_object_get(d, "at_head");
+        if (!json_is_boolean(v))
+            return engine_fail(err, errlen, "data.at_head: required, a boolean");
+        c->at_head = json_is_true(v);
+        if (engine_int(d, "priority", false, 0, ROUTER_PRIORITY_MAX, &prio, err, errlen) < 0)
+            return -EINVAL;
+        c->priority = (int)prio;
+        v = json_object_get(d, "exclude_agent_ids");
+        if (v && (!json_is_array(v) || json_array_size(v) > ROUTER_ENGINE_EXCLUDE_MAX))
+            return engine_fail(err, errlen, "data.exclude_agent_ids: an array of at most %d ids",
+                               ROUTER_ENGINE_EXCLUDE_MAX);
+        return engine_skills(d, c, err, errlen); /* additive: new skills for the interaction */
+    }
+    if (strcmp(ev->type, "cc.routing.callback") == 0) {
+        c->kind = ROUTER_CMD_CALLBACK;
+        if (engine_string(d, "number", true, ROUTER_ENGINE_ADDRESS_MAX, &c->number, err, errlen) <
+            0)
+            return -EINVAL;
+        if (!json_is_boolean(json_object_get(d, "keep_place")))
+            return engine_fail(err, errlen, "data.keep_place: required, a boolean");
+        return engine_opt_id(d, "queue_id", &c->queue_id, err, errlen);
+    }
+    return 0; /* another command type: not ours */
+}
+
+static int engine_parse_interaction(const cc_event *ev, const json_t *d, struct router_cmd *c,
+                                    char *err, size_t errlen)
+{
+    static const char *const answered_by[] = {"agent", "customer", NULL};
+    static const char *const parties[] = {"agent", "customer", NULL};
+    long long v = 0;
+
+    if (strcmp(ev->type, "cc.interaction.answered") == 0) {
+        int who = engine_enum(d, "answered_by", answered_by, err, errlen);
+        if (who < 0 || engine_opt_id(d, "agent_id", &c->agent_id, err, errlen) < 0)
+            return -EINVAL;
+        if (who == 1)
+            return 0; /* a customer picked up an outbound call: routing comes as a route */
+        if (!c->agent_id)
+            return engine_fail(err, errlen, "data.agent_id: required when answered_by is agent");
+        c->kind = ROUTER_CMD_ANSWERED;
+        return engine_opt_id(d, "queue_id", &c->queue_id, err, errlen);
+    }
+    if (strcmp(ev->type, "cc.interaction.ended") == 0) {
+        if (engine_int(d, "talk_ms", true, 0, INT64_MAX / 2, &v, err, errlen) < 0 ||
+            engine_opt_id(d, "agent_id", &c->agent_id, err, errlen) < 0 ||
+            engine_opt_id(d, "queue_id", &c->queue_id, err, errlen) < 0)
+            return -EINVAL;
+        c->talk_ms = v;
+        c->kind = ROUTER_CMD_ENDED;
+        return 0;
+    }
+    if (strcmp(ev->type, "cc.interaction.abandoned") == 0) {
+        if (engine_req_id(d, "queue_id", &c->queue_id, err, errlen) < 0)
+            return -EINVAL;
+        c->kind = ROUTER_CMD_ABANDONED;
+        return 0;
+    }
+    if (strcmp(ev->type, "cc.interaction.no_answer") == 0) {
+        int party = engine_enum(d, "party", parties, err, errlen);
+        if (party < 0 || engine_opt_id(d, "agent_id", &c->agent_id, err, errlen) < 0 ||
+            engine_opt_id(d, "queue_id", &c->queue_id, err, errlen) < 0)
+            return -EINVAL;
+        if (party == 1)
+            return 0; /* the customer did not pick up (outbound): the dialer's business */
+        if (!c->agent_id)
+            return engine_fail(err, errlen, "data.agent_id: required when party is agent");
+        c->kind = ROUTER_CMD_NO_ANSWER;
+        return 0;
+    }
+    return 0;
+}
+
+static int engine_parse_agent(const cc_event *ev, const json_t *d, struct router_cmd *c, char *err,
+                              size_t errlen)
+{
+    long long exp = 0;
+
+    if (strcmp(ev->type, "cc.agent.registered") != 0)
+        return 0;
+    if (engine_string(d, "contact", true, 1024, &c->number, err, errlen) < 0 ||
+        engine_int(d, "expires_s", true, 0, 86400, &exp, err, errlen) < 0)
+        return -EINVAL;
+    c->expires_s = (long)exp;
+    c->agent_id = c->subject;
+    c->kind = ROUTER_CMD_REGISTERED;
+    return 0;
+}
+
+int router_engine_parse(const char *topic, const void *value, size_t len, struct router_cmd *out,
+                        char *err, size_t errlen)
+{
+    const json_t *d;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    out->priority = -1;
+    if (!topic || !value)
+        return engine_fail(err, errlen, "empty message");
+    if (cc_event_parse(value, len, &out->ev, err, errlen) < 0)
+        return -EINVAL;
+    out->tenant = out->ev.tenant;
+    out->subject = out->ev.subject;
+    if (out->ev.source &&
+        strncmp(out->ev.source, ENGINE_SOURCE_SELF, strlen(ENGINE_SOURCE_SELF)) == 0)
+        return 0; /* our own event (cc.interaction.offered, cc.agent.state_changed ...) */
+    d = out->ev.data;
+    if (strcmp(topic, CC_TOPIC_ROUTING_REQUESTS) != 0 &&
+        strcmp(topic, CC_TOPIC_INTERACTIONS) != 0 && strcmp(topic, CC_TOPIC_AGENTS) != 0)
+        return 0;
+    if (!out->subject || !engine_id_valid(out->subject)) {
+        router_cmd_clear(out);
+        return engine_fail(err, errlen, "subject: required, the %s id",
+                           strcmp(topic, CC_TOPIC_AGENTS) == 0 ? "agent" : "interaction");
+    }
+    if (!json_is_object(d)) {
+        const char *t = out->ev.type;
+        bool ours = strncmp(t, "cc.routing.", 11) == 0 || strcmp(t, "cc.agent.registered") == 0 ||
+                    strcmp(t, "cc.interaction.answered") == 0 ||
+                    strcmp(t, "cc.interaction.ended") == 0 ||
+                    strcmp(t, "cc.interaction.abandoned") == 0 ||
+                    strcmp(t, "cc.interaction.no_answer") == 0;
+        if (!ours)
+            return 0;
+        router_cmd_clear(out);
+        return engine_fail(err, errlen, "data: required, an object");
+    }
+    if (strcmp(topic, CC_TOPIC_ROUTING_REQUESTS) == 0)
+        rc = engine_parse_requests(&out->ev, d, out, err, errlen);
+    else if (strcmp(topic, CC_TOPIC_INTERACTIONS) == 0)
+        rc = engine_parse_interaction(&out->ev, d, out, err, errlen);
+    else
+        rc = engine_parse_agent(&out->ev, d, out, err, errlen);
+    if (rc < 0) {
+        router_cmd_clear(out);
+        return rc == -ENOMEM ? engine_fail(err, errlen, "out of memory") : -EINVAL;
+    }
+    return 0;
+}
+
+void router_cmd_clear(struct router_cmd *cmd)
+{
+    if (!cmd)
+        return;
+    cc_event_clear(&cmd->ev);
+    free(cmd->skills_json);
+    memset(cmd, 0, sizeof(*cmd));
+}
+
+/* ---- engine ----------------------------------------------------------------------------- */
+
+router_engine *router_engine_new(const struct router_engine_config *cfg)
+{
+    router_engine *e;
+
+    if (!cfg || !cfg->redis_url || !cfg->pg_dsn || !cfg->store || !cfg->instance) {
+        CC_ERROR("router engine: redis url, pg dsn, store and instance are required");
+        return NULL;
+    }
+    e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    e->store = cfg->store;
+    e->instance = strdup(cfg->instance);
+    e->qcache = calloc(ENGINE_QCACHE_LEN, sizeof(*e->qcache));
+    if (!e->instance || !e->qcache)
+        goto out_free;
+    if (cfg->tenants && *cfg->tenants) {
+        size_t n = strlen(cfg->tenants) + 3;
+        e->tenants = malloc(n);
+        if (!e->tenants)
+            goto out_free;
+        snprintf(e->tenants, n, ",%s,", cfg->tenants);
+    }
+    if (getrandom(&e->rng, sizeof(e->rng), 0) != (ssize_t)sizeof(e->rng) || e->rng == 0)
+        e->rng = (uint64_t)cc_time_mono_us() | 1;
+    e->rs = router_state_new(cfg->redis_url);
+    if (!e->rs)
+        goto out_free;
+    e->lv = router_live_new(cfg->pg_dsn);
+    if (!e->lv)
+        goto out_state;
+    if (cfg->metrics) {
+        static const double bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.002,
+                                        0.005,  0.01,    0.025,  0.1,   1};
+        for (int k = ROUTER_CMD_ROUTE; k <= ROUTER_CMD_REGISTERED; k++) {
+            char labels[48];
+            snprintf(labels, sizeof(labels), "kind=\"%s\"", engine_kind_names[k]);
+            e->handled[k] = cc_metrics_counter(cfg->metrics, "router_commands_total",
+                                               "Commands and facts applied, by kind", labels);
+        }
+        e->rebuilds = cc_metrics_counter(cfg->metrics, "router_rebuilds_total",
+                                         "Rebuilds of the Redis state from PostgreSQL", NULL);
+        e->duration = cc_metrics_histogram(
+            cfg->metrics, "router_command_duration_seconds",
+            "Time to apply one command (persist + script), consumed to decision written", NULL,
+            bounds, sizeof(bounds) / sizeof(bounds[0]));
+    }
+    return e;
+
+out_state:
+    router_state_free(e->rs);
+out_free:
+    free(e->tenants);
+    free(e->qcache);
+    free(e->instance);
+    free(e);
+    return NULL;
+}
+
+void router_engine_free(router_engine *e)
+{
+    if (!e)
+        return;
+    for (size_t i = 0; i < ENGINE_QCACHE_LEN; i++)
+        router_queue_clear(&e->qcache[i].q);
+    free(e->qcache);
+    router_live_free(e->lv);
+    router_state_free(e->rs);
+    free(e->tenants);
+    free(e->instance);
+    free(e);
+}
+
+/* True when this engine serves tenant (every tenant without a CC_ROUTER_TENANTS list). */
+static bool engine_serves(const router_engine *e, const char *tenant)
+{
+    char probe[ROUTER_TENANT_MAX + 4];
+
+    if (!e->tenants)
+        return true;
+    if (!tenant || strlen(tenant) > ROUTER_TENANT_MAX + 1)
+        return false;
+    snprintf(probe, sizeof(probe), ",%s,", tenant);
+    return strstr(e->tenants, probe) != NULL;
+}
+
+router_state *router_engine_state(router_engine *e)
+{
+    return e->rs;
+}
+
+struct router_live *router_engine_live(router_engine *e)
+{
+    return e->lv;
+}
+
+int router_engine_rebuild(router_engine *e)
+{
+    int rc = router_live_rebuild(e->lv, e->rs, e->store, e->instance, cc_time_now_ms());
+
+    if (rc == 0 && e->rebuilds)
+        cc_counter_add(e->rebuilds, 1);
+    return rc;
+}
+
+static uint64_t engine_seed(router_engine *e)
+{
+    uint64_t x = e->rng; /* xorshift64 */
+
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    e->rng = x;
+    return x;
+}
+
+/* The queue's configuration from the cache, reloaded from PostgreSQL after the TTL. NULL when
+ * the queue does not exist there (Redis then answers unknown_queue) or cannot be read. */
+static const struct router_queue *engine_queue(router_engine *e, const char *tenant,
+                                               const char *queue_id)
+{
+    uint64_t h = 1469598103934665603ULL;
+    struct engine_qcache *slot;
+    int64_t now = cc_time_mono_ms();
+    int rc;
+
+    for (const char *p = tenant; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h = (h ^ '/') * 1099511628211ULL;
+    for (const char *p = queue_id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    slot = &e->qcache[h % ENGINE_QCACHE_LEN];
+    if (slot->loaded_ms && now - slot->loaded_ms < ROUTER_ENGINE_QUEUE_TTL_MS &&
+        strcmp(slot->tenant, tenant) == 0 && strcmp(slot->id, queue_id) == 0)
+        return slot->exists ? &slot->q : NULL;
+    router_queue_clear(&slot->q);
+    slot->loaded_ms = 0;
+    if (strlen(tenant) >= sizeof(slot->tenant) || strlen(queue_id) >= sizeof(slot->id))
+        return NULL;
+    rc = router_store_queue_get(e->store, tenant, queue_id, &slot->q);
+    if (rc < 0 && rc != -ENOENT)
+        return NULL; /* not cached: try again next time */
+    snprintf(slot->tenant, sizeof(slot->tenant), "%s", tenant);
+    snprintf(slot->id, sizeof(slot->id), "%s", queue_id);
+    slot->exists = rc == 0;
+    slot->loaded_ms = now;
+    return slot->exists ? &slot->q : NULL;
+}
+
+static enum cc_bus_verdict engine_verdict(int rc, const char *what, char *reason, size_t len)
+{
+    if (rc >= 0)
+        return CC_BUS_OK;
+    if (rc == -EAGAIN)
+        snprintf(reason, len, "%s: redis state is being rebuilt", what);
+    else
+        snprintf(reason, len, "%s: %s", what, strerror(-rc));
+    /* -EINVAL here means arguments the parser let through and the state refused: a bug or a
+     * command it cannot apply; retrying would loop, so drop it loudly */
+    if (rc == -EINVAL || rc == -ENOENT) {
+        CC_WARN("ignoring command the live state refused (%s)", reason);
+        return CC_BUS_OK;
+    }
+    return CC_BUS_RETRY;
+}
+
+static void engine_log_result(const struct router_cmd *c, const struct router_state_result *r)
+{
+    const struct cc_log_ctx ctx = {.interaction_id = c->subject,
+                                   .agent_id = r->noffers ? r->offers[0].agent_id : c->agent_id};
+
+    CC_DEBUG_CTX(&ctx, "%s in '%s': %s%s%s (%zu offer(s), %zu event(s))",
+                 engine_kind_names[c->kind], r->queue_id, router_state_status_name(r->status),
+                 r->detail[0] ? " " : "", r->detail, r->noffers, r->nevents);
+}
+
+/* Applies the route's outcome to the persisted row. */
+static int engine_route_persist_outcome(router_engine *e, const struct router_cmd *c,
+                                        const struct router_state_result *r)
+{
+    switch (r->status) {
+    case ROUTER_ST_REJECTED:
+    case ROUTER_ST_TIMED_OUT:
+        return router_live_closed(e->lv, c->tenant, c->subject);
+    case ROUTER_ST_OVERFLOWED:
+        return router_live_moved(e->lv, c->tenant, c->subject, r->queue_id);
+    default:
+        return 0;
+    }
+}
+
+static int engine_route(router_engine *e, const struct router_cmd *c, struct router_state_result *r)
+{
+    const struct router_queue *q = engine_queue(e, c->tenant, c->queue_id);
+    int64_t now = cc_time_now_ms();
+    struct router_enqueue req = {
+        .tenant = c->tenant,
+        .interaction_id = c->subject,
+        .queue_id = c->queue_id,
+        .channel = c->channel,
+        .priority = c->priority,
+        .skills = c->skills,
+        .nskills = c->nskills,
+        .callback_number = c->number,
+        .request_id = c->ev.id,
+        .now_ms = now,
+        .seed = engine_seed(e),
+    };
+    int rc;
+
+    if (q) {
+        int open = router_schedule_is_open(q, now);
+        if (open < 0)
+            CC_WARN("unknown time zone '%s' of queue '%s': treating it as open", q->timezone,
+                    q->id);
+        req.closed = open == 0;
+    }
+    rc = router_live_route(e->lv, &req, c->skills_json);
+    if (rc == -EALREADY) {
+        r->status = ROUTER_ST_NOOP;
+        snprintf(r->detail, sizeof(r->detail), "already ended");
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    rc = ROUTER_ENGINE_RETRY_STALE(e, router_state_enqueue(e->rs, &req, r));
+    if (rc < 0)
+        return rc;
+    return engine_route_persist_outcome(e, c, r);
+}
+
+/* After a RONA: persist the agent's presence if the script made it not_ready. */
+static void engine_persist_rona(router_engine *e, const char *tenant, const char *agent_id)
+{
+    json_t *view = NULL;
+
+    if (router_state_agent_view(e->rs, tenant, agent_id, cc_time_now_ms(), &view) < 0)
+        return;
+    if (strcmp(json_string_value(json_object_get(view, "presence")) ?: "", "not_ready") == 0)
+        router_live_presence(e->lv, tenant, agent_id, ROUTER_AGENT_NOT_READY,
+                             json_string_value(json_object_get(view, "reason")),
+                             json_integer_value(json_object_get(view, "since_ms")));
+    json_decref(view);
+}
+
+static int engine_apply(router_engine *e, const struct router_cmd *c, struct router_state_result *r)
+{
+    int64_t now = cc_time_now_ms();
+    int rc;
+
+    switch (c->kind) {
+    case ROUTER_CMD_ROUTE:
+        return engine_route(e, c, r);
+    case ROUTER_CMD_CANCEL:
+        rc = ROUTER_ENGINE_RETRY_STALE(
+            e, router_state_cancel(e->rs, c->tenant, c->subject, now, engine_seed(e), r));
+        return rc < 0 ? rc : router_live_closed(e->lv, c->tenant, c->subject);
+    case ROUTER_CMD_ABANDONED:
+        rc = ROUTER_ENGINE_RETRY_STALE(
+            e, router_state_abandoned(e->rs, c->tenant, c->subject, now, engine_seed(e), r));
+        return rc < 0 ? rc : router_live_closed(e->lv, c->tenant, c->subject);
+    case ROUTER_CMD_REQUEUE: {
+        struct router_requeue rq = {.tenant = c->tenant,
+                                    .interaction_id = c->subject,
+                                    .queue_id = c->queue_id,
+                                    .priority = c->priority,
+                                    .skills = c->skills,
+                                    .nskills = c->nskills,
+                                    .set_skills = c->has_skills,
+                                    .now_ms = now,
+                                    .seed = engine_seed(e)};
+        rc = router_live_requeue(e->lv, c->tenant, c->subject, c->queue_id, c->priority,
+                                 c->skills_json);
+        if (rc == 0)
+            rc = ROUTER_ENGINE_RETRY_STALE(e, router_state_requeue(e->rs, &rq, r));
+        return rc;
+    }
+    case ROUTER_CMD_CALLBACK:
+        rc = router_live_callback(e->lv, c->tenant, c->subject, c->number);
+        if (rc == 0)
+            rc = ROUTER_ENGINE_RETRY_STALE(
+                e, router_state_set_callback(e->rs, c->tenant, c->subject, c->number, now, r));
+        return rc;
+    case ROUTER_CMD_ANSWERED:
+        rc = ROUTER_ENGINE_RETRY_STALE(e,
+                                       router_state_answered(e->rs, c->tenant, c->subject,
+                                                             c->agent_id, now, engine_seed(e), r));
+        if (rc == 0 && r->status == ROUTER_ST_OK)
+            rc = router_live_assigned(e->lv, c->tenant, c->subject, c->agent_id);
+        return rc;
+    case ROUTER_CMD_NO_ANSWER:
+        rc = ROUTER_ENGINE_RETRY_STALE(e,
+                                       router_state_no_answer(e->rs, c->tenant, c->subject,
+                                                              c->agent_id, now, engine_seed(e), r));
+        if (rc == 0 && r->status == ROUTER_ST_OK)
+            engine_persist_rona(e, c->tenant, c->agent_id);
+        return rc;
+    case ROUTER_CMD_ENDED:
+        rc = ROUTER_ENGINE_RETRY_STALE(e,
+                                       router_state_ended(e->rs, c->tenant, c->subject, c->agent_id,
+                                                          c->talk_ms, now, engine_seed(e), r));
+        return rc < 0 ? rc : router_live_closed(e->lv, c->tenant, c->subject);
+    case ROUTER_CMD_REGISTERED:
+        rc = ROUTER_ENGINE_RETRY_STALE(
+            e, router_state_agent_set_contact(e->rs, c->tenant, c->agent_id,
+                                              c->expires_s > 0 ? c->number : NULL, now));
+        return rc == -ENOENT ? 0 : rc; /* a phone of an agent the router does not know */
+    case ROUTER_CMD_IGNORE:
+        return 0;
+    }
+    return 0;
+}
+
+int router_engine_timer(router_engine *e, const struct router_timer *t, int64_t now_ms)
+{
+    struct router_state_result r = {0};
+    int rc;
+
+    rc = ROUTER_ENGINE_RETRY_STALE(e,
+                                   router_state_handle_timer(e->rs, t, now_ms, engine_seed(e), &r));
+    if (rc < 0)
+        return rc;
+    if (r.status == ROUTER_ST_OVERFLOWED)
+        rc = router_live_moved(e->lv, t->tenant, t->id, r.queue_id);
+    else if (r.status == ROUTER_ST_TIMED_OUT)
+        rc = router_live_closed(e->lv, t->tenant, t->id);
+    else if (r.status == ROUTER_ST_OK && strcmp(t->kind, "offer") == 0 && t->id2[0])
+        engine_persist_rona(e, t->tenant, t->id2);
+    CC_DEBUG_CTX(&(struct cc_log_ctx){.interaction_id = t->id},
+                 "timer '%s' of tenant '%s': %s%s%s (%zu offer(s))", t->kind, t->tenant,
+                 router_state_status_name(r.status), r.detail[0] ? " " : "", r.detail, r.noffers);
+    return rc;
+}
+
+enum cc_bus_verdict router_engine_apply(router_engine *e, const struct router_cmd *cmd,
+                                        char *reason, size_t reasonlen)
+{
+    struct router_state_result r = {0};
+    int64_t t0 = cc_time_mono_us();
+    int rc;
+
+    if (cmd->kind == ROUTER_CMD_IGNORE || !engine_serves(e, cmd->tenant))
+        return CC_BUS_OK;
+    rc = engine_apply(e, cmd, &r);
+    if (rc < 0)
+        return engine_verdict(rc, engine_kind_names[cmd->kind], reason, reasonlen);
+    if (e->duration)
+        cc_histogram_observe(e->duration, (double)(cc_time_mono_us() - t0) / 1e6);
+    if (e->handled[cmd->kind])
+        cc_counter_add(e->handled[cmd->kind], 1);
+    engine_log_result(cmd, &r);
+    return CC_BUS_OK;
+}
+
+enum cc_bus_verdict router_engine_handle(void *ctx, const struct cc_bus_msg *m, char *reason,
+                                         size_t reasonlen)
+{
+    struct router_cmd cmd;
+    enum cc_bus_verdict v;
+
+    if (router_engine_parse(m->topic, m->value, m->len, &cmd, reason, reasonlen) < 0)
+        return CC_BUS_REJECT;
+    v = router_engine_apply(ctx, &cmd, reason, reasonlen);
+    router_cmd_clear(&cmd);
+    return v;
+}

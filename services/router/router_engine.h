@@ -1,0 +1,138 @@
+/*
+ * router_engine: the router's bus handlers -- validates commands (cc.routing.requests: route,
+ * cancel, requeue, callback) and facts (cc.interactions: answered, ended, abandoned, no_answer;
+ * cc.agents: registered) and applies each through router_state (Redis, one script per
+ * command), persisting what a rebuild needs through router_live (PostgreSQL).
+ *
+ * Verdicts (cc_bus): a message that is not a valid CloudEvent, or whose data breaks its schema
+ * (proto/schemas), is CC_BUS_REJECT (deadletter, with the reason); an event type the router
+ * does not act on, or an event the router produced itself (source "/router/..."), is ignored
+ * (CC_BUS_OK); a valid request with a business answer (unknown queue, closed, queue full) is
+ * CC_BUS_OK and its answer is a cc.routing.rejected / overflowed decision written by the
+ * script; Redis or PostgreSQL unreachable is CC_BUS_RETRY. Redis that lost its state (NOSTATE)
+ * is rebuilt (router_live_rebuild) and the command applied again; while another instance
+ * rebuilds, CC_BUS_RETRY.
+ *
+ * A route command is persisted (router.interactions, INSERT ... ON CONFLICT DO NOTHING) before
+ * Redis sees it; a redelivered route for an interaction already ended is dropped. Queue
+ * schedules (time zone, hours, holidays) come from router_store through a per-engine cache
+ * (ROUTER_ENGINE_QUEUE_TTL_MS), so the hot path does no PostgreSQL read.
+ *
+ * Thread-safety: a router_engine holds one Redis and one PostgreSQL connection: one engine per
+ * consumer thread. router_engine_parse is pure and thread-safe.
+ */
+#ifndef ROUTER_ENGINE_H
+#define ROUTER_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cc_bus.h"
+#include "cc_event.h"
+#include "cc_metrics.h"
+#include "router_model.h"
+#include "router_state.h"
+#include "router_store.h"
+
+#define ROUTER_ENGINE_QUEUE_TTL_MS 5000 /* a queue's schedule is re-read after this */
+#define ROUTER_ENGINE_ROUTE_SKILLS 32   /* skills in a route command (schema maxItems) */
+#define ROUTER_ENGINE_EXCLUDE_MAX  64
+#define ROUTER_ENGINE_ADDRESS_MAX  512
+
+typedef struct router_engine router_engine;
+
+enum router_cmd_kind {
+    ROUTER_CMD_IGNORE, /* valid, but nothing for the router to do */
+    ROUTER_CMD_ROUTE,
+    ROUTER_CMD_CANCEL,
+    ROUTER_CMD_REQUEUE,
+    ROUTER_CMD_CALLBACK,
+    ROUTER_CMD_ANSWERED,
+    ROUTER_CMD_ENDED,
+    ROUTER_CMD_ABANDONED,
+    ROUTER_CMD_NO_ANSWER,
+    ROUTER_CMD_REGISTERED,
+};
+
+/* A validated command or fact. Strings are borrowed from ev (live until router_cmd_clear). */
+struct router_cmd {
+    enum router_cmd_kind kind;
+    cc_event ev; /* owns the parsed envelope */
+    const char *tenant;
+    const char *subject;         /* interaction id (agent id for cc.agents) */
+    const char *queue_id;        /* NULL when absent */
+    const char *agent_id;        /* facts; NULL when absent */
+    enum router_channel channel; /* route */
+    int priority;                /* route; requeue: -1 = unchanged */
+    struct router_skill skills[ROUTER_ENGINE_ROUTE_SKILLS];
+    size_t nskills;
+    bool has_skills;    /* requeue: skills given (replace) */
+    char *skills_json;  /* malloc'd "[...]" of skills (route, requeue); NULL = none */
+    const char *number; /* route callback / callback command / registered contact */
+    bool at_head;       /* requeue */
+    int64_t talk_ms;    /* ended */
+    long expires_s;     /* registered: 0 = contact removed */
+};
+
+struct router_engine_config {
+    const char *redis_url; /* required */
+    const char *pg_dsn;    /* required */
+    router_store *store;   /* required, borrowed, thread-safe; outlives the engine */
+    const char *instance;  /* names the rebuild lock owner; required */
+    cc_metrics *metrics;   /* borrowed; may be NULL */
+    /* Tenants this instance serves, comma-separated (CC_ROUTER_TENANTS); NULL or "" = all.
+     * Messages of other tenants are acknowledged untouched: give a tenant-restricted instance
+     * its own consumer group (and its own Redis), or the work is lost for the others. */
+    const char *tenants;
+};
+
+/* Parses and validates one message of topic (cc.routing.requests, cc.interactions, cc.agents).
+ * Returns 0 with *out filled (kind may be ROUTER_CMD_IGNORE; call router_cmd_clear after), or
+ * -EINVAL with a reason in err naming the field ("data.priority: must be an integer 0..1000"),
+ * *out cleared. Pure. */
+int router_engine_parse(const char *topic, const void *value, size_t len, struct router_cmd *out,
+                        char *err, size_t errlen);
+/* Releases what a parsed command owns; safe on a zeroed or cleared one. */
+void router_cmd_clear(struct router_cmd *cmd);
+
+/* Connects an engine (its own Redis and PostgreSQL connections). NULL (logged) on failure. */
+router_engine *router_engine_new(const struct router_engine_config *cfg);
+void router_engine_free(router_engine *e);
+
+/* Applies a validated command. Returns the verdict; reason[reasonlen] says why on a retry. */
+enum cc_bus_verdict router_engine_apply(router_engine *e, const struct router_cmd *cmd,
+                                        char *reason, size_t reasonlen);
+
+/* The cc_bus_handler: ctx is a router_engine. parse + apply. */
+enum cc_bus_verdict router_engine_handle(void *ctx, const struct cc_bus_msg *m, char *reason,
+                                         size_t reasonlen);
+
+/* Handles one due timer popped from cc:timers (router_state_handle_timer) and persists its
+ * outcome: an overflow moves the interaction, a no_agent_timeout closes it, a ring timeout
+ * that made the agent not_ready records the presence. 0, -EAGAIN (rebuild elsewhere) or
+ * negative; a stale timer is a no-op. */
+int router_engine_timer(router_engine *e, const struct router_timer *t, int64_t now_ms);
+
+/* The engine's Redis state handle and PostgreSQL persistence, for the ticker and the REST API
+ * sharing its thread discipline (borrowed; one thread at a time). */
+router_state *router_engine_state(router_engine *e);
+struct router_live *router_engine_live(router_engine *e);
+
+/* Runs a router_state call again after rebuilding Redis when it answered -ESTALE: the helper
+ * every caller of router_state uses. Returns rc, or the retried call's rc, or -EAGAIN when
+ * another instance is rebuilding. */
+#define ROUTER_ENGINE_RETRY_STALE(e, call)                                                         \
+    ({                                                                                             \
+        int rc_ = (call);                                                                          \
+        if (rc_ == -ESTALE) {                                                                      \
+            rc_ = router_engine_rebuild(e);                                                        \
+            if (rc_ == 0)                                                                          \
+                rc_ = (call);                                                                      \
+        }                                                                                          \
+        rc_;                                                                                       \
+    })
+/* Rebuilds Redis from PostgreSQL (router_live_rebuild with this engine's connections). */
+int router_engine_rebuild(router_engine *e);
+
+#endif

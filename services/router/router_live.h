@@ -1,0 +1,95 @@
+/*
+ * router_live: what the router persists in PostgreSQL so that Redis can be rebuilt
+ * (migrations/002_live.sql: router.interactions, router.agent_state), the rebuild itself, the
+ * configuration sync from PostgreSQL (router_store) into Redis (router_state), and the listener
+ * of the configuration change feed (NOTIFY router_config, sent by triggers on the config tables).
+ *
+ * Persistence (one PostgreSQL connection per handle, synchronous_commit=off on it): a route
+ * command is stored (INSERT ... ON CONFLICT DO NOTHING) before Redis sees it; later changes
+ * (assigned, moved, requeued, callback, closed, presence) are UPDATEs to a state, so repeating
+ * any of them changes nothing. synchronous_commit=off makes a commit return before its WAL is
+ * flushed: the hot path saves a disk flush per request (measured: see the report); what a
+ * PostgreSQL crash can lose is the last few hundred ms of rows, which the Kafka consumer then
+ * redelivers because their offsets were not yet committed either (commit interval 1 s > the
+ * WAL writer's 200 ms), so nothing is forgotten.
+ *
+ * Rebuild (router_live_rebuild), run by whoever meets -ESTALE (NOSTATE) first, under the
+ * Redis lock cc:rebuild: sync every tenant's configuration, restore every agent's presence and
+ * every open interaction (its original enqueued_ms, in progress with its agent or waiting),
+ * set cc:epoch, then dispatch every queue (offers lost with Redis are made again).
+ *
+ * Thread-safety: a router_live is one connection: one per thread. router_store is shared
+ * (thread-safe). The listener runs on its own thread with its own connections.
+ */
+#ifndef ROUTER_LIVE_H
+#define ROUTER_LIVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "router_state.h"
+#include "router_store.h"
+
+typedef struct router_live router_live;
+typedef struct router_live_listener router_live_listener;
+
+/* Connects (synchronous_commit=off on this session). NULL (logged) when it cannot connect. */
+router_live *router_live_new(const char *dsn);
+void router_live_free(router_live *lv);
+
+/*
+ * Stores a route command as an open interaction. skills_json: the extra skills as a JSON array
+ * text ("[]" when none). Returns 0 when it is open (new, or already there and still open),
+ * -EALREADY when the interaction is known and already ended (a redelivered command after its
+ * end: do not route it again), -EIO on a database failure.
+ */
+int router_live_route(router_live *lv, const struct router_enqueue *req, const char *skills_json);
+/* In progress with agent_id. */
+int router_live_assigned(router_live *lv, const char *tenant, const char *ix, const char *agent_id);
+/* Waiting again (e.g. the assignment was taken back). */
+int router_live_waiting(router_live *lv, const char *tenant, const char *ix);
+/* Now in queue_id (overflow, requeue to another queue). */
+int router_live_moved(router_live *lv, const char *tenant, const char *ix, const char *queue_id);
+/* New priority (< 0 = keep) and/or skills (NULL = keep) and/or queue (NULL = keep). */
+int router_live_requeue(router_live *lv, const char *tenant, const char *ix, const char *queue_id,
+                        int priority, const char *skills_json);
+int router_live_callback(router_live *lv, const char *tenant, const char *ix, const char *number);
+/* Closed for good: ended, abandoned, cancelled, rejected, timed out. */
+int router_live_closed(router_live *lv, const char *tenant, const char *ix);
+/* An agent's presence (logged_out, available or not_ready with reason) since since_ms. */
+int router_live_presence(router_live *lv, const char *tenant, const char *agent_id,
+                         enum router_agent_state presence, const char *reason, int64_t since_ms);
+/* Deletes closed interactions last touched more than older_s seconds ago; 0 or -EIO. */
+int router_live_purge(router_live *lv, long older_s);
+
+/*
+ * Configuration sync PostgreSQL -> Redis for one entity (a missing row removes it from Redis),
+ * followed by a dispatch of what the change may unblock. Return 0, -ESTALE (Redis needs a
+ * rebuild), -EAGAIN (no pooled connection in time), -EIO.
+ */
+int router_live_sync_agent(router_live *lv, router_state *rs, router_store *st, const char *tenant,
+                           const char *agent_id, int64_t now_ms);
+int router_live_sync_queue(router_live *lv, router_state *rs, router_store *st, const char *tenant,
+                           const char *queue_id, int64_t now_ms);
+int router_live_sync_member(router_live *lv, router_state *rs, router_store *st, const char *tenant,
+                            const char *queue_id, const char *agent_id, int64_t now_ms);
+/* Every tenant's agents, queues and memberships (no dispatch). 0 or negative. */
+int router_live_sync_all(router_live *lv, router_state *rs, router_store *st, int64_t now_ms);
+
+/* The rebuild described above. owner names the lock holder (the instance). Returns 0 (done, by
+ * us or meanwhile by another instance), -EAGAIN (another instance is rebuilding: retry
+ * shortly), or negative. */
+int router_live_rebuild(router_live *lv, router_state *rs, router_store *st, const char *owner,
+                        int64_t now_ms);
+
+/* Starts the thread that LISTENs on router_config and syncs each changed entity (a lost
+ * connection is re-established and followed by a full sync: notifications may have been
+ * missed). store is borrowed and must outlive the listener. NULL (logged) on failure. */
+router_live_listener *router_live_listen_start(const char *dsn, const char *redis_url,
+                                               router_store *store, const char *owner);
+/* True once the full sync after the listener's last (re)connect is done: main() waits for it
+ * before consuming, so no request meets a queue that is configured but not yet in Redis. */
+bool router_live_listen_synced(router_live_listener *l);
+void router_live_listen_stop(router_live_listener *l);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * router_outbox: the publisher of the transactional outbox -- moves the events the Lua scripts
+ * appended to the Redis stream cc:outbox onto Kafka as CloudEvents, and deletes each entry only
+ * once Kafka acknowledged it.
+ *
+ * One publisher at a time: the instance holding the lease cc:outbox:lease (SET NX PX, renewed
+ * every lease_ms/3) reads the stream through the consumer group "router" as consumer
+ * <instance> (XREADGROUP ... >), produces a batch, waits for its delivery reports
+ * (cc_producer_flush on a producer of its own), then XACK + XDEL's the batch. A batch that
+ * fails is produced again, in order, until it is delivered or the lease is lost. One reader
+ * keeps Kafka's per-key order equal to the order the scripts wrote (two readers of one group
+ * would race batches against each other); a standby instance takes over within lease_ms when
+ * the leader dies, and first claims (XAUTOCLAIM) every entry still pending in the group --
+ * whoever read it -- and publishes those before anything newer.
+ *
+ * Exactly-once as consumers see it: the CloudEvents id is a function of the entry (UUIDv7
+ * layout: the entry id's milliseconds, the rest from SHA-256 of "<entry id>|tenant|type|
+ * subject"), so an entry published twice (crash between delivery and XACK, a leader that lost
+ * its lease mid-batch) carries the same id both times and consumers dedupe on it.
+ * The CloudEvents time is the entry's time_ms (the command's now_ms), the source
+ * "/router/<instance>".
+ *
+ * A Redis FLUSHALL drops the group: NOGROUP is answered by creating it again (from id 0) and
+ * carrying on. An entry that cannot be made into an event (missing field, data not a JSON
+ * object) is logged, counted and deleted: it can never become valid.
+ *
+ * Thread-safety: _start/_stop from one thread (main); the publisher runs on its own thread
+ * with its own Redis connection and producer. router_outbox_event_id is pure and thread-safe.
+ */
+#ifndef ROUTER_OUTBOX_H
+#define ROUTER_OUTBOX_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "cc_bus.h"
+#include "cc_metrics.h"
+
+#define ROUTER_OUTBOX_GROUP    "router"
+#define ROUTER_OUTBOX_LEASE    "cc:outbox:lease"
+#define ROUTER_OUTBOX_BATCH    512  /* default entries per batch */
+#define ROUTER_OUTBOX_LEASE_MS 5000 /* default lease; takeover within this after a crash */
+
+typedef struct router_outbox router_outbox;
+
+struct router_outbox_config {
+    const char *redis_url;           /* required */
+    const struct cc_bus_config *bus; /* required; copied into the publisher's producer */
+    const char *instance;            /* consumer name and CloudEvents source; required */
+    int batch;                       /* entries per XREADGROUP; <= 0 = ROUTER_OUTBOX_BATCH */
+    int lease_ms;                    /* <= 0 = ROUTER_OUTBOX_LEASE_MS; >= 300 */
+    cc_metrics *metrics;             /* borrowed registry for counters; may be NULL */
+};
+
+/* Starts the publisher thread (connects, creates its producer). NULL (logged) on a bad config
+ * or when the thread or producer cannot be made. */
+router_outbox *router_outbox_start(const struct router_outbox_config *cfg);
+
+/* Stops the publisher: keeps publishing for up to drain_ms while the stream still has entries
+ * (so a clean shutdown leaves nothing behind), flushes the producer, gives the lease up, joins
+ * the thread and frees everything. NULL is a no-op. */
+void router_outbox_stop(router_outbox *ob, int drain_ms);
+
+/* Writes the deterministic CloudEvents id of an outbox entry into out: lowercase canonical
+ * UUID, version 7, variant 10, first 48 bits = the ms part of entry_id ("<ms>-<seq>"). Returns
+ * 0, or -EINVAL when entry_id is not a stream id. */
+int router_outbox_event_id(const char *entry_id, const char *tenant, const char *type,
+                           const char *subject, char out[37]);
+
+/* Builds the CloudEvents envelope of one outbox entry from its fields (name/value pairs as
+ * the stream holds them: topic, key, type, tenant, subject, time_ms, data). Returns a new
+ * reference and sets *topic / *key (borrowed from fields), or NULL with a reason in err. */
+json_t *router_outbox_envelope(const char *entry_id, const char *const *fields, size_t nfields,
+                               const char *source, const char **topic, const char **key, char *err,
+                               size_t errlen);
+
+#endif

@@ -1,0 +1,916 @@
+/*
+ * Integration tests of the router engine: the cc-router binary as a real process against the
+ * stack's Redis, PostgreSQL and dev broker. Each test has its own tenant, its own consumer group
+ * for the router (so routers of tests running in parallel never share partitions) and watches
+ * the bus with a consumer of its own, keeping only its tenant's events.
+ *
+ * Scenarios (expected winners worked out by hand in each test): a route request is assigned to
+ * the longest-idle agent and the call's life (answered -> ended -> wrap-up -> available) shows
+ * as cc.agent.state_changed events with durations; cancel; RONA through the ring-timeout timer;
+ * unknown queue -> rejected decision; malformed requests -> cc.deadletter while the router
+ * carries on; closed hours -> rejected; a router SIGKILLed during load while a second one
+ * finishes the work with every request decided exactly once.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cc_auth.h"
+#include "cc_bus.h"
+#include "cc_event.h"
+#include "cc_id.h"
+#include "cc_log.h"
+#include "cc_pg.h"
+#include "cc_redis.h"
+#include "cc_time.h"
+#include "itest.h"
+#include "itest_http.h"
+
+#define RE_ADMIN      "re-admin-token"
+#define RE_AGENT1     "re-agent-a1-token"
+#define RE_JSON       "Content-Type: application/json\r\n"
+#define RE_MAX_EVENTS 20000
+
+struct re_router {
+    pid_t pid;
+    int port;
+    char log[256];
+};
+
+struct re_watch {
+    cc_consumer *consumer;
+    cc_producer *dl; /* required by cc_consumer_new; never used (the handler never rejects) */
+    json_t *events;  /* our tenant's envelopes, in arrival order */
+    char group[96];
+};
+
+static char re_tenant[80], re_group[96];
+static pid_t re_pids[4]; /* routers still running: the fixture kills them after a failure */
+/* Overrides for the next router started (private Redis / database of the rebuild test). */
+static char re_env_redis[256], re_env_pg[512], re_env_tenants[96];
+static pid_t re_redis_pid;
+static char re_redis_sock[128];
+static cc_producer *re_producer;
+static struct re_watch re_watch;
+
+/* ---- processes -------------------------------------------------------------------------- */
+
+static void re_bus_cfg(struct cc_bus_config *cfg)
+{
+    cc_bus_config_defaults(cfg);
+    cfg->brokers = itest_env("CC_KAFKA_BROKERS");
+    cfg->client_id = "test-router-engine";
+    cfg->session_timeout_ms = 6000;
+    cfg->heartbeat_interval_ms = 1000;
+    cfg->fetch_wait_max_ms = 10;
+    cfg->linger_ms = 1;
+}
+
+static char *re_tokens(void)
+{
+    static char spec[512];
+    char a[65], g[65];
+
+    cc_auth_hash_token(RE_ADMIN, a);
+    cc_auth_hash_token(RE_AGENT1, g);
+    snprintf(spec, sizeof(spec), "%s:%s:admin,%s:%s:agent:a1", a, re_tenant, g, re_tenant);
+    return spec;
+}
+
+/* Starts cc-router (instance name given) and waits until it consumes; fills r. */
+static void re_router_start(struct re_router *r, const char *instance)
+{
+    char bin[512], mig[512], line[4096];
+    int64_t until;
+    FILE *f;
+
+    snprintf(bin, sizeof(bin), "%s/bin/cc-router", itest_env("CC_TEST_BIN_DIR"));
+    snprintf(mig, sizeof(mig), "%s/services/router/migrations", itest_env("CC_TEST_TOP"));
+    snprintf(r->log, sizeof(r->log), "/tmp/%s.log", instance);
+    r->port = 0;
+    r->pid = fork();
+    cr_assert(r->pid >= 0, "expected fork to work");
+    if (r->pid == 0) {
+        int fd = open(r->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        setenv("CC_AUTH_TOKENS", re_tokens(), 1);
+        setenv("CC_HTTP_PORT", "0", 1);
+        setenv("CC_HTTP_ADDR", "127.0.0.1", 1);
+        setenv("CC_INSTANCE_ID", instance, 1);
+        setenv("CC_ROUTER_CONSUMER_GROUP", re_group, 1);
+        setenv("CC_ROUTER_MIGRATIONS_DIR", mig, 1);
+        setenv("CC_ROUTER_TICK_MS", "20", 1);
+        setenv("CC_ROUTER_CONSUMERS", "1", 1);
+        setenv("CC_ROUTER_OUTBOX_LEASE_MS", "1000", 1);
+        setenv("CC_LOG_LEVEL", "info", 1);
+        if (re_env_redis[0])
+            setenv("CC_REDIS_URL", re_env_redis, 1);
+        if (re_env_pg[0])
+            setenv("CC_PG_DSN", re_env_pg, 1);
+        if (re_env_tenants[0])
+            setenv("CC_ROUTER_TENANTS", re_env_tenants, 1);
+        execl(bin, bin, (char *)NULL);
+        _exit(127);
+    }
+    for (size_t i = 0; i < sizeof(re_pids) / sizeof(re_pids[0]); i++)
+        if (re_pids[i] == 0) {
+            re_pids[i] = r->pid;
+            break;
+        }
+    until = cc_time_mono_ms() + 30000;
+    while (r->port == 0 && cc_time_mono_ms() < until) {
+        usleep(50 * 1000);
+        f = fopen(r->log, "r");
+        while (f && fgets(line, sizeof(line), f)) {
+            const char *p = strstr(line, "routing: http ");
+            if (p)
+                sscanf(p, "routing: http %*[^:]:%d", &r->port);
+        }
+        if (f)
+            fclose(f);
+        cr_assert(waitpid(r->pid, NULL, WNOHANG) == 0, "expected cc-router to run (see %s)",
+                  r->log);
+    }
+    cr_assert(r->port > 0, "expected cc-router to be routing within 30 s (see %s)", r->log);
+}
+
+/* Stops the router with sig; for SIGTERM asserts a clean exit and no sanitizer report. */
+static void re_router_stop(struct re_router *r, int sig)
+{
+    char cmd[600];
+    int status = 0;
+
+    if (r->pid <= 0)
+        return;
+    kill(r->pid, sig);
+    waitpid(r->pid, &status, 0);
+    for (size_t i = 0; i < sizeof(re_pids) / sizeof(re_pids[0]); i++)
+        if (re_pids[i] == r->pid)
+            re_pids[i] = 0;
+    r->pid = 0;
+    if (sig != SIGTERM)
+        return;
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "expected cc-router to exit 0 on SIGTERM (see %s)", r->log);
+    snprintf(cmd, sizeof(cmd), "grep -a -E -q 'ERROR: (Address|Leak)Sanitizer|runtime error:' '%s'",
+             r->log);
+    cr_expect(system(cmd) != 0, "expected no sanitizer report in %s", r->log);
+}
+
+/* ---- bus -------------------------------------------------------------------------------- */
+
+static enum cc_bus_verdict re_watch_handler(void *ctx, const struct cc_bus_msg *m, char *reason,
+                                            size_t reasonlen)
+{
+    struct re_watch *w = ctx;
+    json_t *doc = json_loadb(m->value, m->len, 0, NULL);
+    const char *tenant = json_string_value(json_object_get(doc, "tenant"));
+    const char *key = json_string_value(json_object_get(json_object_get(doc, "data"), "key"));
+
+    (void)reason;
+    (void)reasonlen;
+    /* ours: our tenant, or a deadletter of a message keyed with our tenant's prefix */
+    if (doc &&
+        ((tenant && strcmp(tenant, re_tenant) == 0) ||
+         (key && strncmp(key, re_tenant, strlen(re_tenant)) == 0)) &&
+        json_array_size(w->events) < RE_MAX_EVENTS) {
+        json_object_set_new(doc, "_topic", json_string(m->topic));
+        json_array_append(w->events, doc);
+    }
+    json_decref(doc);
+    return CC_BUS_OK;
+}
+
+static void re_watch_start(struct re_watch *w)
+{
+    static const char *const topics[] = {CC_TOPIC_ROUTING_DECISIONS, CC_TOPIC_AGENTS,
+                                         CC_TOPIC_INTERACTIONS, CC_TOPIC_DEADLETTER};
+    struct cc_bus_config cfg;
+
+    re_bus_cfg(&cfg);
+    itest_unique(w->group, sizeof(w->group), "rewatch");
+    w->events = json_array();
+    w->dl = cc_producer_new(&cfg);
+    w->consumer = cc_consumer_new(&cfg, w->group, topics, 4, re_watch_handler, w, w->dl);
+    cr_assert_not_null(w->consumer, "expected a watch consumer");
+}
+
+static void re_watch_stop(struct re_watch *w)
+{
+    cc_consumer_free(w->consumer);
+    cc_producer_free(w->dl);
+    json_decref(w->events);
+    memset(w, 0, sizeof(*w));
+}
+
+/* True when ev matches type, subject (NULL = any) and, when field is non-NULL, data.field ==
+ * value (string). */
+static bool re_match(const json_t *ev, const char *type, const char *subject, const char *field,
+                     const char *value)
+{
+    const char *t = json_string_value(json_object_get(ev, "type"));
+    const char *s = json_string_value(json_object_get(ev, "subject"));
+    const char *v;
+
+    if (!t || strcmp(t, type) != 0 || (subject && (!s || strcmp(s, subject) != 0)))
+        return false;
+    if (!field)
+        return true;
+    v = json_string_value(json_object_get(json_object_get(ev, "data"), field));
+    return v && strcmp(v, value) == 0;
+}
+
+/* Polls until the n-th (1-based) event matching arrives; returns it (borrowed) or NULL. */
+static json_t *re_wait_nth(const char *type, const char *subject, const char *field,
+                           const char *value, size_t nth, int timeout_ms)
+{
+    int64_t until = cc_time_mono_ms() + timeout_ms;
+    size_t seen_idx = 0;
+
+    for (;;) {
+        size_t count = 0;
+        json_t *ev;
+
+        json_array_foreach(re_watch.events, seen_idx, ev)
+        {
+            if (re_match(ev, type, subject, field, value) && ++count == nth)
+                return ev;
+        }
+        if (cc_time_mono_ms() > until)
+            return NULL;
+        cc_consumer_poll(re_watch.consumer, 20);
+    }
+}
+
+static json_t *re_wait(const char *type, const char *subject, const char *field, const char *value,
+                       int timeout_ms)
+{
+    return re_wait_nth(type, subject, field, value, 1, timeout_ms);
+}
+
+/* Counts events matching so far (after draining for settle_ms). */
+static size_t re_count(const char *type, const char *subject, int settle_ms)
+{
+    int64_t until = cc_time_mono_ms() + settle_ms;
+    size_t i, n = 0;
+    json_t *ev;
+
+    while (cc_time_mono_ms() < until)
+        cc_consumer_poll(re_watch.consumer, 20);
+    json_array_foreach(re_watch.events, i, ev)
+    {
+        if (re_match(ev, type, subject, NULL, NULL))
+            n++;
+    }
+    return n;
+}
+
+/* Produces a CloudEvent of type with data (JSON text) about subject on topic. */
+static void re_send(const char *topic, const char *type, const char *subject, const char *data)
+{
+    json_t *d = json_loads(data, 0, NULL);
+    json_t *env;
+
+    cr_assert_not_null(d, "expected test JSON to parse: %s", data);
+    env = cc_event_build(type, "/test/router-engine", subject, re_tenant, d);
+    cr_assert_not_null(env, "expected an envelope for %s", type);
+    cr_assert_eq(cc_producer_send_event(re_producer, topic, subject, env), 0,
+                 "expected %s to be queued", type);
+    json_decref(env);
+    cr_assert_eq(cc_producer_flush(re_producer, 10000), 0, "expected %s delivered", type);
+}
+
+static void re_route(const char *ix, const char *queue, const char *channel)
+{
+    char data[256];
+
+    snprintf(data, sizeof(data), "{\"queue_id\":\"%s\",\"channel\":\"%s\",\"priority\":0}", queue,
+             channel);
+    re_send(CC_TOPIC_ROUTING_REQUESTS, "cc.routing.route", ix, data);
+}
+
+/* An interaction id of this test: "<tenant>-<n>" (a valid id; deadletters keyed by it are
+ * recognised as ours). */
+static void re_ix(char *buf, size_t n, const char *what)
+{
+    snprintf(buf, n, "%s-%s", re_tenant, what);
+}
+
+/* ---- REST ------------------------------------------------------------------------------- */
+
+static json_t *re_http(const struct re_router *r, const char *method, const char *path,
+                       const char *token, const char *body, int want)
+{
+    struct itest_http_reply rep;
+
+    itest_http_fetch(r->port, method, path, token, body ? RE_JSON : NULL, body, &rep);
+    cr_assert_eq(rep.status, want, "expected %s %s -> %d, got %d: %.300s", method, path, want,
+                 rep.status, rep.body);
+    return json_loadb(rep.body, rep.body_len, 0, NULL);
+}
+
+static void re_put(const struct re_router *r, const char *method, const char *path,
+                   const char *body, int want)
+{
+    json_decref(re_http(r, method, path, RE_ADMIN, body, want));
+}
+
+/* Waits until the queue's live view shows `members` members (config sync is asynchronous:
+ * NOTIFY -> listener -> Redis). */
+static void re_wait_members(const struct re_router *r, const char *queue, int members)
+{
+    char path[160];
+    int64_t until = cc_time_mono_ms() + 10000;
+    long got = -1;
+
+    snprintf(path, sizeof(path), "/v1/queues/%s/live", queue);
+    while (cc_time_mono_ms() < until) {
+        json_t *v = re_http(r, "GET", path, RE_ADMIN, NULL, 200);
+        got = (long)json_integer_value(json_object_get(v, "members"));
+        json_decref(v);
+        if (got == members)
+            return;
+        usleep(50 * 1000);
+    }
+    cr_assert_fail("expected queue '%s' to show %d members in redis, got %ld", queue, members, got);
+}
+
+static void re_agent(const struct re_router *r, const char *id)
+{
+    char body[200];
+
+    snprintf(body, sizeof(body), "{\"id\":\"%s\",\"name\":\"Agent %s\"}", id, id);
+    re_put(r, "POST", "/v1/agents", body, 201);
+}
+
+static void re_member(const struct re_router *r, const char *queue, const char *agent, int pos)
+{
+    char path[160], body[80];
+
+    snprintf(path, sizeof(path), "/v1/queues/%s/members/%s", queue, agent);
+    snprintf(body, sizeof(body), "{\"position\":%d}", pos);
+    re_put(r, "PUT", path, body, 201);
+}
+
+static void re_state(const struct re_router *r, const char *agent, const char *token,
+                     const char *body)
+{
+    char path[160];
+
+    snprintf(path, sizeof(path), "/v1/agents/%s/state", agent);
+    json_decref(re_http(r, "POST", path, token, body, 200));
+}
+
+/* Registers a SIP contact for agent (a cc.agents registered fact, as sip-edge sends) and
+ * waits until the router holds it: a voice offer needs a phone to ring. */
+static void re_register(const struct re_router *r, const char *agent)
+{
+    char data[200], path[128];
+    int64_t until = cc_time_mono_ms() + 10000;
+
+    snprintf(data, sizeof(data), "{\"contact\":\"sip:%s@127.0.0.1:5070\",\"expires_s\":3600}",
+             agent);
+    re_send(CC_TOPIC_AGENTS, "cc.agent.registered", agent, data);
+    snprintf(path, sizeof(path), "/v1/agents/%s/live", agent);
+    while (cc_time_mono_ms() < until) {
+        json_t *v = re_http(r, "GET", path, RE_ADMIN, NULL, 200);
+        const char *c = json_string_value(json_object_get(v, "contact"));
+        bool ok = c && strstr(c, agent);
+        json_decref(v);
+        if (ok)
+            return;
+        usleep(50 * 1000);
+    }
+    cr_assert_fail("expected agent '%s' to get its registered contact", agent);
+}
+
+/* ---- fixture ---------------------------------------------------------------------------- */
+
+static void re_setup(void)
+{
+    struct cc_bus_config cfg;
+
+    cc_log_init("test-router-engine", CC_LOG_WARN);
+    itest_unique(re_tenant, sizeof(re_tenant), "re");
+    itest_unique(re_group, sizeof(re_group), "rerouter");
+    re_bus_cfg(&cfg);
+    re_producer = cc_producer_new(&cfg);
+    cr_assert_not_null(re_producer, "expected a producer");
+    re_watch_start(&re_watch);
+}
+
+/* Prints what the watch saw (on a failure, to tell why). */
+static void re_dump(void)
+{
+    size_t i;
+    json_t *ev;
+
+    json_array_foreach(re_watch.events, i, ev)
+    {
+        char *data = json_dumps(json_object_get(ev, "data"), JSON_COMPACT);
+        fprintf(stderr, "  seen %s %s %s %.200s\n",
+                json_string_value(json_object_get(ev, "_topic")),
+                json_string_value(json_object_get(ev, "type")),
+                json_string_value(json_object_get(ev, "subject")), data ? data : "");
+        free(data);
+    }
+}
+
+static void re_teardown(void)
+{
+    if (re_redis_pid > 0) {
+        kill(re_redis_pid, SIGKILL);
+        waitpid(re_redis_pid, NULL, 0);
+        unlink(re_redis_sock);
+        re_redis_pid = 0;
+    }
+    for (size_t i = 0; i < sizeof(re_pids) / sizeof(re_pids[0]); i++)
+        if (re_pids[i] > 0) { /* the test failed before stopping it */
+            kill(re_pids[i], SIGKILL);
+            waitpid(re_pids[i], NULL, 0);
+            re_pids[i] = 0;
+        }
+    re_watch_stop(&re_watch);
+    cc_producer_free(re_producer);
+    re_producer = NULL;
+}
+
+TestSuite(router_engine, .init = re_setup, .fini = re_teardown, .timeout = 120);
+
+/* Two agents in a longest_idle queue: a1 became available first, so a1 has been idle longest
+ * and wins the first call. Then the call's life: answered -> a1 busy; ended (wrap-up 1 s) ->
+ * a1 wrap_up, and the ticker ends the wrap-up about 1 s later -> available, each
+ * cc.agent.state_changed carrying the time spent in the state it leaves. */
+Test(router_engine, assigns_the_longest_idle_agent_and_follows_the_call_to_wrap_up)
+{
+    struct re_router r;
+    char ix[128], data[256], inst[96];
+    json_t *ev, *d;
+
+    re_router_start(&r, itest_unique(inst, sizeof(inst), "rer"));
+    re_agent(&r, "a1");
+    re_agent(&r, "a2");
+    re_put(&r, "POST", "/v1/queues",
+           "{\"id\":\"q1\",\"name\":\"Q1\",\"channels\":[\"voice\"],\"strategy\":"
+           "\"longest_idle\",\"wrapup_s\":1,\"ring_timeout_s\":30}",
+           201);
+    re_member(&r, "q1", "a1", 2);
+    re_member(&r, "q1", "a2", 1);
+    re_wait_members(&r, "q1", 2);
+    re_register(&r, "a1");
+    re_register(&r, "a2");
+    re_state(&r, "a1", RE_AGENT1, "{\"state\":\"available\"}"); /* the agent itself */
+    usleep(30 * 1000);
+    re_state(&r, "a2", RE_ADMIN, "{\"state\":\"available\"}"); /* a supervisor/admin */
+
+    re_ix(ix, sizeof(ix), "call1");
+    re_route(ix, "q1", "voice");
+    ev = re_wait("cc.routing.assigned", ix, NULL, NULL, 15000);
+    cr_assert_not_null(ev, "expected cc.routing.assigned for %s", ix);
+    d = json_object_get(ev, "data");
+    cr_assert_str_eq(json_string_value(json_object_get(d, "agent_id")), "a1",
+                     "expected the longest idle agent a1 to win");
+    cr_assert_str_eq(json_string_value(json_object_get(d, "strategy")), "longest_idle");
+    cr_assert_str_eq(json_string_value(json_object_get(d, "agent_contact")),
+                     "sip:a1@127.0.0.1:5070", "expected the registered contact in the decision");
+    cr_assert(strncmp(json_string_value(json_object_get(ev, "source")), "/router/", 8) == 0,
+              "expected the router as the source");
+    cr_assert(cc_uuid_valid(json_string_value(json_object_get(ev, "id"))),
+              "expected a UUID event id");
+    cr_assert_not_null(re_wait("cc.interaction.offered", ix, NULL, NULL, 5000),
+                       "expected cc.interaction.offered on cc.interactions");
+    cr_assert_not_null(re_wait("cc.agent.state_changed", "a1", "to_state", "reserved", 5000),
+                       "expected a1 reserved");
+
+    snprintf(data, sizeof(data),
+             "{\"answered_by\":\"agent\",\"agent_id\":\"a1\",\"queue_id\":\"q1\",\"wait_ms\":5}");
+    re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.answered", ix, data);
+    cr_assert_not_null(re_wait("cc.agent.state_changed", "a1", "to_state", "busy", 10000),
+                       "expected a1 busy after answered");
+    /* answering twice changes nothing */
+    re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.answered", ix, data);
+    re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.ended", ix,
+            "{\"ended_by\":\"customer\",\"talk_ms\":1200,\"hold_ms\":0,\"agent_id\":\"a1\"}");
+    ev = re_wait("cc.agent.state_changed", "a1", "to_state", "wrap_up", 10000);
+    cr_assert_not_null(ev, "expected a1 in wrap-up after ended");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(ev, "data"), "from_state")),
+                     "busy");
+    ev = re_wait_nth("cc.agent.state_changed", "a1", "to_state", "available", 2, 10000);
+    cr_assert_not_null(ev, "expected a1 available again when the 1 s wrap-up timer fired");
+    d = json_object_get(ev, "data");
+    cr_assert_str_eq(json_string_value(json_object_get(d, "from_state")), "wrap_up");
+    cr_assert(json_integer_value(json_object_get(d, "duration_ms")) >= 900,
+              "expected about 1 s of wrap-up, got %lld ms",
+              (long long)json_integer_value(json_object_get(d, "duration_ms")));
+    cr_assert_eq(re_count("cc.agent.state_changed", "a1", 300), 5,
+                 "expected exactly available, reserved, busy, wrap_up, available -- the repeated "
+                 "answered must not add one");
+    re_router_stop(&r, SIGTERM);
+}
+
+/* One agent, ring timeout 1 s, max_no_answer 1: the offer to a1 is not answered, the ticker's
+ * ring timeout makes a1 not_ready "no_answer" and re-offers the call to a2 (who became
+ * available later, so a1 was picked first). */
+Test(router_engine, re_offers_to_the_next_agent_after_a_ring_timeout)
+{
+    struct re_router r;
+    char ix[128], inst[96];
+    json_t *ev;
+
+    re_router_start(&r, itest_unique(inst, sizeof(inst), "rer"));
+    re_agent(&r, "a1");
+    re_agent(&r, "a2");
+    re_put(&r, "POST", "/v1/queues",
+           "{\"id\":\"q1\",\"name\":\"Q1\",\"channels\":[\"voice\"],\"strategy\":"
+           "\"longest_idle\",\"ring_timeout_s\":1,\"max_no_answer\":1}",
+           201);
+    re_member(&r, "q1", "a1", 1);
+    re_member(&r, "q1", "a2", 2);
+    re_wait_members(&r, "q1", 2);
+    re_register(&r, "a1");
+    re_register(&r, "a2");
+    re_state(&r, "a1", RE_AGENT1, "{\"state\":\"available\"}");
+    usleep(30 * 1000);
+    re_state(&r, "a2", RE_ADMIN, "{\"state\":\"available\"}");
+
+    re_ix(ix, sizeof(ix), "rona");
+    re_route(ix, "q1", "voice");
+    ev = re_wait("cc.routing.assigned", ix, NULL, NULL, 15000);
+    if (!ev || !re_match(ev, "cc.routing.assigned", ix, "agent_id", "a1"))
+        re_dump();
+    cr_assert(ev && re_match(ev, "cc.routing.assigned", ix, "agent_id", "a1"),
+              "expected the first offer to a1");
+    ev = re_wait("cc.agent.state_changed", "a1", "to_state", "not_ready", 10000);
+    cr_assert_not_null(ev, "expected a1 not_ready after the 1 s ring timeout");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(ev, "data"), "reason_code")),
+                     "no_answer");
+    ev = re_wait("cc.routing.assigned", ix, "agent_id", "a2", 10000);
+    if (!ev)
+        re_dump();
+    cr_assert_not_null(ev, "expected the call re-offered to a2");
+    re_router_stop(&r, SIGTERM);
+}
+
+/* A queue nobody configured: a business answer (cc.routing.rejected unknown_queue), not a
+ * deadletter. Malformed requests (not JSON; a route without channel) go to cc.deadletter with
+ * the reason, and the router carries on: a later valid request is decided. A cancel removes a
+ * waiting call. */
+Test(router_engine, rejects_unknown_queues_deadletters_bad_requests_and_cancels)
+{
+    struct re_router r;
+    char ix[128], bad[128], bad2[128], wait_ix[128], inst[96];
+    json_t *ev, *v;
+
+    re_router_start(&r, itest_unique(inst, sizeof(inst), "rer"));
+    re_put(&r, "POST", "/v1/queues",
+           "{\"id\":\"q1\",\"name\":\"Q1\",\"channels\":[\"chat\"],\"strategy\":\"linear\"}", 201);
+    re_wait_members(&r, "q1", 0);
+
+    re_ix(ix, sizeof(ix), "nowhere");
+    re_route(ix, "no-such-queue", "voice");
+    ev = re_wait("cc.routing.rejected", ix, NULL, NULL, 15000);
+    cr_assert_not_null(ev, "expected a rejected decision for an unknown queue");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(ev, "data"), "reason")),
+                     "unknown_queue");
+
+    re_ix(bad, sizeof(bad), "notjson");
+    cr_assert_eq(cc_producer_send(re_producer, CC_TOPIC_ROUTING_REQUESTS, bad, "{not json", 9), 0);
+    re_ix(bad2, sizeof(bad2), "nochannel");
+    re_send(CC_TOPIC_ROUTING_REQUESTS, "cc.routing.route", bad2,
+            "{\"queue_id\":\"q1\",\"priority\":0}");
+    ev = re_wait(CC_BUS_DEADLETTER_TYPE, NULL, "key", bad, 15000);
+    cr_assert_not_null(ev, "expected the non-JSON request in cc.deadletter");
+    /* every test runs its own router group over the shared topics: any of them may be first */
+    cr_assert(strncmp(json_string_value(json_object_get(json_object_get(ev, "data"), "group")),
+                      "rerouter", 8) == 0,
+              "expected a router's group to have rejected it");
+    ev = re_wait(CC_BUS_DEADLETTER_TYPE, NULL, "key", bad2, 15000);
+    cr_assert_not_null(ev, "expected the route without channel in cc.deadletter");
+    cr_assert(strstr(json_string_value(json_object_get(json_object_get(ev, "data"), "reason")),
+                     "channel") != NULL,
+              "expected the reason to name the channel");
+
+    /* still alive: a valid chat request waits (no agent), then is cancelled */
+    re_ix(wait_ix, sizeof(wait_ix), "waiting");
+    re_route(wait_ix, "q1", "chat");
+    cr_assert_not_null(re_wait("cc.interaction.queued", wait_ix, NULL, NULL, 15000),
+                       "expected the router to carry on and queue the next request");
+    v = re_http(&r, "GET", "/v1/queues/q1/live", RE_ADMIN, NULL, 200);
+    cr_assert_eq(json_integer_value(json_object_get(v, "waiting")), 1, "expected 1 waiting");
+    json_decref(v);
+    re_send(CC_TOPIC_ROUTING_REQUESTS, "cc.routing.cancel", wait_ix, "{\"reason\":\"abandoned\"}");
+    for (int i = 0; i < 200; i++) {
+        long waiting;
+        v = re_http(&r, "GET", "/v1/queues/q1/live", RE_ADMIN, NULL, 200);
+        waiting = (long)json_integer_value(json_object_get(v, "waiting"));
+        json_decref(v);
+        if (waiting == 0)
+            break;
+        cr_assert(i < 199, "expected the cancel to empty the queue");
+        usleep(50 * 1000);
+    }
+    re_router_stop(&r, SIGTERM);
+}
+
+/* A queue closed today (today's UTC date is a holiday) rejects with its closed reason. The
+ * agent REST rules: an agent token may not act for another agent (404), not_ready needs a
+ * configured reason code. */
+Test(router_engine, rejects_in_closed_hours_and_guards_agent_state_changes)
+{
+    struct re_router r;
+    char ix[128], body[512], day[16], inst[96];
+    time_t now = time(NULL);
+    struct tm tm;
+    json_t *ev, *v;
+
+    gmtime_r(&now, &tm);
+    strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+    re_router_start(&r, itest_unique(inst, sizeof(inst), "rer"));
+    snprintf(body, sizeof(body),
+             "{\"id\":\"shut\",\"name\":\"Closed\",\"channels\":[\"voice\"],\"strategy\":"
+             "\"linear\",\"timezone\":\"UTC\",\"closed_reason\":\"holiday\",\"holidays\":[{"
+             "\"date\":\"%s\",\"name\":\"Today\"}]}",
+             day);
+    re_put(&r, "POST", "/v1/queues", body, 201);
+    re_wait_members(&r, "shut", 0);
+    re_ix(ix, sizeof(ix), "closed");
+    re_route(ix, "shut", "voice");
+    ev = re_wait("cc.routing.rejected", ix, NULL, NULL, 15000);
+    cr_assert_not_null(ev, "expected a rejection while closed");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(ev, "data"), "reason")),
+                     "closed", "expected the schema's reason 'closed'");
+    cr_assert(strstr(json_string_value(json_object_get(json_object_get(ev, "data"), "detail")),
+                     "holiday") != NULL,
+              "expected the detail to carry the queue's closed_reason 'holiday'");
+
+    re_agent(&r, "a1");
+    re_agent(&r, "a2");
+    json_decref(
+        re_http(&r, "POST", "/v1/agents/a2/state", RE_AGENT1, "{\"state\":\"available\"}", 404));
+    json_decref(re_http(&r, "POST", "/v1/agents/a1/state", RE_AGENT1,
+                        "{\"state\":\"not_ready\",\"reason\":\"lunch\"}", 422));
+    re_put(&r, "PUT", "/v1/not-ready-reasons/lunch", "{\"label\":\"Lunch\"}", 201);
+    v = re_http(&r, "POST", "/v1/agents/a1/state", RE_AGENT1,
+                "{\"state\":\"not_ready\",\"reason\":\"lunch\"}", 200);
+    cr_assert_str_eq(json_string_value(json_object_get(v, "state")), "not_ready");
+    cr_assert_str_eq(json_string_value(json_object_get(v, "reason")), "lunch");
+    json_decref(v);
+    json_decref(
+        re_http(&r, "POST", "/v1/agents/a1/wrapup", RE_AGENT1, "{\"action\":\"end\"}", 409));
+    json_decref(re_http(&r, "POST", "/v1/agents/a1/state", RE_AGENT1, "{\"state\":\"busy\"}", 422));
+    re_router_stop(&r, SIGTERM);
+}
+
+/* Two routers in one group; 300 chat requests over 30 agents (capacity 3 each = 90 at once);
+ * one router is SIGKILLed mid-way. The survivor takes its partitions (after the session
+ * timeout) and the outbox lease: every request ends with exactly one first assignment or stays
+ * queued, no agent is ever assigned beyond capacity, and no decision is lost. Every answered
+ * call is ended at once, freeing capacity so that all 300 get assigned. */
+Test(router_engine, finishes_the_work_of_a_router_killed_during_load, .timeout = 180)
+{
+    enum { AGENTS = 30, CALLS = 300 };
+    struct re_router r1, r2;
+    char ix[128], path[64], inst1[96], inst2[96];
+    int assigned = 0;
+
+    re_router_start(&r1, itest_unique(inst1, sizeof(inst1), "rer1"));
+    re_router_start(&r2, itest_unique(inst2, sizeof(inst2), "rer2"));
+    re_put(&r1, "POST", "/v1/queues",
+           "{\"id\":\"load\",\"name\":\"Load\",\"channels\":[\"chat\"],\"strategy\":"
+           "\"round_robin\",\"ring_timeout_s\":600}",
+           201);
+    for (int a = 0; a < AGENTS; a++) {
+        char id[16];
+        snprintf(id, sizeof(id), "l%02d", a);
+        re_agent(&r1, id);
+        re_member(&r1, "load", id, a + 1);
+    }
+    re_wait_members(&r1, "load", AGENTS);
+    for (int a = 0; a < AGENTS; a++) {
+        snprintf(path, sizeof(path), "l%02d", a);
+        re_state(&r2, path, RE_ADMIN, "{\"state\":\"available\"}");
+    }
+    for (int i = 0; i < CALLS; i++) {
+        snprintf(path, sizeof(path), "load%04d", i);
+        re_ix(ix, sizeof(ix), path);
+        re_route(ix, "load", "chat");
+        if (i == CALLS / 3)
+            re_router_stop(&r1, SIGKILL);
+    }
+    /* answer and end every assignment as it comes, so capacity frees up; a re-published
+     * assignment (same subject) is skipped */
+    {
+        json_t *seen = json_object();
+        size_t k = 0;
+        for (int64_t until = cc_time_mono_ms() + 120000;
+             assigned < CALLS && cc_time_mono_ms() < until;) {
+            json_t *ev = re_wait_nth("cc.routing.assigned", NULL, NULL, NULL, k + 1, 2000);
+            const char *sub, *agent;
+            char data[256];
+            if (!ev)
+                continue;
+            k++;
+            sub = json_string_value(json_object_get(ev, "subject"));
+            agent = json_string_value(json_object_get(json_object_get(ev, "data"), "agent_id"));
+            if (json_object_get(seen, sub))
+                continue;
+            json_object_set_new(seen, sub, json_true());
+            snprintf(data, sizeof(data),
+                     "{\"answered_by\":\"agent\",\"agent_id\":\"%s\",\"wait_ms\":1}", agent);
+            re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.answered", sub, data);
+            snprintf(data, sizeof(data),
+                     "{\"ended_by\":\"agent\",\"talk_ms\":10,\"hold_ms\":0,\"agent_id\":\"%s\"}",
+                     agent);
+            re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.ended", sub, data);
+            assigned++;
+        }
+        json_decref(seen);
+    }
+    cr_assert_eq(assigned, CALLS, "expected all %d requests assigned, got %d", CALLS, assigned);
+    /* exactly one assignment per request (deduplicated by CloudEvents id: a re-publish after
+     * the kill repeats an event with the same id, which consumers drop) */
+    {
+        json_t *ids = json_object(), *per = json_object(), *ev;
+        size_t i;
+        json_array_foreach(re_watch.events, i, ev)
+        {
+            const char *id = json_string_value(json_object_get(ev, "id"));
+            const char *sub = json_string_value(json_object_get(ev, "subject"));
+            if (!re_match(ev, "cc.routing.assigned", NULL, NULL, NULL) || json_object_get(ids, id))
+                continue;
+            json_object_set_new(ids, id, json_true());
+            json_object_set_new(per, sub,
+                                json_integer(json_integer_value(json_object_get(per, sub)) + 1));
+        }
+        cr_assert_eq(json_object_size(per), CALLS, "expected %d distinct assigned calls, got %zu",
+                     CALLS, json_object_size(per));
+        const char *k;
+        json_t *n;
+        json_object_foreach(per, k, n)
+        {
+            cr_assert_eq(json_integer_value(n), 1, "expected one assignment for %s, got %lld", k,
+                         (long long)json_integer_value(n));
+        }
+        json_decref(ids);
+        json_decref(per);
+    }
+    re_router_stop(&r2, SIGTERM);
+}
+
+/* Starts a private redis-server on a unix socket (so FLUSHALL hurts no other test). */
+static void re_private_redis(char *url, size_t n)
+{
+    char name[64];
+    int64_t until;
+
+    itest_unique(name, sizeof(name), "reredis");
+    snprintf(re_redis_sock, sizeof(re_redis_sock), "/tmp/%s.sock", name);
+    re_redis_pid = fork();
+    cr_assert(re_redis_pid >= 0, "expected fork to work");
+    if (re_redis_pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", re_redis_sock,
+               "--save", "", "--appendonly", "no", (char *)NULL);
+        _exit(127);
+    }
+    for (until = cc_time_mono_ms() + 5000; access(re_redis_sock, F_OK) != 0;) {
+        cr_assert(cc_time_mono_ms() < until, "expected redis-server up on %s", re_redis_sock);
+        usleep(20 * 1000);
+    }
+    snprintf(url, n, "unix://%s", re_redis_sock);
+}
+
+/* Creates a private database in the stack's PostgreSQL; writes its DSN. */
+static void re_private_db(char *dsn, size_t n)
+{
+    char name[64], sql[128];
+    cc_pg *pg = cc_pg_new(itest_env("CC_PG_DSN"));
+
+    cr_assert_not_null(pg, "expected PostgreSQL");
+    itest_unique(name, sizeof(name), "redb");
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+    cr_assert_eq(cc_pg_exec(pg, sql, 0, NULL), 0, "expected database %s created", name);
+    cc_pg_free(pg);
+    snprintf(dsn, n, "%s dbname=%s", itest_env("CC_PG_DSN"), name);
+}
+
+static long re_agent_used(const struct re_router *r, const char *agent, const char *ch,
+                          json_t **interactions)
+{
+    char path[128];
+    json_t *v;
+    long used;
+
+    snprintf(path, sizeof(path), "/v1/agents/%s/live", agent);
+    v = re_http(r, "GET", path, RE_ADMIN, NULL, 200);
+    used = (long)json_integer_value(json_object_get(json_object_get(v, "used"), ch));
+    if (interactions)
+        *interactions = json_incref(json_object_get(v, "interactions"));
+    json_decref(v);
+    return used;
+}
+
+/* Redis loses everything (FLUSHALL) with interactions in every state: a1 (chat capacity 3)
+ * holds c1 and c2 (answered) and rings for c3; c4 and c5 wait. After the flush the next
+ * request (c6) meets NOSTATE, the router rebuilds from PostgreSQL -- config, a1's presence,
+ * the six open interactions with their original enqueue times -- and dispatches: the oldest
+ * waiting, c3 (whose offer was lost with Redis), is offered to a1 again, filling its third
+ * slot. Nothing forgotten (2 held + 1 offered + 3 waiting = 6), a1 never beyond 3 chats. */
+Test(router_engine, rebuilds_from_postgresql_after_redis_loses_everything)
+{
+    struct re_router r;
+    char ix[6][128], inst[96], url[sizeof(re_env_redis)];
+    json_t *v, *items, *it;
+    cc_redis *redis;
+    redisReply *rep;
+    size_t i;
+    int held = 0, offered = 0;
+
+    re_private_redis(re_env_redis, sizeof(re_env_redis));
+    re_private_db(re_env_pg, sizeof(re_env_pg));
+    snprintf(re_env_tenants, sizeof(re_env_tenants), "%s", re_tenant);
+    re_router_start(&r, itest_unique(inst, sizeof(inst), "rer"));
+    re_agent(&r, "a1");
+    re_put(&r, "POST", "/v1/queues",
+           "{\"id\":\"q1\",\"name\":\"Q1\",\"channels\":[\"chat\"],\"strategy\":\"linear\","
+           "\"ring_timeout_s\":600}",
+           201);
+    re_member(&r, "q1", "a1", 1);
+    re_wait_members(&r, "q1", 1);
+    re_state(&r, "a1", RE_AGENT1, "{\"state\":\"available\"}");
+    for (int k = 0; k < 6; k++) {
+        char what[16];
+        snprintf(what, sizeof(what), "c%d", k + 1);
+        re_ix(ix[k], sizeof(ix[k]), what);
+    }
+    for (int k = 0; k < 3; k++) {
+        re_route(ix[k], "q1", "chat");
+        cr_assert_not_null(re_wait("cc.routing.assigned", ix[k], "agent_id", "a1", 15000),
+                           "expected %s offered to a1", ix[k]);
+    }
+    for (int k = 0; k < 2; k++)
+        re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.answered", ix[k],
+                "{\"answered_by\":\"agent\",\"agent_id\":\"a1\",\"wait_ms\":1}");
+    for (int k = 3; k < 5; k++) {
+        re_route(ix[k], "q1", "chat");
+        cr_assert_not_null(re_wait("cc.interaction.queued", ix[k], NULL, NULL, 15000),
+                           "expected %s queued", ix[k]);
+    }
+    for (int n = 0; n < 200; n++) { /* both answers applied (and persisted) */
+        held = 0;
+        re_agent_used(&r, "a1", "chat", &items);
+        json_array_foreach(items, i, it)
+        {
+            held +=
+                strcmp(json_string_value(json_object_get(it, "status")) ?: "", "in_progress") == 0;
+        }
+        json_decref(items);
+        if (held == 2)
+            break;
+        usleep(50 * 1000);
+    }
+    cr_assert_eq(held, 2, "expected c1 and c2 in progress before the flush");
+
+    snprintf(url, sizeof(url), "%s", re_env_redis);
+    redis = cc_redis_new(url);
+    rep = cc_redis_command(redis, "FLUSHALL");
+    cr_assert(rep && rep->type == REDIS_REPLY_STATUS, "expected FLUSHALL to work");
+    freeReplyObject(rep);
+    cc_redis_free(redis);
+
+    re_route(ix[5], "q1", "chat");
+    cr_assert_not_null(re_wait_nth("cc.routing.assigned", ix[2], "agent_id", "a1", 2, 20000),
+                       "expected c3, the oldest waiting, offered to a1 again after the rebuild");
+    cr_assert_eq(re_agent_used(&r, "a1", "chat", &items), 3,
+                 "expected a1 to hold exactly its 3 chats (2 in progress + 1 offered)");
+    json_array_foreach(items, i, it)
+    {
+        const char *st = json_string_value(json_object_get(it, "status"));
+        offered += st && strcmp(st, "offered") == 0;
+    }
+    cr_assert_eq(json_array_size(items), 3, "expected 3 interactions on a1");
+    cr_assert_eq(offered, 1, "expected one offered (c3)");
+    json_decref(items);
+    v = re_http(&r, "GET", "/v1/queues/q1/live", RE_ADMIN, NULL, 200);
+    cr_assert_eq(json_integer_value(json_object_get(v, "waiting")), 3,
+                 "expected c4, c5, c6 still waiting: nothing forgotten");
+    json_decref(v);
+    re_router_stop(&r, SIGTERM);
+    re_env_redis[0] = re_env_pg[0] = re_env_tenants[0] = '\0';
+}

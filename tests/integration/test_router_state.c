@@ -1,0 +1,1064 @@
+/*
+ * Integration tests for services/router/router_state.c (the Lua routing scripts) against the
+ * real redis-server of the local stack. Each test has its own tenant and its own outbox stream
+ * and timer set (router_state_set_keys), so it never sees another test's events or timers, and
+ * drives time by hand (now_ms), so tiers, wrap-up, RONA and max wait need no sleeping.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cc_redis.h"
+#include "itest.h"
+#include "router_state.h"
+
+#define RS_T0   1893456000000LL /* 2030-01-01T00:00:00Z: the tests' clock starts here */
+#define RS_S(n) (RS_T0 + (n)*1000LL)
+
+static router_state *rs;
+static cc_redis *rs_raw; /* plain connection: reads the outbox, seeds counters, cleans up */
+static char rs_tenant[64];
+static char rs_outbox[128];
+static char rs_timers[128];
+
+static void rs_it_setup(void)
+{
+    const char *url = itest_env("CC_REDIS_URL");
+    long long epoch;
+
+    itest_unique(rs_tenant, sizeof(rs_tenant), "rs");
+    snprintf(rs_outbox, sizeof(rs_outbox), "cc:outbox:test:%s", rs_tenant);
+    snprintf(rs_timers, sizeof(rs_timers), "cc:timers:test:%s", rs_tenant);
+    rs = router_state_new(url);
+    cr_assert_not_null(rs, "expected a router_state for '%s'", url);
+    cr_assert_eq(router_state_set_keys(rs, rs_outbox, rs_timers), 0, "expected private keys");
+    rs_raw = cc_redis_new(url);
+    cr_assert_not_null(rs_raw, "expected a raw redis client");
+    if (router_state_epoch_get(rs, &epoch) == -ENOENT)
+        cr_assert_eq(router_state_set_epoch(rs, 1), 0, "expected cc:epoch to be set");
+}
+
+static void rs_it_teardown(void)
+{
+    char pattern[96];
+    redisReply *r;
+
+    snprintf(pattern, sizeof(pattern), "cc:{%s}:*", rs_tenant);
+    r = cc_redis_command(rs_raw, "EVAL %s 0 %s %s %s",
+                         "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do "
+                         "redis.call('DEL', k) end redis.call('DEL', ARGV[2], ARGV[3]) return 0",
+                         pattern, rs_outbox, rs_timers);
+    if (r)
+        freeReplyObject(r);
+    cc_redis_free(rs_raw);
+    router_state_free(rs);
+}
+
+TestSuite(router_state, .init = rs_it_setup, .fini = rs_it_teardown, .timeout = 60);
+
+/* ---- fixtures ----------------------------------------------------------------------------- */
+
+/* Syncs an agent: capacities voice/chat/email/sms, voice_blocks_other, skills "s:3,t:2". */
+static void rs_it_agent(const char *id, int voice, int chat, bool vbo, const char *skills)
+{
+    struct router_skill sk[8];
+    struct router_agent a = {.voice_blocks_other = vbo, .enabled = true, .skills = sk};
+    char buf[128];
+    char *save = NULL;
+
+    snprintf(a.id, sizeof(a.id), "%s", id);
+    a.capacity[ROUTER_CH_VOICE] = voice;
+    a.capacity[ROUTER_CH_CHAT] = chat;
+    a.capacity[ROUTER_CH_EMAIL] = 5;
+    a.capacity[ROUTER_CH_SMS] = 3;
+    snprintf(buf, sizeof(buf), "%s", skills ? skills : "");
+    for (char *t = strtok_r(buf, ",", &save); t && a.nskills < 8; t = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(t, ':');
+        cr_assert_not_null(colon, "expected skill:level in '%s'", t);
+        *colon = '\0';
+        snprintf(sk[a.nskills].skill, sizeof(sk[a.nskills].skill), "%s", t);
+        sk[a.nskills++].level = atoi(colon + 1);
+    }
+    cr_assert_eq(router_state_sync_agent(rs, rs_tenant, &a, RS_T0), 0, "expected agent '%s'", id);
+    snprintf(buf, sizeof(buf), "sip:%s@10.0.0.1:5060", id);
+    cr_assert_eq(router_state_agent_set_contact(rs, rs_tenant, id, buf, RS_T0), 0,
+                 "expected the contact of '%s'", id);
+}
+
+static void rs_it_queue_init(struct router_queue *q, const char *id, enum router_strategy s)
+{
+    memset(q, 0, sizeof(*q));
+    snprintf(q->id, sizeof(q->id), "%s", id);
+    q->channels = 0xf;
+    q->strategy = s;
+    q->ring_timeout_s = 20;
+    q->ring_progressive_interval_s = 5;
+    q->no_agent_action = ROUTER_NOAGENT_JOIN;
+}
+
+static void rs_it_queue_sync(const struct router_queue *q)
+{
+    cr_assert_eq(router_state_sync_queue(rs, rs_tenant, q, RS_T0), 0, "expected queue '%s'", q->id);
+}
+
+static void rs_it_queue(const char *id, enum router_strategy s)
+{
+    struct router_queue q;
+
+    rs_it_queue_init(&q, id, s);
+    rs_it_queue_sync(&q);
+}
+
+static void rs_it_member(const char *q, const char *a, int level, int position, int penalty)
+{
+    struct router_member m = {.level = level, .position = position, .penalty = penalty};
+
+    snprintf(m.queue_id, sizeof(m.queue_id), "%s", q);
+    snprintf(m.agent_id, sizeof(m.agent_id), "%s", a);
+    cr_assert_eq(router_state_sync_member(rs, rs_tenant, &m, RS_T0), 0, "expected member %s of %s",
+                 a, q);
+}
+
+static struct router_state_result rs_it_login(const char *a, long long now)
+{
+    struct router_state_result res;
+
+    cr_assert_eq(router_state_agent_login(rs, rs_tenant, a, true, NULL, "agent", now, 1, &res), 0,
+                 "expected '%s' to log in", a);
+    return res;
+}
+
+static struct router_state_result rs_it_enqueue_p(const char *ix, const char *q,
+                                                  enum router_channel ch, int prio, long long now,
+                                                  uint64_t seed)
+{
+    struct router_state_result res;
+    struct router_enqueue req = {.tenant = rs_tenant,
+                                 .interaction_id = ix,
+                                 .queue_id = q,
+                                 .channel = ch,
+                                 .priority = prio,
+                                 .now_ms = now,
+                                 .seed = seed};
+
+    cr_assert_eq(router_state_enqueue(rs, &req, &res), 0, "expected enqueue of '%s'", ix);
+    return res;
+}
+
+static struct router_state_result rs_it_enqueue(const char *ix, const char *q, long long now)
+{
+    return rs_it_enqueue_p(ix, q, ROUTER_CH_VOICE, 0, now, 1);
+}
+
+/* Sets a live counter by hand (talk_ms, handled): the scenario's history without replaying it. */
+static void rs_it_hset(const char *agent, const char *field, long long v)
+{
+    redisReply *r =
+        cc_redis_command(rs_raw, "HSET cc:{%s}:agent:%s %s %lld", rs_tenant, agent, field, v);
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER, "expected HSET of %s.%s", agent, field);
+    freeReplyObject(r);
+}
+
+/* Events of this test's outbox with type (and subject unless NULL): count, and the data of the
+ * last one in *last (new reference) when last is not NULL. */
+static int rs_it_events(const char *type, const char *subject, json_t **last)
+{
+    redisReply *r = cc_redis_command(rs_raw, "XRANGE %s - +", rs_outbox);
+    int count = 0;
+
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY, "expected the outbox stream");
+    if (last)
+        *last = NULL;
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *fields = r->element[i]->element[1];
+        const char *t = NULL, *s = NULL, *d = NULL, *tenant = NULL;
+        for (size_t j = 0; j + 1 < fields->elements; j += 2) {
+            const char *k = fields->element[j]->str, *v = fields->element[j + 1]->str;
+            if (!strcmp(k, "type"))
+                t = v;
+            else if (!strcmp(k, "subject"))
+                s = v;
+            else if (!strcmp(k, "data"))
+                d = v;
+            else if (!strcmp(k, "tenant"))
+                tenant = v;
+        }
+        cr_assert(t && s && d && tenant, "expected type, subject, data and tenant in an entry");
+        cr_assert_str_eq(tenant, rs_tenant, "expected only this test's tenant in its outbox");
+        if (strcmp(t, type) || (subject && strcmp(s, subject)))
+            continue;
+        count++;
+        if (last) {
+            json_decref(*last);
+            *last = json_loads(d, 0, NULL);
+            cr_assert_not_null(*last, "expected JSON data in %s", type);
+        }
+    }
+    freeReplyObject(r);
+    return count;
+}
+
+static const char *rs_it_jstr(json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    cr_assert_not_null(v, "expected string field '%s'", key);
+    return v;
+}
+
+static void rs_it_offer_is(const struct router_state_result *res, const char *ix, const char *agent)
+{
+    cr_assert_geq(res->noffers, 1, "expected an offer of '%s' to '%s', got none", ix, agent);
+    cr_assert_str_eq(res->offers[0].interaction_id, ix, "expected the offer to be of '%s'", ix);
+    cr_assert_str_eq(res->offers[0].agent_id, agent, "expected '%s' to win, got '%s'", agent,
+                     res->offers[0].agent_id);
+}
+
+/* Pops the due timers at now and handles each; returns the number handled, the last result in
+ * *last. */
+static size_t rs_it_tick(long long now, struct router_state_result *last)
+{
+    struct router_timer t[32];
+    size_t n = 0;
+
+    cr_assert_eq(router_state_pop_due_timers(rs, now, 32, t, &n), 0, "expected timers to pop");
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_str_eq(t[i].tenant, rs_tenant, "expected only this test's timers");
+        cr_assert_eq(router_state_handle_timer(rs, &t[i], now, 7, last), 0,
+                     "expected timer %s|%s to be handled", t[i].kind, t[i].id);
+    }
+    return n;
+}
+
+static enum router_agent_state rs_it_state(const char *agent)
+{
+    json_t *v = NULL;
+    enum router_agent_state st = ROUTER_AGENT_STATE_COUNT;
+
+    cr_assert_eq(router_state_agent_view(rs, rs_tenant, agent, RS_T0, &v), 0,
+                 "expected a view of '%s'", agent);
+    cr_assert_eq(router_agent_state_parse(rs_it_jstr(v, "state"), &st), 0, "expected a state");
+    json_decref(v);
+    return st;
+}
+
+/*
+ * The strategy scenario: queue "q" (strategy s, skill "s" >= 1) with seven agents, all
+ * available, so that each strategy has a different winner:
+ *   agent  idle since   position  talk_ms  handled  skill s  penalty
+ *   a1     T0+1 s       3         900000   9        1        99
+ *   a2     T0+2 s       1         800000   8        2        99
+ *   a3     T0+3 s       4         100000   7        3        99
+ *   a4     T0+4 s       5         700000   1        2        99
+ *   a5     T0+5 s       2         600000   6        5        99
+ *   a6     T0+6 s       6         950000   9        1        99
+ *   a7     T0+7 s       7         990000   9        1        0
+ * longest_idle -> a1 (idle longest); linear -> a2 (position 1); least_talk_time -> a3;
+ * fewest_interactions -> a4; best_skill -> a5 (proficiency 5); random (seed 2) -> a6 (see
+ * test random); weighted_random (seed 1) -> a7 (see its test); round_robin -> a2 then a5.
+ */
+static void rs_it_scenario(enum router_strategy s)
+{
+    static const struct {
+        const char *id;
+        int pos, skill, pen;
+        long long talk, handled;
+    } ag[] = {
+        {"a1", 3, 1, 99, 900000, 9}, {"a2", 1, 2, 99, 800000, 8}, {"a3", 4, 3, 99, 100000, 7},
+        {"a4", 5, 2, 99, 700000, 1}, {"a5", 2, 5, 99, 600000, 6}, {"a6", 6, 1, 99, 950000, 9},
+        {"a7", 7, 1, 0, 990000, 9},
+    };
+    struct router_queue q;
+    struct router_skill sk = {.skill = "s", .level = 1};
+
+    rs_it_queue_init(&q, "q", s);
+    q.skills = &sk;
+    q.nskills = 1;
+    rs_it_queue_sync(&q);
+    for (size_t i = 0; i < sizeof(ag) / sizeof(ag[0]); i++) {
+        char skills[16];
+        snprintf(skills, sizeof(skills), "s:%d", ag[i].skill);
+        rs_it_agent(ag[i].id, 1, 3, true, skills);
+        rs_it_member("q", ag[i].id, 1, ag[i].pos, ag[i].pen);
+        rs_it_hset(ag[i].id, "talk_ms", ag[i].talk);
+        rs_it_hset(ag[i].id, "handled", ag[i].handled);
+        rs_it_login(ag[i].id, RS_S(1 + (long long)i));
+    }
+}
+
+/* ---- strategies --------------------------------------------------------------------------- */
+
+Test(router_state, longest_idle_offers_the_agent_idle_longest)
+{
+    struct router_state_result res;
+    json_t *d;
+
+    rs_it_scenario(ROUTER_STRAT_LONGEST_IDLE);
+    res = rs_it_enqueue("i1", "q", RS_S(100));
+    cr_assert_eq(res.status, ROUTER_ST_QUEUED, "expected queued, got %s",
+                 router_state_status_name(res.status));
+    rs_it_offer_is(&res, "i1", "a1");
+    cr_assert_eq(rs_it_events("cc.routing.assigned", "i1", &d), 1, "expected one assigned");
+    cr_assert_str_eq(rs_it_jstr(d, "strategy"), "longest_idle", "expected the strategy named");
+    cr_assert_eq(json_integer_value(json_object_get(d, "candidates_considered")), 7,
+                 "expected all seven agents considered");
+    cr_assert_eq(json_integer_value(json_object_get(d, "tier")), 1, "expected tier 1");
+    cr_assert_not_null(strstr(rs_it_jstr(d, "reason"), "longest idle (99 s)"),
+                       "expected the reason to say how long a1 was idle: %s",
+                       rs_it_jstr(d, "reason"));
+    json_decref(d);
+    cr_assert_eq(rs_it_events("cc.interaction.offered", "i1", NULL), 1, "expected offered");
+    cr_assert_eq(rs_it_events("cc.interaction.queued", "i1", NULL), 1, "expected queued");
+    cr_assert_eq(rs_it_state("a1"), ROUTER_AGENT_RESERVED, "expected a1 reserved");
+}
+
+Test(router_state, linear_offers_the_first_by_position)
+{
+    rs_it_scenario(ROUTER_STRAT_LINEAR);
+    struct router_state_result res = rs_it_enqueue("i1", "q", RS_S(100));
+    rs_it_offer_is(&res, "i1", "a2");
+}
+
+Test(router_state, least_talk_time_offers_the_agent_who_talked_least)
+{
+    rs_it_scenario(ROUTER_STRAT_LEAST_TALK_TIME);
+    struct router_state_result res = rs_it_enqueue("i1", "q", RS_S(100));
+    rs_it_offer_is(&res, "i1", "a3");
+}
+
+Test(router_state, fewest_interactions_offers_the_agent_with_fewest_handled)
+{
+    rs_it_scenario(ROUTER_STRAT_FEWEST_INTERACTIONS);
+    struct router_state_result res = rs_it_enqueue("i1", "q", RS_S(100));
+    rs_it_offer_is(&res, "i1", "a4");
+}
+
+Test(router_state, best_skill_offers_the_most_proficient_agent)
+{
+    json_t *d;
+
+    rs_it_scenario(ROUTER_STRAT_BEST_SKILL);
+    struct router_state_result res = rs_it_enqueue("i1", "q", RS_S(100));
+    rs_it_offer_is(&res, "i1", "a5");
+    rs_it_events("cc.routing.assigned", "i1", &d);
+    cr_assert_eq(json_integer_value(json_object_get(d, "proficiency")), 5,
+                 "expected the winner's proficiency in the decision");
+    json_decref(d);
+}
+
+/* Park-Miller with seed 2 (state 3, three steps): 0.8041 x 7 agents sorted by id -> index 5 =
+ * a6. */
+Test(router_state, random_is_seeded_and_picks_by_the_seed)
+{
+    rs_it_scenario(ROUTER_STRAT_RANDOM);
+    struct router_state_result res = rs_it_enqueue_p("i1", "q", ROUTER_CH_VOICE, 0, RS_S(100), 2);
+    rs_it_offer_is(&res, "i1", "a6");
+}
+
+/* Weights 1/(1+penalty): a1..a6 0.01 each, a7 1; total 1.06. Seed 1 draws 0.2027 x 1.06 =
+ * 0.2149: minus 6 x 0.01 leaves 0.1549 > 0, a7 takes it below zero -> a7 (plain random with
+ * that draw would pick index 1 = a2). */
+Test(router_state, weighted_random_follows_the_penalty_weights)
+{
+    rs_it_scenario(ROUTER_STRAT_WEIGHTED_RANDOM);
+    struct router_state_result res = rs_it_enqueue_p("i1", "q", ROUTER_CH_VOICE, 0, RS_S(100), 1);
+    rs_it_offer_is(&res, "i1", "a7");
+}
+
+/* Round robin remembers the last position offered: i1 -> a2 (position 1); a2 answers and ends
+ * (back to available, a free agent again); i2 -> a5 (position 2), where linear would pick a2
+ * again. */
+Test(router_state, round_robin_continues_after_the_last_agent_offered)
+{
+    struct router_state_result res;
+
+    rs_it_scenario(ROUTER_STRAT_ROUND_ROBIN);
+    res = rs_it_enqueue("i1", "q", RS_S(100));
+    rs_it_offer_is(&res, "i1", "a2");
+    cr_assert_eq(router_state_answered(rs, rs_tenant, "i1", "a2", RS_S(101), 1, &res), 0);
+    cr_assert_eq(router_state_ended(rs, rs_tenant, "i1", "a2", 5000, RS_S(106), 1, &res), 0);
+    cr_assert_eq(rs_it_state("a2"), ROUTER_AGENT_AVAILABLE, "expected a2 free again");
+    res = rs_it_enqueue("i2", "q", RS_S(107));
+    rs_it_offer_is(&res, "i2", "a5");
+}
+
+/* Ring all: every eligible agent rings; a3 answers; the six others are withdrawn and free. */
+Test(router_state, ring_all_offers_everyone_and_withdraws_the_others_on_answer)
+{
+    struct router_state_result res;
+    json_t *d;
+
+    rs_it_scenario(ROUTER_STRAT_RING_ALL);
+    res = rs_it_enqueue("i1", "q", RS_S(100));
+    cr_assert_eq(res.noffers, 7, "expected seven offers, got %zu", res.noffers);
+    cr_assert_eq(rs_it_events("cc.routing.assigned", "i1", &d), 7, "expected seven decisions");
+    cr_assert_not_null(json_object_get(d, "offer_group_id"), "expected an offer group id");
+    json_decref(d);
+    cr_assert_eq(router_state_answered(rs, rs_tenant, "i1", "a3", RS_S(102), 1, &res), 0);
+    cr_assert_eq(res.status, ROUTER_ST_OK, "expected the answer applied");
+    cr_assert_eq(rs_it_events("cc.routing.withdrawn", "i1", NULL), 6, "expected six withdrawn");
+    cr_assert_eq(rs_it_state("a3"), ROUTER_AGENT_BUSY, "expected a3 busy");
+    cr_assert_eq(rs_it_state("a1"), ROUTER_AGENT_AVAILABLE, "expected a1 free again");
+}
+
+/* Ring progressive: a2 (position 1) first; 5 s later a5 (position 2) rings too; a5 answers and
+ * a2's offer is withdrawn. */
+Test(router_state, ring_progressive_adds_one_agent_per_interval)
+{
+    struct router_state_result res;
+
+    rs_it_scenario(ROUTER_STRAT_RING_PROGRESSIVE);
+    res = rs_it_enqueue("i1", "q", RS_S(100));
+    cr_assert_eq(res.noffers, 1, "expected one offer at first");
+    rs_it_offer_is(&res, "i1", "a2");
+    cr_assert_eq(rs_it_tick(RS_S(104), &res), 0, "expected nothing due before the interval");
+    cr_assert_eq(rs_it_tick(RS_S(105), &res), 1, "expected the ring-progressive step");
+    rs_it_offer_is(&res, "i1", "a5");
+    cr_assert_eq(router_state_answered(rs, rs_tenant, "i1", "a5", RS_S(106), 1, &res), 0);
+    cr_assert_eq(rs_it_events("cc.routing.withdrawn", "i1", NULL), 1, "expected a2 withdrawn");
+    cr_assert_eq(rs_it_state("a2"), ROUTER_AGENT_AVAILABLE, "expected a2 free again");
+}
+
+/* ---- tiers, cross-queue, capacity -------------------------------------------------------- */
+
+/* Tier rule level 2 after 30 s: only b2 (level 2) is available; the interaction waits 30 s. */
+Test(router_state, tiers_widen_with_the_wait)
+{
+    struct router_queue q;
+    struct router_tier_rule tier = {.level = 2, .after_s = 30};
+    struct router_state_result res;
+
+    rs_it_queue_init(&q, "q", ROUTER_STRAT_LONGEST_IDLE);
+    q.tiers = &tier;
+    q.ntiers = 1;
+    rs_it_queue_sync(&q);
+    rs_it_agent("b1", 1, 3, true, NULL);
+    rs_it_agent("b2", 1, 3, true, NULL);
+    rs_it_member("q", "b1", 1, 1, 0);
+    rs_it_member("q", "b2", 2, 1, 0);
+    cr_assert_eq(
+        router_state_agent_login(rs, rs_tenant, "b1", false, "break", "agent", RS_S(1), 1, NULL),
+        0);
+    rs_it_login("b2", RS_S(2));
+    res = rs_it_enqueue("i1", "q", RS_S(10));
+    cr_assert_eq(res.noffers, 0, "expected no offer at tier 1");
+    cr_assert_eq(rs_it_tick(RS_S(39), &res), 0, "expected nothing due at 29 s");
+    cr_assert_eq(rs_it_tick(RS_S(40), &res), 1, "expected the tier timer at 30 s");
+    rs_it_offer_is(&res, "i1", "b2");
+}
+
+/* c1 serves q1 (priority 0) and q2 (priority 10): i2 in q2 is younger but more important and
+ * wins; then of two equal-priority heads (q1's i1 at 10 s, q3's i3 at 5 s) the older wins. */
+Test(router_state, an_agent_in_several_queues_gets_the_best_head)
+{
+    struct router_queue q;
+    struct router_state_result res;
+
+    rs_it_queue("q1", ROUTER_STRAT_LONGEST_IDLE);
+    rs_it_queue_init(&q, "q2", ROUTER_STRAT_LONGEST_IDLE);
+    q.priority = 10;
+    rs_it_queue_sync(&q);
+    rs_it_queue("q3", ROUTER_STRAT_LINEAR);
+    rs_it_agent("c1", 1, 3, true, NULL);
+    rs_it_member("q1", "c1", 1, 1, 0);
+    rs_it_member("q2", "c1", 1, 1, 0);
+    rs_it_member("q3", "c1", 1, 1, 0);
+    rs_it_enqueue("i3", "q3", RS_S(5));
+    rs_it_enqueue("i1", "q1", RS_S(10));
+    rs_it_enqueue("i2", "q2", RS_S(20));
+    res = rs_it_login("c1", RS_S(30));
+    rs_it_offer_is(&res, "i2", "c1");
+    cr_assert_eq(router_state_answered(rs, rs_tenant, "i2", "c1", RS_S(31), 1, &res), 0);
+    cr_assert_eq(router_state_ended(rs, rs_tenant, "i2", NULL, 1000, RS_S(32), 1, &res), 0);
+    rs_it_offer_is(&res, "i3", "c1");
+}
+
+/* Chat capacity 3: three chats ring at d1, the fourth waits until one ends. */
+Test(router_state, chat_capacity_is_never_exceeded)
+{
+    struct router_state_result res;
+    char ix[16];
+
+    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
+    rs_it_agent("d1", 1, 3, true, NULL);
+    rs_it_member("q", "d1", 1, 1, 0);
+    rs_it_login("d1", RS_S(1));
+    for (int i = 1; i <= 4; i++) {
+        snprintf(ix, sizeof(ix), "c%d", i);
+        res = rs_it_enqueue_p(ix, "q", ROUTER_CH_CHAT, 0, RS_S(10 + i), 1);
+        cr_assert_eq(res.noffers, i <= 3 ? 1u : 0u, "expected chat %d %s", i,
+                     i <= 3 ? "offered" : "to wait");
+        if (i <= 3)
+            cr_assert_eq(router_state_answered(rs, rs_tenant, ix, "d1", RS_S(10 + i), 1, NULL), 0);
+    }
+    cr_assert_eq(router_state_ended(rs, rs_tenant, "c2", "d1", 1000, RS_S(30), 1, &res), 0);
+    rs_it_offer_is(&res, "c4", "d1");
+}
+
+/* A voice call with voice_blocks_other blocks chats until it ends. */
+Test(router_state, a_voice_call_blocks_chats_when_configured)
+{
+    struct router_state_result res;
+
+    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
+    rs_it_agent("e1", 1, 3, true, NULL);
+    rs_it_member("q", "e1", 1, 1, 0);
+    rs_it_login("e1", RS_S(1));
+    res = rs_it_enqueue("v1", "q", RS_S(2));
+    rs_it_offer_is(&res, "v1", "e1");
+    cr_assert_eq(router_state_answered(rs, rs_tenant, "v1", "e1", RS_S(3), 1, NULL), 0);
+    res = rs_it_enqueue_p("c1", "q", ROUTER_CH_CHAT, 0, RS_S(4), 1);
+    cr_assert_eq(res.noffers, 0, "expected the chat to wait during the call");
+    cr_assert_eq(router_state_ended(rs, rs_tenant, "v1", "e1", 60000, RS_S(64), 1, &res), 0);
+    rs_it_offer_is(&res, "c1", "e1");
+}
+
+/* A voice offer needs a phone to ring: without a registered contact only chats are offered, and
+ * the decision carries the contact once it is known. */
+Test(router_state, voice_is_offered_only_to_an_agent_with_a_contact)
+{
+    struct router_state_result res;
+    json_t *d;
+
+    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
+    rs_it_agent("u1", 1, 3, false, NULL);
+    rs_it_member("q", "u1", 1, 1, 0);
+    cr_assert_eq(router_state_agent_set_contact(rs, rs_tenant, "u1", NULL, RS_T0), 0);
+    rs_it_login("u1", RS_S(1));
+    res = rs_it_enqueue("v1", "q", RS_S(2));
+    cr_assert_eq(res.noffers, 0, "expected no voice offer without a contact");
+    res = rs_it_enqueue_p("c1", "q", ROUTER_CH_CHAT, 0, RS_S(3), 1);
+    rs_it_offer_is(&res, "c1", "u1");
+    cr_assert_eq(router_state_agent_set_contact(rs, rs_tenant, "u1", "sip:u1@10.0.0.9", RS_S(4)),
+                 0);
+    cr_assert_eq(router_state_dispatch_agent(rs, rs_tenant, "u1", RS_S(4), 1, &res), 0);
+    rs_it_offer_is(&res, "v1", "u1");
+    rs_it_events("cc.routing.assigned", "v1", &d);
+    cr_assert_str_eq(rs_it_jstr(d, "agent_contact"), "sip:u1@10.0.0.9", "expected the contact");
+    json_decref(d);
+}
+
+/* ---- wrap-up, RONA, overflow, queue rules -------------------------------------------------- */
+
+Test(router_state, wrap_up_is_visible_ends_at_the_timer_and_can_be_extended_or_ended)
+{
+    struct router_queue q;
+    struct router_state_result res;
+
+    rs_it_queue_init(&q, "q", ROUTER_STRAT_LONGEST_IDLE);
+    q.wrapup_s = 30;
+    rs_it_queue_sync(&q);
+    rs_it_agent("f1", 1, 3, true, NULL);
+    rs_it_member("q", "f1", 1, 1, 0);
+    rs_it_login("f1", RS_S(1));
+    rs_it_enqueue("i1", "q", RS_S(2));
+    cr_assert_eq(router_state_answered(rs, rs_tenant, "i1", "f1", RS_S(3), 1, NULL), 0);
+    cr_assert_eq(router_state_ended(rs, rs_tenant, "i1", "f1", 7000, RS_S(10), 1, NULL), 0);
+    cr_assert_eq(rs_it_state("f1"), ROUTER_AGENT_WRAP_UP, "expected wrap-up after the end");
+    res = rs_it_enqueue("i2", "q", RS_S(11));
+    cr_assert_eq(res.noffers, 0, "expected no offer during wrap-up");
+    cr_assert_eq(router_state_agent_wrapup_extend(rs, rs_tenant, "f1", 10, "agent", RS_S(12), &res),
+                 0);
+    cr_assert_eq(rs_it_tick(RS_S(40), &res), 0, "expected the extended timer not due at 30 s");
+    cr_assert_eq(rs_it_tick(RS_S(50), &res), 1, "expected the wrap-up timer at 40 s");
+    rs_it_offer_is(&res, "i2", "f1");
+    /* early end */
+    cr_assert_eq(router_state_answered(rs, rs_tenant, "i2", "f1", RS_S(51), 1, NULL), 0);
+    cr_assert_eq(router_state_ended(rs, rs_tenant, "i2", "f1", 1000, RS_S(52), 1, NULL), 0);
+    cr_assert_eq(rs_it_state("f1"), ROUTER_AGENT_WRAP_UP, "expected wrap-up again");
+    cr_assert_eq(router_state_agent_wrapup_end(rs, rs_tenant, "f1", "agent", RS_S(53), 1, &res), 0);
+    cr_assert_eq(res.agent_state, ROUTER_AGENT_AVAILABLE, "expected available after early end");
+}
+
+/* max_no_answer 1, ring 10 s: g1 (idle longest) gets i1, does not answer: g1 goes not_ready
+ * "no_answer" and i1 rings at g2; a late no_answer from g1 is ignored. */
+Test(router_state, rona_sets_not_ready_and_reoffers_to_the_next_agent)
+{
+    struct router_queue q;
+    struct router_state_result res;
+    json_t *d;
+
+    rs_it_queue_init(&q, "q", ROUTER_STRAT_LONGEST_IDLE);
+    q.ring_timeout_s = 10;
+    q.max_no_answer = 1;
+    rs_it_queue_sync(&q);
+    rs_it_agent("g1", 1, 3, true, NULL);
+    rs_it_agent("g2", 1, 3, true, NULL);
+    rs_it_member("q", "g1", 1, 1, 0);
+    rs_it_member("q", "g2", 1, 2, 0);
+    rs_it_login("g1", RS_S(1));
+    rs_it_login("g2", RS_S(2));
+    res = rs_it_enqueue("i1", "q", RS_S(5));
+    rs_it_offer_is(&res, "i1", "g1");
+    cr_assert_eq(rs_it_tick(RS_S(14), &res), 0, "expected no timeout before 10 s");
+    cr_assert_eq(rs_it_tick(RS_S(15), &res), 1, "expected the ring timeout at 10 s");
+    rs_it_offer_is(&res, "i1", "g2");
+    cr_assert_eq(rs_it_state("g1"), ROUTER_AGENT_NOT_READY, "expected g1 not ready");
+    rs_it_events("cc.agent.state_changed", "g1", &d);
+    cr_assert_str_eq(rs_it_jstr(d, "reason_code"), "no_answer", "expected reason no_answer");
+    cr_assert_str_eq(rs_it_jstr(d, "to_state"), "not_ready", "expected to not_ready");
+    json_decref(d);
+    cr_assert_eq(router_state_no_answer(rs, rs_tenant, "i1", "g1", RS_S(16), 1, &res), 0);
+    cr_assert_eq(res.status, ROUTER_ST_NOOP, "expected a stale no_answer ignored");
+    cr_assert_eq(rs_it_events("cc.interaction.offered", "i1", NULL), 2, "expected two offers");
+}
+
+/* max_wait 60 s then overflow to q2, where h2 is available. Without a target: no_agent_timeout. */
+Test(router_state, max_wait_overflows_or_times_out)
+{
+    struct router_queue q;
+    struct router_state_result res;
+
+    rs_it_queue("q2", ROUTER_STRAT_LONGEST_IDLE);
+    rs_it_queue_init(&q, "q1", ROUTER_STRAT_LONGEST_IDLE);
+    q.max_wait_s = 60;
+    snprintf(q.overflow_queue_id, sizeof(q.overflow_queue_id), "q2");
+    rs_it_queue_sync(&q);
+    rs_it_queue_init(&q, "q3", ROUTER_STRAT_LONGEST_IDLE);
+    q.max_wait_s = 60;
+    rs_it_queue_sync(&q);
+    rs_it_agent("h2", 1, 3, true, NULL);
+    rs_it_member("q2", "h2", 1, 1, 0);
+    rs_it_enqueue("i1", "q1", RS_S(0));
+    rs_it_enqueue("i3", "q3", RS_S(0));
+    rs_it_login("h2", RS_S(1));
+    cr_assert_eq(rs_it_tick(RS_S(59), &res), 0, "expected nothing due before 60 s");
+    cr_assert_eq(rs_it_tick(RS_S(60), &res), 2, "expected both max-wait timers");
+    cr_assert_eq(rs_it_events("cc.routing.overflowed", "i1", NULL), 1, "expected overflowed");
+    cr_assert_eq(rs_it_events("cc.interaction.overflowed", "i1", NULL), 1, "expected the fact");
+    cr_assert_eq(rs_it_events("cc.routing.assigned", "i1", NULL), 1, "expected h2 offered i1");
+    cr_assert_eq(rs_it_events("cc.routing.no_agent_timeout", "i3", NULL), 1,
+                 "expected a no-agent timeout for i3");
+}
+
+Test(router_state, enqueue_applies_the_queue_rules)
+{
+    struct router_queue q;
+    struct router_state_result res;
+    json_t *d;
+
+    rs_it_queue_init(&q, "full", ROUTER_STRAT_LONGEST_IDLE);
+    q.max_length = 1;
+    rs_it_queue_sync(&q);
+    rs_it_queue_init(&q, "refuse", ROUTER_STRAT_LONGEST_IDLE);
+    q.no_agent_action = ROUTER_NOAGENT_REFUSE;
+    rs_it_queue_sync(&q);
+    rs_it_queue_init(&q, "spill", ROUTER_STRAT_LONGEST_IDLE);
+    q.no_agent_action = ROUTER_NOAGENT_OVERFLOW;
+    snprintf(q.overflow_queue_id, sizeof(q.overflow_queue_id), "full");
+    rs_it_queue_sync(&q);
+    rs_it_queue_init(&q, "closed", ROUTER_STRAT_LONGEST_IDLE);
+    snprintf(q.closed_reason, sizeof(q.closed_reason), "holiday");
+    rs_it_queue_sync(&q);
+
+    res = rs_it_enqueue("i1", "full", RS_S(1));
+    cr_assert_eq(res.status, ROUTER_ST_QUEUED, "expected join when nobody is logged in");
+    res = rs_it_enqueue("i2", "full", RS_S(2));
+    cr_assert_eq(res.status, ROUTER_ST_REJECTED, "expected queue_full");
+    cr_assert_str_eq(res.detail, "queue_full", "expected reason queue_full");
+    res = rs_it_enqueue("i3", "refuse", RS_S(3));
+    cr_assert_str_eq(res.detail, "no_agents_logged_in", "expected a refusal");
+    res = rs_it_enqueue("i4", "nosuch", RS_S(4));
+    cr_assert_str_eq(res.detail, "unknown_queue", "expected unknown_queue");
+    rs_it_events("cc.routing.rejected", "i4", &d);
+    cr_assert_str_eq(rs_it_jstr(d, "reason"), "unknown_queue", "expected the rejected event");
+    json_decref(d);
+    struct router_enqueue req = {.tenant = rs_tenant,
+                                 .interaction_id = "i5",
+                                 .queue_id = "closed",
+                                 .channel = ROUTER_CH_VOICE,
+                                 .closed = true,
+                                 .now_ms = RS_S(5)};
+    cr_assert_eq(router_state_enqueue(rs, &req, &res), 0);
+    cr_assert_eq(res.status, ROUTER_ST_REJECTED, "expected closed to reject");
+    cr_assert_str_eq(res.detail, "closed", "expected reason closed");
+    /* spill overflows to "full", which already holds i1 -> rejected there as queue_full */
+    res = rs_it_enqueue("i6", "spill", RS_S(6));
+    cr_assert_str_eq(res.detail, "queue_full", "expected the overflow target's rule to apply");
+    cr_assert_eq(rs_it_events("cc.routing.overflowed", "i6", NULL), 1, "expected an overflow");
+}
+
+/* i1 is older than i2; a callback on i1 keeps its place and the decision carries the number. */
+Test(router_state, callback_keeps_the_place_and_is_in_the_decision)
+{
+    struct router_state_result res;
+    json_t *d, *cb;
+
+    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
+    rs_it_agent("k1", 1, 3, true, NULL);
+    rs_it_member("q", "k1", 1, 1, 0);
+    rs_it_enqueue("i1", "q", RS_S(1));
+    rs_it_enqueue("i2", "q", RS_S(2));
+    cr_assert_eq(router_state_set_callback(rs, rs_tenant, "i1", "+4930123456", RS_S(3), &res), 0);
+    cr_assert_eq(res.status, ROUTER_ST_OK, "expected the callback set");
+    res = rs_it_login("k1", RS_S(4));
+    rs_it_offer_is(&res, "i1", "k1");
+    rs_it_events("cc.routing.assigned", "i1", &d);
+    cb = json_object_get(d, "callback");
+    cr_assert_str_eq(rs_it_jstr(cb, "number"), "+4930123456", "expected the callback number");
+    json_decref(d);
+}
+
+/* i1 older, i2 younger; raising i2's priority puts it first at once. */
+Test(router_state, a_priority_change_takes_effect_at_once)
+{
+    struct router_state_result res;
+    struct router_requeue rq = {
+        .tenant = rs_tenant, .interaction_id = "i2", .priority = 5, .now_ms = RS_S(3)};
+
+    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
+    rs_it_agent("m1", 1, 3, true, NULL);
+    rs_it_member("q", "m1", 1, 1, 0);
+    rs_it_enqueue("i1", "q", RS_S(1));
+    rs_it_enqueue("i2", "q", RS_S(2));
+    cr_assert_eq(router_state_requeue(rs, &rq, &res), 0);
+    cr_assert_eq(res.status, ROUTER_ST_QUEUED, "expected the requeue applied");
+    res = rs_it_login("m1", RS_S(4));
+    rs_it_offer_is(&res, "i2", "m1");
+}
+
+Test(router_state, commands_are_idempotent)
+{
+    struct router_state_result res;
+
+    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
+    rs_it_agent("n1", 1, 3, true, NULL);
+    rs_it_member("q", "n1", 1, 1, 0);
+    rs_it_login("n1", RS_S(1));
+    rs_it_enqueue("i1", "q", RS_S(2));
+    res = rs_it_enqueue("i1", "q", RS_S(2));
+    cr_assert_eq(res.status, ROUTER_ST_NOOP, "expected a repeated enqueue to do nothing");
+    cr_assert_eq(rs_it_events("cc.interaction.queued", "i1", NULL), 1, "expected one queued");
+    cr_assert_eq(router_state_answered(rs, rs_tenant, "i1", "n1", RS_S(3), 1, &res), 0);
+    cr_assert_eq(res.status, ROUTER_ST_OK);
+    cr_assert_eq(router_state_answered(rs, rs_tenant, "i1", "n1", RS_S(3), 1, &res), 0);
+    cr_assert_eq(res.status, ROUTER_ST_NOOP, "expected a repeated answer to do nothing");
+    cr_assert_eq(router_state_no_answer(rs, rs_tenant, "i1", "n1", RS_S(4), 1, &res), 0);
+    cr_assert_eq(res.status, ROUTER_ST_NOOP, "expected a stale no_answer to do nothing");
+    cr_assert_eq(router_state_ended(rs, rs_tenant, "i1", "n1", 1000, RS_S(5), 1, &res), 0);
+    cr_assert_eq(res.status, ROUTER_ST_OK);
+    cr_assert_eq(router_state_ended(rs, rs_tenant, "i1", "n1", 1000, RS_S(5), 1, &res), 0);
+    cr_assert_eq(res.status, ROUTER_ST_NOOP, "expected a repeated end to do nothing");
+    cr_assert_eq(rs_it_state("n1"), ROUTER_AGENT_AVAILABLE, "expected n1 available");
+}
+
+Test(router_state, abandon_withdraws_the_offer_and_frees_the_agent)
+{
+    struct router_state_result res;
+
+    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
+    rs_it_agent("p1", 1, 3, true, NULL);
+    rs_it_member("q", "p1", 1, 1, 0);
+    rs_it_login("p1", RS_S(1));
+    rs_it_enqueue("i1", "q", RS_S(2));
+    cr_assert_eq(router_state_abandoned(rs, rs_tenant, "i1", RS_S(3), 1, &res), 0);
+    cr_assert_eq(res.status, ROUTER_ST_OK);
+    cr_assert_eq(rs_it_events("cc.routing.withdrawn", "i1", NULL), 1, "expected withdrawn");
+    cr_assert_eq(rs_it_state("p1"), ROUTER_AGENT_AVAILABLE, "expected p1 free");
+}
+
+Test(router_state, views_show_the_live_queue_and_agent)
+{
+    json_t *v;
+
+    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
+    rs_it_agent("r1", 1, 3, true, NULL);
+    rs_it_member("q", "r1", 1, 1, 0);
+    cr_assert_eq(
+        router_state_agent_login(rs, rs_tenant, "r1", false, "break", "agent", RS_S(1), 1, NULL),
+        0);
+    rs_it_enqueue("i1", "q", RS_S(10));
+    rs_it_enqueue("i2", "q", RS_S(20));
+    cr_assert_eq(router_state_queue_view(rs, rs_tenant, "q", RS_S(40), &v), 0);
+    cr_assert_eq(json_integer_value(json_object_get(v, "waiting")), 2, "expected 2 waiting");
+    cr_assert_eq(json_integer_value(json_object_get(v, "oldest_wait_ms")), 30000,
+                 "expected the oldest wait 30 s");
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(v, "agents"), "not_ready")), 1,
+                 "expected one agent not ready");
+    json_decref(v);
+    cr_assert_eq(router_state_agent_view(rs, rs_tenant, "r1", RS_S(40), &v), 0);
+    cr_assert_str_eq(rs_it_jstr(v, "reason"), "break", "expected the reason");
+    json_decref(v);
+    cr_assert_eq(router_state_queue_view(rs, rs_tenant, "nosuch", RS_S(40), &v), -ENOENT,
+                 "expected -ENOENT for an unknown queue");
+    cr_assert_eq(router_state_agent_available(rs, rs_tenant, "nosuch", "agent", RS_S(1), 1, NULL),
+                 -ENOENT, "expected -ENOENT for an unknown agent");
+}
+
+/* A server that lost the function library (restart without persistence, FUNCTION FLUSH) gets it
+ * again on the next call. */
+Test(router_state, a_lost_function_library_is_loaded_again)
+{
+    redisReply *r = cc_redis_command(rs_raw, "FUNCTION DELETE cc_router");
+
+    cr_assert_not_null(r, "expected FUNCTION DELETE to answer");
+    freeReplyObject(r);
+    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
+    cr_assert_eq(router_state_dispatch_queue(rs, rs_tenant, "q", RS_S(1), 1, NULL), 0,
+                 "expected the call to reload the library and succeed");
+}
+
+/* ---- concurrency: two processes against one Redis ----------------------------------------- */
+
+#define RS_LOAD_AGENTS 200
+#define RS_LOAD_QUEUES 4
+#define RS_LOAD_PER    5000 /* interactions per process */
+#define RS_LOAD_SLOTS  8192
+
+/* Capacity invariant over every agent of the tenant, checked atomically inside Redis: used per
+ * channel within 0..capacity and equal to what the agent holds or rings on that channel. Returns
+ * the number of violations (0 = fine) and logs the first. */
+static const char rs_load_check_lua[] =
+    "local bad = 0 "
+    "for i = 0, tonumber(ARGV[2]) - 1 do "
+    "  local a = string.format('cc:{%s}:agent:a%03d', ARGV[1], i) "
+    "  local held = {voice = 0, chat = 0, email = 0, sms = 0} "
+    "  local ix = redis.call('HVALS', a .. ':ix') "
+    "  for _, v in ipairs(ix) do local ch = string.match(v, '^(%a+)|') held[ch] = held[ch] + 1 end "
+    "  for ch, n in pairs(held) do "
+    "    local used = tonumber(redis.call('HGET', a, 'used_' .. ch) or 0) "
+    "    local cap = tonumber(redis.call('HGET', a, 'cap_' .. ch) or 0) "
+    "    if used ~= n or used < 0 or used > cap then bad = bad + 1 end "
+    "  end "
+    "end "
+    "return bad";
+
+static int rs_load_violations(cc_redis *raw, const char *tenant)
+{
+    redisReply *r =
+        cc_redis_command(raw, "EVAL %s 0 %s %d", rs_load_check_lua, tenant, RS_LOAD_AGENTS);
+    int bad = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
+
+    if (r)
+        freeReplyObject(r);
+    return bad;
+}
+
+struct rs_load_pair {
+    char ix[32];
+    char agent[16];
+};
+
+struct rs_load {
+    router_state *st;
+    cc_redis *raw;
+    FILE *ledger;
+    struct rs_load_pair offered[RS_LOAD_SLOTS], held[RS_LOAD_SLOTS];
+    size_t noffered, nheld;
+    unsigned long long rnd;
+};
+
+static unsigned rs_load_rand(struct rs_load *l, unsigned n)
+{
+    l->rnd ^= l->rnd << 13;
+    l->rnd ^= l->rnd >> 7;
+    l->rnd ^= l->rnd << 17;
+    return (unsigned)(l->rnd % n);
+}
+
+/* Keeps the offers a command made: this process answers them (whoever's interaction it is). */
+static int rs_load_collect(struct rs_load *l, const struct router_state_result *res)
+{
+    if (res->noffers > ROUTER_STATE_OFFERS_MAX)
+        return -1; /* an offer we cannot see would ring forever */
+    for (size_t i = 0; i < res->noffers; i++) {
+        if (l->noffered >= RS_LOAD_SLOTS)
+            return -1;
+        snprintf(l->offered[l->noffered].ix, sizeof(l->offered[0].ix), "%s",
+                 res->offers[i].interaction_id);
+        snprintf(l->offered[l->noffered].agent, sizeof(l->offered[0].agent), "%s",
+                 res->offers[i].agent_id);
+        l->noffered++;
+    }
+    return 0;
+}
+
+static long long rs_load_ended(struct rs_load *l, const char *tenant, bool incr)
+{
+    redisReply *r =
+        cc_redis_command(l->raw, "%s cc:{%s}:load:ended", incr ? "INCR" : "GET", tenant);
+    long long v = -1;
+
+    if (r && r->type == REDIS_REPLY_INTEGER)
+        v = r->integer;
+    else if (r && r->type == REDIS_REPLY_STRING)
+        v = atoll(r->str);
+    else if (r && r->type == REDIS_REPLY_NIL)
+        v = 0;
+    if (r)
+        freeReplyObject(r);
+    return v;
+}
+
+/* One step of the load: enqueue, answer / no-answer an offer, end a call, or dispatch. */
+static int rs_load_step(struct rs_load *l, const char *tenant, int who, int *enqueued)
+{
+    struct router_state_result res;
+    long long now = RS_T0 + 1000000 + *enqueued;
+    char ix[32], q[16];
+    unsigned r = rs_load_rand(l, 10);
+    int rc;
+
+    snprintf(q, sizeof(q), "q%u", rs_load_rand(l, RS_LOAD_QUEUES));
+    if (*enqueued < RS_LOAD_PER && (r < 4 || (l->noffered == 0 && l->nheld == 0))) {
+        struct router_enqueue req = {.tenant = tenant,
+                                     .interaction_id = ix,
+                                     .queue_id = q,
+                                     .channel = r < 2 ? ROUTER_CH_VOICE : ROUTER_CH_CHAT,
+                                     .priority = (int)rs_load_rand(l, 3),
+                                     .now_ms = now,
+                                     .seed = l->rnd};
+        snprintf(ix, sizeof(ix), "L%d-%d", who, (*enqueued)++);
+        rc = router_state_enqueue(l->st, &req, &res);
+    } else if (l->noffered > 0 && r < 8) {
+        size_t k = rs_load_rand(l, (unsigned)l->noffered);
+        struct rs_load_pair p = l->offered[k];
+        l->offered[k] = l->offered[--l->noffered];
+        if (rs_load_rand(l, 10) < 9) {
+            rc = router_state_answered(l->st, tenant, p.ix, p.agent, now, l->rnd, &res);
+            if (rc == 0 && res.status == ROUTER_ST_OK) {
+                l->held[l->nheld++] = p;
+                fprintf(l->ledger, "%s %s\n", p.ix, p.agent);
+            }
+        } else {
+            rc = router_state_no_answer(l->st, tenant, p.ix, p.agent, now, l->rnd, &res);
+        }
+    } else if (l->nheld > 0) {
+        size_t k = rs_load_rand(l, (unsigned)l->nheld);
+        struct rs_load_pair p = l->held[k];
+        l->held[k] = l->held[--l->nheld];
+        rc = router_state_ended(l->st, tenant, p.ix, p.agent, 1000, now, l->rnd, &res);
+        if (rc == 0 && res.status == ROUTER_ST_OK && rs_load_ended(l, tenant, true) < 0)
+            return -1;
+    } else {
+        rc = router_state_dispatch_queue(l->st, tenant, q, now, l->rnd, &res);
+        if (rc == 0 && res.noffers == 0)
+            usleep(500);
+    }
+    if (rc < 0)
+        return rc;
+    return rs_load_collect(l, &res);
+}
+
+/* The body of one load process; returns its exit status. */
+static int rs_load_run(const char *url, const char *tenant, int who, const char *ledger)
+{
+    struct rs_load *l = calloc(1, sizeof(*l));
+    int enqueued = 0, status = 1;
+    time_t deadline = time(NULL) + 240;
+
+    if (!l)
+        return 2;
+    l->rnd = 0x9e3779b97f4a7c15ULL * (unsigned)(who + 1);
+    l->st = router_state_new(url);
+    l->raw = cc_redis_new(url);
+    l->ledger = fopen(ledger, "w");
+    if (!l->st || !l->raw || !l->ledger || router_state_set_keys(l->st, rs_outbox, rs_timers))
+        goto out;
+    for (long step = 0; time(NULL) < deadline; step++) {
+        if (rs_load_step(l, tenant, who, &enqueued) < 0) {
+            fprintf(stderr, "load %d: a command failed at step %ld\n", who, step);
+            goto out;
+        }
+        if (step % 500 == 0 && rs_load_violations(l->raw, tenant) != 0) {
+            fprintf(stderr, "load %d: capacity invariant broken at step %ld\n", who, step);
+            goto out;
+        }
+        if (enqueued == RS_LOAD_PER && l->noffered == 0 && l->nheld == 0 &&
+            rs_load_ended(l, tenant, false) == 2 * RS_LOAD_PER) {
+            status = 0;
+            break;
+        }
+    }
+    if (status)
+        fprintf(stderr, "load %d: not finished in time\n", who);
+out:
+    if (l->ledger)
+        fclose(l->ledger);
+    cc_redis_free(l->raw);
+    router_state_free(l->st);
+    free(l);
+    return status;
+}
+
+/* Counts answers per interaction in the two ledgers: each of the 10,000 exactly once. */
+static void rs_load_check_ledgers(char ledger[2][256])
+{
+    static unsigned char seen[2][RS_LOAD_PER];
+    char ix[64], agent[32];
+    int who, k, total = 0;
+
+    memset(seen, 0, sizeof(seen));
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(ledger[i], "r");
+        cr_assert_not_null(f, "expected ledger '%s'", ledger[i]);
+        while (fscanf(f, "%63s %31s", ix, agent) == 2) {
+            cr_assert_eq(sscanf(ix, "L%d-%d", &who, &k), 2, "expected a load id, got '%s'", ix);
+            cr_assert(who >= 0 && who < 2 && k >= 0 && k < RS_LOAD_PER, "bad id '%s'", ix);
+            cr_assert_eq(seen[who][k], 0, "expected '%s' answered once, not twice", ix);
+            seen[who][k] = 1;
+            total++;
+        }
+        fclose(f);
+    }
+    cr_assert_eq(total, 2 * RS_LOAD_PER, "expected every interaction answered once, got %d", total);
+}
+
+/* Two processes, each with its own connection, route 5,000 interactions each over 200 agents
+ * in 4 queues (each agent in two), answering 90 % of the offers they see (the rest RONA) and
+ * ending calls at random. Inside Redis, no agent ever holds more than its capacity per
+ * channel (checked atomically every 500 steps and at the end), and every interaction is
+ * answered exactly once (ledgers). */
+Test(router_state, two_processes_never_exceed_capacity, .timeout = 300)
+{
+    static const enum router_strategy strat[RS_LOAD_QUEUES] = {
+        ROUTER_STRAT_LONGEST_IDLE, ROUTER_STRAT_LINEAR, ROUTER_STRAT_ROUND_ROBIN,
+        ROUTER_STRAT_FEWEST_INTERACTIONS};
+    const char *url = itest_env("CC_REDIS_URL");
+    char ledger[2][256], id[16];
+    pid_t pid[2];
+    int status;
+
+    for (int q = 0; q < RS_LOAD_QUEUES; q++) {
+        snprintf(id, sizeof(id), "q%d", q);
+        rs_it_queue(id, strat[q]);
+    }
+    for (int a = 0; a < RS_LOAD_AGENTS; a++) {
+        char q1[16], q2[16];
+        snprintf(id, sizeof(id), "a%03d", a);
+        rs_it_agent(id, 1, 3, true, NULL);
+        snprintf(q1, sizeof(q1), "q%d", a % RS_LOAD_QUEUES);
+        snprintf(q2, sizeof(q2), "q%d", (a + 1) % RS_LOAD_QUEUES);
+        rs_it_member(q1, id, 1, a + 1, 0);
+        rs_it_member(q2, id, 1, a + 1, 0);
+        rs_it_login(id, RS_S(a));
+    }
+    for (int i = 0; i < 2; i++) {
+        snprintf(ledger[i], sizeof(ledger[i]), "/tmp/%s.%d.ledger", rs_tenant, i);
+        pid[i] = fork();
+        cr_assert(pid[i] >= 0, "expected fork");
+        if (pid[i] == 0)
+            _exit(rs_load_run(url, rs_tenant, i, ledger[i]));
+    }
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(waitpid(pid[i], &status, 0), pid[i]);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "expected load process %d to finish cleanly (status %d)", i, status);
+    }
+    cr_assert_eq(rs_load_violations(rs_raw, rs_tenant), 0, "expected the capacity invariant");
+    rs_load_check_ledgers(ledger);
+    for (int a = 0; a < RS_LOAD_AGENTS; a++) {
+        snprintf(id, sizeof(id), "a%03d", a);
+        enum router_agent_state st = rs_it_state(id);
+        cr_assert(st == ROUTER_AGENT_AVAILABLE || st == ROUTER_AGENT_NOT_READY,
+                  "expected '%s' to hold nothing at the end, state %s", id,
+                  router_agent_state_name(st));
+    }
+    unlink(ledger[0]);
+    unlink(ledger[1]);
+}
