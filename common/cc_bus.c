@@ -19,6 +19,7 @@
 
 #include "cc_event.h"
 #include "cc_log.h"
+#include "cc_time.h"
 
 #define BUS_QUEUE_FULL_WAIT_MS 5000  /* cc_producer_send: longest wait for queue space */
 #define BUS_FREE_FLUSH_MS      10000 /* cc_producer_free: longest flush */
@@ -56,14 +57,6 @@ struct cc_consumer {
     int64_t retry_at_ms;
     unsigned attempts;
 };
-
-static int64_t bus_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- configuration */
 
@@ -295,7 +288,7 @@ free_p:
 static int producer_send_raw(cc_producer *p, const char *topic, const void *key, size_t keylen,
                              const void *value, size_t len, struct bus_ack *ack)
 {
-    int64_t deadline = bus_now_ms() + BUS_QUEUE_FULL_WAIT_MS;
+    int64_t deadline = cc_time_mono_ms() + BUS_QUEUE_FULL_WAIT_MS;
     rd_kafka_resp_err_t err;
 
     if (atomic_load(&p->fatal))
@@ -305,7 +298,7 @@ static int producer_send_raw(cc_producer *p, const char *topic, const void *key,
                                 RD_KAFKA_V_VALUE((void *)value, len),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(ack),
                                 RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || bus_now_ms() >= deadline)
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || cc_time_mono_ms() >= deadline)
             break;
         /* serving delivery reports is what frees queue space */
         rd_kafka_poll(p->rk, 100);
@@ -547,11 +540,11 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * (and so that max.poll.interval.ms, 300 s, is never reached). */
 static int consumer_wait_ack(const cc_consumer *c, struct bus_ack *ack)
 {
-    int64_t deadline = bus_now_ms() + BUS_DEADLETTER_WAIT_MS;
+    int64_t deadline = cc_time_mono_ms() + BUS_DEADLETTER_WAIT_MS;
     int err;
 
     while (!atomic_load(&ack->done)) {
-        if (bus_now_ms() >= deadline)
+        if (cc_time_mono_ms() >= deadline)
             return -ETIMEDOUT;
         if (c->stop && *c->stop)
             return -ECANCELED;
@@ -607,7 +600,7 @@ static void consumer_hold(cc_consumer *c, rd_kafka_message_t *m, const char *rea
         c->backoff_ms = c->backoff_ms > c->retry_backoff_max_ms / 2 ? c->retry_backoff_max_ms
                                                                     : c->backoff_ms * 2;
     }
-    c->retry_at_ms = bus_now_ms() + c->backoff_ms;
+    c->retry_at_ms = cc_time_mono_ms() + c->backoff_ms;
     CC_WARN("message handling failed, retry in %d ms: %s: topic \"%s\" partition %d offset %lld "
             "(attempt %u)",
             c->backoff_ms, reason, rd_kafka_topic_name(m->rkt), (int)m->partition,
@@ -719,7 +712,7 @@ int cc_consumer_poll(cc_consumer *c, int timeout_ms)
     if (atomic_load(&c->fatal))
         return -ENOTRECOVERABLE;
     if (c->held) {
-        left = c->retry_at_ms - bus_now_ms();
+        left = c->retry_at_ms - cc_time_mono_ms();
         if (left <= 0)
             return consumer_dispatch(c, c->held);
         if (left < timeout_ms)
@@ -875,7 +868,7 @@ static int bus_read_line(int fd, char *buf, size_t cap, int64_t deadline)
     char *nl;
 
     while (!(nl = memchr(buf, '\n', got))) {
-        left = deadline - bus_now_ms();
+        left = deadline - cc_time_mono_ms();
         if (left <= 0)
             return -ETIMEDOUT;
         if (got == cap - 1)
@@ -895,7 +888,7 @@ static int bus_read_line(int fd, char *buf, size_t cap, int64_t deadline)
 static int bus_devbroker_create(const char *path, const char *topic, int partitions, int timeout_ms)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int64_t deadline = bus_now_ms() + timeout_ms;
+    int64_t deadline = cc_time_mono_ms() + timeout_ms;
     char req[512], resp[512] = "";
     int fd, n, rc;
 

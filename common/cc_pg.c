@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "cc_log.h"
+#include "cc_time.h"
 
 #define SQLSTATE_CONNECTION_FAILURE "08006"
 #define MIGRATION_FILE_MAX          (16 * 1024 * 1024) /* bytes of one migration file */
@@ -26,22 +27,6 @@ struct cc_pg {
 };
 
 /* ---- connection ----------------------------------------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
 
 /* libpq's messages span lines and end in a newline; a log message is one line. Copies msg into
  * buf with line breaks and tabs turned into spaces and the trailing ones dropped. */
@@ -109,22 +94,17 @@ void cc_pg_free(cc_pg *pg)
 /* PQreset with backoff, for at most CC_PG_RECONNECT_BUDGET_MS. 0 or -EIO. */
 static int reconnect(cc_pg *pg)
 {
-    int64_t deadline = now_ms() + CC_PG_RECONNECT_BUDGET_MS;
-    int backoff = CC_PG_BACKOFF_MIN_MS;
+    struct cc_backoff b;
     char buf[512];
 
-    for (;;) {
+    cc_backoff_init(&b, CC_PG_BACKOFF_MIN_MS, CC_PG_BACKOFF_MAX_MS, CC_PG_RECONNECT_BUDGET_MS);
+    do {
         PQreset(pg->conn);
         if (PQstatus(pg->conn) == CONNECTION_OK) {
             CC_INFO("pg reconnected");
             return 0;
         }
-        int64_t left = deadline - now_ms();
-        if (left <= 0)
-            break;
-        sleep_ms(backoff < left ? backoff : (int)left);
-        backoff = backoff * 2 > CC_PG_BACKOFF_MAX_MS ? CC_PG_BACKOFF_MAX_MS : backoff * 2;
-    }
+    } while (cc_backoff_wait(&b));
     CC_ERROR("pg unreachable after %d ms: %s", CC_PG_RECONNECT_BUDGET_MS,
              one_line(PQerrorMessage(pg->conn), buf, sizeof(buf)));
     return -EIO;

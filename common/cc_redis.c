@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "cc_log.h"
+#include "cc_time.h"
 
 struct cc_redis {
     struct cc_redis_url url;
@@ -129,22 +130,6 @@ static struct timeval ms_to_tv(int ms)
     return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 static const char *url_subject(const cc_redis *r)
 {
     return r->url.is_unix ? r->url.path : r->url.host;
@@ -207,21 +192,17 @@ static int connect_once(cc_redis *r, char *errbuf, size_t errlen)
 /* Connects if needed, retrying with backoff for at most CC_REDIS_RECONNECT_BUDGET_MS. */
 static int ensure_connected(cc_redis *r)
 {
-    int64_t deadline = now_ms() + CC_REDIS_RECONNECT_BUDGET_MS;
-    int backoff = CC_REDIS_BACKOFF_MIN_MS;
+    struct cc_backoff b;
     char err[256] = "";
 
     if (r->ctx)
         return 0;
-    for (;;) {
+    cc_backoff_init(&b, CC_REDIS_BACKOFF_MIN_MS, CC_REDIS_BACKOFF_MAX_MS,
+                    CC_REDIS_RECONNECT_BUDGET_MS);
+    do {
         if (connect_once(r, err, sizeof(err)) == 0)
             return 0;
-        int64_t left = deadline - now_ms();
-        if (left <= 0)
-            break;
-        sleep_ms(backoff < left ? backoff : (int)left);
-        backoff = backoff * 2 > CC_REDIS_BACKOFF_MAX_MS ? CC_REDIS_BACKOFF_MAX_MS : backoff * 2;
-    }
+    } while (cc_backoff_wait(&b));
     CC_ERROR("redis unreachable: \"%s\" after %d ms: %s", url_subject(r),
              CC_REDIS_RECONNECT_BUDGET_MS, err);
     return -EIO;

@@ -174,3 +174,41 @@ int cc_time_parse_iso8601(const char *s, int64_t *unix_ms)
     *unix_ms = secs * 1000 + ms;
     return 0;
 }
+
+void cc_time_sleep_ms(int ms)
+{
+    struct timespec ts;
+
+    if (ms <= 0)
+        return;
+    ts = (struct timespec){.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+void cc_backoff_init(struct cc_backoff *b, int first_ms, int max_ms, int budget_ms)
+{
+    b->next_ms = first_ms > 0 ? first_ms : 1;
+    b->max_ms = max_ms > b->next_ms ? max_ms : b->next_ms;
+    b->deadline_ms = budget_ms < 0 ? INT64_MAX : cc_time_mono_ms() + budget_ms;
+}
+
+int cc_backoff_peek(const struct cc_backoff *b)
+{
+    int64_t left = b->deadline_ms == INT64_MAX ? b->next_ms : b->deadline_ms - cc_time_mono_ms();
+
+    if (left <= 0)
+        return 0;
+    return left < b->next_ms ? (int)left : b->next_ms;
+}
+
+bool cc_backoff_wait(struct cc_backoff *b)
+{
+    int delay = cc_backoff_peek(b);
+
+    if (delay <= 0)
+        return false;
+    cc_time_sleep_ms(delay);
+    b->next_ms = b->next_ms > b->max_ms / 2 ? b->max_ms : b->next_ms * 2;
+    return true;
+}

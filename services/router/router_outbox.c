@@ -284,10 +284,11 @@ static int outbox_done(router_outbox *ob, const struct outbox_item *items, size_
  * delivered, the lease is lost, or we stop without drain time left. Then acknowledges it. */
 static void outbox_publish(router_outbox *ob, struct outbox_item *items, size_t n)
 {
-    int backoff = OUTBOX_RETRY_MIN_MS;
+    struct cc_backoff b;
 
     if (n == 0)
         return;
+    cc_backoff_init(&b, OUTBOX_RETRY_MIN_MS, OUTBOX_RETRY_MAX_MS, -1);
     for (;;) {
         int rc = 0;
 
@@ -302,11 +303,10 @@ static void outbox_publish(router_outbox *ob, struct outbox_item *items, size_t 
         if (ob->failed_batches)
             cc_counter_add(ob->failed_batches, 1);
         CC_WARN("cannot publish %zu outbox entries (%s), retrying in %d ms", n, strerror(-rc),
-                backoff);
+                cc_backoff_peek(&b));
         if (rc != -ETIMEDOUT)
             cc_producer_flush(ob->producer, 0); /* reset the failure count */
-        usleep((useconds_t)backoff * 1000);
-        backoff = backoff * 2 > OUTBOX_RETRY_MAX_MS ? OUTBOX_RETRY_MAX_MS : backoff * 2;
+        cc_backoff_wait(&b);
         if (outbox_lease(ob) <= 0 ||
             (atomic_load(&ob->stop) && cc_time_mono_ms() > ob->drain_until))
             return; /* the next leader (or our restart) publishes it again, same ids */

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cc_redis.h"
+#include "cc_time.h"
 #include "itest.h"
 
 static cc_redis *redis_it;       /* the client under test */
@@ -53,14 +54,6 @@ static long long redis_it_integer(redisReply *reply, const char *what)
 static long long redis_it_client_id(cc_redis *r)
 {
     return redis_it_integer(cc_redis_command(r, "CLIENT ID"), "CLIENT ID");
-}
-
-static int64_t redis_it_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 Test(redis, runs_commands_and_returns_string_replies)
@@ -223,9 +216,9 @@ Test(redis, gives_up_within_the_budget_when_the_server_is_down)
     int64_t start, elapsed;
 
     cr_assert_not_null(down, "expected a down server not to be fatal at creation");
-    start = redis_it_now_ms();
+    start = cc_time_mono_ms();
     cr_assert_not(cc_redis_ping(down), "expected PING to fail against a missing server");
-    elapsed = redis_it_now_ms() - start;
+    elapsed = cc_time_mono_ms() - start;
     cr_assert(elapsed >= CC_REDIS_RECONNECT_BUDGET_MS - 100 &&
                   elapsed <= CC_REDIS_RECONNECT_BUDGET_MS + 2000,
               "expected to retry for about %d ms, took %lld ms", CC_REDIS_RECONNECT_BUDGET_MS,

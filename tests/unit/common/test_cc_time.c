@@ -159,3 +159,34 @@ Test(cc_time, monotonic_clocks_agree_and_never_go_back)
               (long long)(ms1 - ms0));
     cr_assert(us0 / 1000 - ms0 <= 1, "expected the same clock in both units");
 }
+
+Test(cc_time, backoff_doubles_up_to_its_cap, .timeout = 10)
+{
+    struct cc_backoff b;
+
+    cc_backoff_init(&b, 1, 4, -1);
+    cr_assert_eq(cc_backoff_peek(&b), 1, "expected the first delay");
+    cr_assert(cc_backoff_wait(&b), "expected a wait without a budget");
+    cr_assert_eq(cc_backoff_peek(&b), 2, "expected the delay to double");
+    cr_assert(cc_backoff_wait(&b));
+    cr_assert_eq(cc_backoff_peek(&b), 4);
+    cr_assert(cc_backoff_wait(&b));
+    cr_assert_eq(cc_backoff_peek(&b), 4, "expected the delay capped at max_ms");
+}
+
+Test(cc_time, backoff_stops_when_its_budget_is_spent, .timeout = 10)
+{
+    struct cc_backoff b;
+    int64_t start = cc_time_mono_ms();
+    int waits = 0;
+
+    cc_backoff_init(&b, 10, 1000, 50);
+    while (cc_backoff_wait(&b))
+        waits++;
+    /* 10 + 20 + 20 (cut to what is left of 50) */
+    cr_assert_geq(waits, 2, "expected at least two waits, got %d", waits);
+    cr_assert_leq(waits, 4, "expected the budget to stop it, got %d waits", waits);
+    cr_assert_geq(cc_time_mono_ms() - start, 50, "expected the whole budget slept");
+    cr_assert_lt(cc_time_mono_ms() - start, 500, "expected no sleep beyond the budget");
+    cr_assert_not(cc_backoff_wait(&b), "expected no more waits once spent");
+}
