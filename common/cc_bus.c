@@ -207,10 +207,28 @@ static void bus_ack_release(struct bus_ack *ack)
         free(ack);
 }
 
+/* Delivery callback of a tracked message: records the outcome, drops the report's reference. */
+static void bus_ack_delivered(void *ctx, uint64_t tag, int err)
+{
+    struct bus_ack *ack = ctx;
+
+    (void)tag;
+    atomic_store(&ack->err, err);
+    atomic_store(&ack->done, true);
+    bus_ack_release(ack);
+}
+
+/* What a message sent with a delivery callback carries to its delivery report (owned by it). */
+struct bus_dr {
+    cc_bus_delivery_cb cb;
+    void *ctx;
+    uint64_t tag;
+};
+
 static void producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     cc_producer *p = opaque;
-    struct bus_ack *ack = m->_private;
+    struct bus_dr *dr = m->_private;
 
     (void)rk;
     if (m->err) {
@@ -218,10 +236,9 @@ static void producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *op
         CC_WARN("delivery failed: %s: topic \"%s\" partition %d", rd_kafka_err2str(m->err),
                 rd_kafka_topic_name(m->rkt), (int)m->partition);
     }
-    if (ack) {
-        atomic_store(&ack->err, (int)m->err);
-        atomic_store(&ack->done, true);
-        bus_ack_release(ack);
+    if (dr) {
+        dr->cb(dr->ctx, dr->tag, bus_errno(m->err));
+        free(dr);
     }
 }
 
@@ -283,49 +300,137 @@ free_p:
     return NULL;
 }
 
-/* Queues one message, waiting for queue space up to BUS_QUEUE_FULL_WAIT_MS; ack (may be NULL) is
- * handed to the delivery report on success. */
-static int producer_send_raw(cc_producer *p, const char *topic, const void *key, size_t keylen,
-                             const void *value, size_t len, struct bus_ack *ack)
+/* Builds the librdkafka header list of hdrs; NULL when there are none (or on allocation
+ * failure, reported through *rc). */
+static rd_kafka_headers_t *bus_headers_new(const struct cc_bus_header *hdrs, size_t n, int *rc)
+{
+    rd_kafka_headers_t *h;
+
+    *rc = 0;
+    if (!hdrs || n == 0)
+        return NULL;
+    h = rd_kafka_headers_new(n);
+    if (!h) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (rd_kafka_header_add(h, hdrs[i].name, -1, hdrs[i].value, (ssize_t)hdrs[i].len)) {
+            rd_kafka_headers_destroy(h);
+            *rc = -EINVAL;
+            return NULL;
+        }
+    return h;
+}
+
+/* Queues one message, waiting for queue space up to BUS_QUEUE_FULL_WAIT_MS; dr (may be NULL) is
+ * handed to the delivery report on success (it stays the caller's on failure). */
+static int producer_send_raw(cc_producer *p, const struct cc_bus_send *s, struct bus_dr *dr)
 {
     int64_t deadline = cc_time_mono_ms() + BUS_QUEUE_FULL_WAIT_MS;
+    rd_kafka_headers_t *hdrs;
     rd_kafka_resp_err_t err;
+    int rc;
 
+    if (!s->topic || !s->topic[0])
+        return -EINVAL;
     if (atomic_load(&p->fatal))
         return -ENOTRECOVERABLE;
+    hdrs = bus_headers_new(s->headers, s->nheaders, &rc);
+    if (rc < 0)
+        return rc;
     for (;;) {
-        err = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
-                                RD_KAFKA_V_VALUE((void *)value, len),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(ack),
-                                RD_KAFKA_V_END);
+        /* the header list becomes librdkafka's only when the message is queued */
+        err = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(s->topic), RD_KAFKA_V_KEY(s->key, s->key ? s->keylen : 0),
+            RD_KAFKA_V_VALUE((void *)s->value, s->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_OPAQUE(dr), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || cc_time_mono_ms() >= deadline)
             break;
         /* serving delivery reports is what frees queue space */
         rd_kafka_poll(p->rk, 100);
     }
-    if (err)
-        CC_WARN("message not queued: %s: topic \"%s\"", rd_kafka_err2str(err), topic);
+    if (err) {
+        if (hdrs)
+            rd_kafka_headers_destroy(hdrs);
+        CC_WARN("message not queued: %s: topic \"%s\"", rd_kafka_err2str(err), s->topic);
+    }
     return bus_errno(err);
+}
+
+int cc_producer_send_ex(cc_producer *p, const struct cc_bus_send *s)
+{
+    struct bus_dr *dr = NULL;
+    int rc;
+
+    if (s->on_delivery) {
+        dr = malloc(sizeof(*dr));
+        if (!dr)
+            return -ENOMEM;
+        *dr = (struct bus_dr){.cb = s->on_delivery, .ctx = s->ctx, .tag = s->tag};
+    }
+    rc = producer_send_raw(p, s, dr);
+    if (rc < 0)
+        free(dr); /* never queued: no delivery report will come */
+    return rc;
 }
 
 int cc_producer_send(cc_producer *p, const char *topic, const char *key, const void *value,
                      size_t len)
 {
-    return producer_send_raw(p, topic, key, key ? strlen(key) : 0, value, len, NULL);
+    return cc_producer_send_ex(p, &(struct cc_bus_send){.topic = topic,
+                                                        .key = key,
+                                                        .keylen = key ? strlen(key) : 0,
+                                                        .value = value,
+                                                        .len = len});
 }
 
-int cc_producer_send_event(cc_producer *p, const char *topic, const char *key,
-                           const json_t *envelope)
+/* Adds header name = the envelope's string member field, when there is one. */
+static void bus_event_header(const json_t *envelope, const char *field, const char *name,
+                             struct cc_bus_header *hdrs, size_t *n)
 {
+    const json_t *v = json_object_get(envelope, field);
+
+    if (!json_is_string(v))
+        return;
+    hdrs[*n] = (struct cc_bus_header){
+        .name = name, .value = json_string_value(v), .len = json_string_length(v)};
+    (*n)++;
+}
+
+int cc_producer_send_event_cb(cc_producer *p, const char *topic, const char *key,
+                              const json_t *envelope, cc_bus_delivery_cb on_delivery, void *ctx,
+                              uint64_t tag)
+{
+    struct cc_bus_header hdrs[3];
+    size_t nhdrs = 0;
     char *text;
     int rc;
 
     text = json_dumps(envelope, JSON_COMPACT);
     if (!text)
         return -ENOMEM;
-    rc = cc_producer_send(p, topic, key, text, strlen(text));
+    bus_event_header(envelope, "source", CC_BUS_HEADER_SOURCE, hdrs, &nhdrs);
+    bus_event_header(envelope, "type", CC_BUS_HEADER_TYPE, hdrs, &nhdrs);
+    bus_event_header(envelope, "id", CC_BUS_HEADER_ID, hdrs, &nhdrs);
+    rc = cc_producer_send_ex(p, &(struct cc_bus_send){.topic = topic,
+                                                      .key = key,
+                                                      .keylen = key ? strlen(key) : 0,
+                                                      .value = text,
+                                                      .len = strlen(text),
+                                                      .headers = hdrs,
+                                                      .nheaders = nhdrs,
+                                                      .on_delivery = on_delivery,
+                                                      .ctx = ctx,
+                                                      .tag = tag});
     free(text);
     return rc;
+}
+
+int cc_producer_send_event(cc_producer *p, const char *topic, const char *key,
+                           const json_t *envelope)
+{
+    return cc_producer_send_event_cb(p, topic, key, envelope, NULL, NULL, 0);
 }
 
 void cc_producer_poll(cc_producer *p, int timeout_ms)
@@ -551,7 +656,7 @@ static int consumer_wait_ack(const cc_consumer *c, struct bus_ack *ack)
         rd_kafka_poll(c->deadletter->rk, 10);
     }
     err = atomic_load(&ack->err);
-    return err ? bus_errno((rd_kafka_resp_err_t)err) : 0;
+    return err < 0 ? err : 0;
 }
 
 /* Produces m's deadletter and waits for its delivery. Returns 0 once delivered. */
@@ -573,7 +678,13 @@ static int consumer_deadletter(cc_consumer *c, const struct cc_bus_msg *m, const
     if (!ack)
         goto free_text;
     atomic_init(&ack->refs, 2); /* ours and the delivery report's */
-    rc = producer_send_raw(c->deadletter, CC_TOPIC_DEADLETTER, m->key, m->keylen, text, len, ack);
+    rc = cc_producer_send_ex(c->deadletter, &(struct cc_bus_send){.topic = CC_TOPIC_DEADLETTER,
+                                                                  .key = m->key,
+                                                                  .keylen = m->keylen,
+                                                                  .value = text,
+                                                                  .len = len,
+                                                                  .on_delivery = bus_ack_delivered,
+                                                                  .ctx = ack});
     if (rc < 0) {
         free(ack); /* never queued: no delivery report will release it */
         goto free_text;
@@ -636,6 +747,10 @@ static int consumer_dispatch(cc_consumer *c, rd_kafka_message_t *m)
         .len = m->len,
         .timestamp_ms = rd_kafka_message_timestamp(m, &tstype),
     };
+    rd_kafka_headers_t *hdrs = NULL;
+
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        bm.hdrs = hdrs;
 
     v = c->handler(c->ctx, &bm, reason, sizeof(reason));
     if (v != CC_BUS_OK && !reason[0])
@@ -667,6 +782,20 @@ static int consumer_dispatch(cc_consumer *c, rd_kafka_message_t *m)
     }
     rd_kafka_message_destroy(m);
     return 1;
+}
+
+const char *cc_bus_msg_header(const struct cc_bus_msg *m, const char *name, size_t *len)
+{
+    const void *value = NULL;
+    size_t size = 0;
+
+    if (!m || !m->hdrs || !name ||
+        rd_kafka_header_get_last(m->hdrs, name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        !value)
+        return NULL;
+    if (len)
+        *len = size;
+    return value;
 }
 
 /* A message that arrived while another is being retried (only after an unusual rebalance): put

@@ -91,6 +91,40 @@ struct cc_bus_msg {
     const void *value; /* NULL for a tombstone */
     size_t len;
     int64_t timestamp_ms; /* -1 when the broker gave none */
+    const void *hdrs;     /* internal (the message's Kafka headers): read with cc_bus_msg_header */
+};
+
+/* CloudEvents Kafka header names (binary-mode names) that cc_producer_send_event attaches beside
+ * the structured JSON value, so that consumers can filter without parsing the value. */
+#define CC_BUS_HEADER_SOURCE "ce_source"
+#define CC_BUS_HEADER_TYPE   "ce_type"
+#define CC_BUS_HEADER_ID     "ce_id"
+
+/* One Kafka header to attach to a produced message: name is a C string, value len bytes. */
+struct cc_bus_header {
+    const char *name;
+    const void *value;
+    size_t len;
+};
+
+/* Delivery report of one message sent with a callback: err is 0 (delivered) or a negative code
+ * (as cc_producer_send returns). Runs on the thread that calls cc_producer_poll, _flush, _free
+ * (or a cc_producer_send* that waits for queue space), once per queued message; tag is the
+ * value given at send time. Must not call back into the producer. */
+typedef void (*cc_bus_delivery_cb)(void *ctx, uint64_t tag, int err);
+
+/* Options of cc_producer_send_ex; zero the fields you do not use. */
+struct cc_bus_send {
+    const char *topic; /* required */
+    const void *key;   /* NULL: no key */
+    size_t keylen;
+    const void *value;
+    size_t len;
+    const struct cc_bus_header *headers; /* nheaders entries, copied; may be NULL */
+    size_t nheaders;
+    cc_bus_delivery_cb on_delivery; /* NULL: only the producer's own failure count */
+    void *ctx;
+    uint64_t tag;
 };
 
 /* Handles one message. On CC_BUS_RETRY / CC_BUS_REJECT, writes a short reason (NUL-terminated,
@@ -122,11 +156,23 @@ cc_producer *cc_producer_new(const struct cc_bus_config *cfg);
 int cc_producer_send(cc_producer *p, const char *topic, const char *key, const void *value,
                      size_t len);
 
-/* Serialises a CloudEvents envelope (compact JSON) and sends it keyed by key (may be NULL).
- * The envelope stays owned by the caller. Same returns as cc_producer_send(), -ENOMEM if it
- * cannot be serialised. */
+/* Queues one message as described by s (everything copied), with its headers; when
+ * s->on_delivery is set it is called exactly once for the message if (and only if) this returns
+ * 0. Same returns as cc_producer_send(); -EINVAL without a topic. Thread-safe. */
+int cc_producer_send_ex(cc_producer *p, const struct cc_bus_send *s);
+
+/* Serialises a CloudEvents envelope (compact JSON) and sends it keyed by key (may be NULL), with
+ * the Kafka headers ce_source, ce_type and ce_id copied from the envelope's source, type and id
+ * (each only when a string). The envelope stays owned by the caller. Same returns as
+ * cc_producer_send(), -ENOMEM if it cannot be serialised. */
 int cc_producer_send_event(cc_producer *p, const char *topic, const char *key,
                            const json_t *envelope);
+
+/* cc_producer_send_event with a delivery callback: on_delivery(ctx, tag, err) is called exactly
+ * once if this returns 0 (see cc_bus_delivery_cb), never otherwise. on_delivery may be NULL. */
+int cc_producer_send_event_cb(cc_producer *p, const char *topic, const char *key,
+                              const json_t *envelope, cc_bus_delivery_cb on_delivery, void *ctx,
+                              uint64_t tag);
 
 /* Serves delivery reports, waiting up to timeout_ms for one. Call regularly (the consumer loop
  * does it for its deadletter producer). */
@@ -161,6 +207,11 @@ int cc_consumer_poll(cc_consumer *c, int timeout_ms);
 /* Drops a message held for retry (it is redelivered later), commits the stored offsets and leaves
  * the group (rd_kafka_consumer_close), then destroys. NULL ok. */
 void cc_consumer_free(cc_consumer *c);
+
+/* The value of the last Kafka header called name on m (borrowed, valid during the handler call,
+ * NUL-terminated for convenience; its length in *len when len is non-NULL), or NULL when m has
+ * no such header (or the header has a null value). Cheap: no parsing of m's value. */
+const char *cc_bus_msg_header(const struct cc_bus_msg *m, const char *name, size_t *len);
 
 /* Builds the cc.deadletter envelope for m rejected by group with reason: type
  * CC_BUS_DEADLETTER_TYPE, source "/<source>", tenant taken from m's value when it is a JSON object

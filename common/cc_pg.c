@@ -20,10 +20,21 @@
 /* First key of the migrations advisory lock, so it never meets an application's own locks. */
 #define MIGRATE_LOCK_SQL "SELECT pg_advisory_xact_lock(hashtext('cc_pg_migrate'), hashtext($1))"
 
+#define SQLSTATE_UNDEFINED_PSTATEMENT "26000" /* prepared statement does not exist */
+
+/* One named statement: its text, and whether the current session has it prepared. */
+struct pg_stmt {
+    char *name;
+    char *sql;
+    bool prepared; /* on the current backend; cleared by every reconnect */
+};
+
 struct cc_pg {
     PGconn *conn;
     bool in_tx;       /* between cc_pg_begin() and cc_pg_commit()/cc_pg_rollback() */
     char sqlstate[6]; /* of the last failure, "" after a success */
+    struct pg_stmt *stmts;
+    size_t nstmts, capstmts;
 };
 
 /* ---- connection ----------------------------------------------------------------------------- */
@@ -88,7 +99,19 @@ void cc_pg_free(cc_pg *pg)
     if (!pg)
         return;
     PQfinish(pg->conn);
+    for (size_t i = 0; i < pg->nstmts; i++) {
+        free(pg->stmts[i].name);
+        free(pg->stmts[i].sql);
+    }
+    free(pg->stmts);
     free(pg);
+}
+
+/* A new backend knows none of our prepared statements. */
+static void forget_prepared(cc_pg *pg)
+{
+    for (size_t i = 0; i < pg->nstmts; i++)
+        pg->stmts[i].prepared = false;
 }
 
 /* PQreset with backoff, for at most CC_PG_RECONNECT_BUDGET_MS. 0 or -EIO. */
@@ -100,6 +123,7 @@ static int reconnect(cc_pg *pg)
     cc_backoff_init(&b, CC_PG_BACKOFF_MIN_MS, CC_PG_BACKOFF_MAX_MS, CC_PG_RECONNECT_BUDGET_MS);
     do {
         PQreset(pg->conn);
+        forget_prepared(pg);
         if (PQstatus(pg->conn) == CONNECTION_OK) {
             CC_INFO("pg reconnected");
             return 0;
@@ -133,14 +157,15 @@ static void record_failure(cc_pg *pg, const PGresult *res, const char *sql)
              pg->sqlstate[0] ? pg->sqlstate : "none", msg, sql);
 }
 
-/* One statement round-trip. simple = PQexec (several statements, no params) for migrations. */
-static PGresult *run_once(cc_pg *pg, const char *sql, int nparams, const char *const *params,
-                          bool simple)
-{
-    if (simple)
-        return PQexec(pg->conn, sql);
-    return PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
-}
+/* How one statement is sent: PQexec (several statements, no params; migrations), PQexecParams,
+ * or PQexecPrepared of stmt (prepared first when this backend does not have it yet). */
+struct pg_call {
+    const char *sql;
+    int nparams;
+    const char *const *params;
+    bool simple;
+    struct pg_stmt *stmt; /* non-NULL: prepared */
+};
 
 static bool result_ok(const PGresult *res)
 {
@@ -150,8 +175,58 @@ static bool result_ok(const PGresult *res)
     return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
-static PGresult *run(cc_pg *pg, const char *sql, int nparams, const char *const *params,
-                     bool simple)
+static bool result_sqlstate_is(const PGresult *res, const char *state)
+{
+    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    return s && strcmp(s, state) == 0;
+}
+
+/* Prepares c->stmt on the current backend if it is not there yet. NULL when it is (or now is),
+ * else the failed PGresult. "already exists" (the backend kept it) counts as prepared. */
+static PGresult *prepare_once(cc_pg *pg, const struct pg_call *c)
+{
+    PGresult *res;
+
+    if (c->stmt->prepared)
+        return NULL;
+    res = PQprepare(pg->conn, c->stmt->name, c->sql, c->nparams, NULL);
+    if (result_ok(res) || result_sqlstate_is(res, "42P05")) {
+        PQclear(res);
+        c->stmt->prepared = true;
+        return NULL;
+    }
+    return res;
+}
+
+/* One statement round-trip (two when a statement is prepared first). */
+static PGresult *run_once(cc_pg *pg, const struct pg_call *c)
+{
+    PGresult *res;
+
+    if (c->simple)
+        return PQexec(pg->conn, c->sql);
+    if (!c->stmt)
+        return PQexecParams(pg->conn, c->sql, c->nparams, NULL, c->params, NULL, NULL, 0);
+    res = prepare_once(pg, c);
+    if (res)
+        return res;
+    res = PQexecPrepared(pg->conn, c->stmt->name, c->nparams, c->params, NULL, NULL, 0);
+    if (result_sqlstate_is(res, SQLSTATE_UNDEFINED_PSTATEMENT))
+        c->stmt->prepared = false; /* dropped behind our back (DEALLOCATE, DISCARD ALL) */
+    return res;
+}
+
+/* True when running the statement once more is safe and may help: outside a transaction, the
+ * connection died (the statement ran alone or not at all), or a prepared statement vanished. */
+static bool worth_retry(const cc_pg *pg, const PGresult *res, const struct pg_call *c)
+{
+    if (PQstatus(pg->conn) == CONNECTION_BAD)
+        return true;
+    return c->stmt && !c->stmt->prepared && result_sqlstate_is(res, SQLSTATE_UNDEFINED_PSTATEMENT);
+}
+
+static PGresult *run_call(cc_pg *pg, const struct pg_call *c)
 {
     bool was_in_tx = in_transaction(pg);
     PGresult *res;
@@ -160,25 +235,34 @@ static PGresult *run(cc_pg *pg, const char *sql, int nparams, const char *const 
         snprintf(pg->sqlstate, sizeof(pg->sqlstate), "%s", SQLSTATE_CONNECTION_FAILURE);
         return NULL;
     }
-    res = run_once(pg, sql, nparams, params, simple);
-    if (!result_ok(res) && !was_in_tx && PQstatus(pg->conn) == CONNECTION_BAD) {
-        /* The connection died before or during the statement: outside a transaction the
-         * statement either ran alone or not at all, so running it once more is safe. */
+    res = run_once(pg, c);
+    if (!result_ok(res) && !was_in_tx && worth_retry(pg, res, c)) {
         char buf[512];
-        CC_WARN("pg connection lost, reconnecting: %s",
-                one_line(PQerrorMessage(pg->conn), buf, sizeof(buf)));
+        bool lost = PQstatus(pg->conn) == CONNECTION_BAD;
+
+        if (lost)
+            CC_WARN("pg connection lost, reconnecting: %s",
+                    one_line(PQerrorMessage(pg->conn), buf, sizeof(buf)));
         PQclear(res);
         res = NULL;
-        if (reconnect(pg) == 0)
-            res = run_once(pg, sql, nparams, params, simple);
+        if (!lost || reconnect(pg) == 0)
+            res = run_once(pg, c);
     }
     if (!result_ok(res)) {
-        record_failure(pg, res, sql);
+        record_failure(pg, res, c->sql);
         PQclear(res);
         return NULL;
     }
     pg->sqlstate[0] = '\0';
     return res;
+}
+
+static PGresult *run(cc_pg *pg, const char *sql, int nparams, const char *const *params,
+                     bool simple)
+{
+    const struct pg_call c = {.sql = sql, .nparams = nparams, .params = params, .simple = simple};
+
+    return run_call(pg, &c);
 }
 
 PGresult *cc_pg_query(cc_pg *pg, const char *sql, int nparams, const char *const *params)
@@ -194,6 +278,86 @@ int cc_pg_exec(cc_pg *pg, const char *sql, int nparams, const char *const *param
         return -EIO;
     PQclear(res);
     return 0;
+}
+
+/* The registered statement called name, registering it on first use. NULL (logged, sqlstate
+ * set) when name is bad, already names another text, or memory runs out. */
+static struct pg_stmt *stmt_lookup(cc_pg *pg, const char *name, const char *sql)
+{
+    struct pg_stmt *st;
+
+    for (size_t i = 0; i < pg->nstmts; i++) {
+        st = &pg->stmts[i];
+        if (strcmp(st->name, name) != 0)
+            continue;
+        if (st->sql != sql && strcmp(st->sql, sql) != 0)
+            goto name_taken;
+        return st;
+    }
+    if (!*name || strlen(name) > CC_PG_STATEMENT_NAME_MAX) {
+        CC_ERROR("pg prepared statement name invalid: \"%.80s\" (1..%d bytes)", name,
+                 CC_PG_STATEMENT_NAME_MAX);
+        goto fail;
+    }
+    if (pg->nstmts == pg->capstmts) {
+        size_t ncap = pg->capstmts ? pg->capstmts * 2 : 16;
+        struct pg_stmt *grown = realloc(pg->stmts, ncap * sizeof(*grown));
+        if (!grown)
+            goto out_of_memory;
+        pg->stmts = grown;
+        pg->capstmts = ncap;
+    }
+    st = &pg->stmts[pg->nstmts];
+    *st = (struct pg_stmt){.name = strdup(name), .sql = strdup(sql)};
+    if (!st->name || !st->sql) {
+        free(st->name);
+        free(st->sql);
+        goto out_of_memory;
+    }
+    pg->nstmts++;
+    return st;
+
+name_taken:
+    CC_ERROR("pg prepared statement name reused for another query: \"%s\"", name);
+    goto fail;
+out_of_memory:
+    CC_ERROR("pg prepared statement \"%s\" not registered: out of memory", name);
+fail:
+    snprintf(pg->sqlstate, sizeof(pg->sqlstate), "%s", "42P05");
+    return NULL;
+}
+
+PGresult *cc_pg_query_prepared(cc_pg *pg, const char *name, const char *sql, int nparams,
+                               const char *const *params)
+{
+    struct pg_call c = {.sql = sql, .nparams = nparams, .params = params};
+
+    if (!name || !sql)
+        return NULL;
+    c.stmt = stmt_lookup(pg, name, sql);
+    if (!c.stmt)
+        return NULL;
+    return run_call(pg, &c);
+}
+
+int cc_pg_exec_prepared(cc_pg *pg, const char *name, const char *sql, int nparams,
+                        const char *const *params)
+{
+    PGresult *res = cc_pg_query_prepared(pg, name, sql, nparams, params);
+
+    if (!res)
+        return -EIO;
+    PQclear(res);
+    return 0;
+}
+
+bool cc_pg_is_prepared(const cc_pg *pg, const char *name)
+{
+    for (size_t i = 0; i < pg->nstmts; i++) {
+        if (strcmp(pg->stmts[i].name, name) == 0)
+            return pg->stmts[i].prepared;
+    }
+    return false;
 }
 
 int cc_pg_begin(cc_pg *pg)

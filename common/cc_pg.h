@@ -7,6 +7,11 @@
  * and retries once -- but never inside an open transaction: there, the failure is returned and
  * the transaction is lost, the caller starts over.
  *
+ * Prepared statements (cc_pg_query_prepared): a per-connection registry by name; the statement
+ * is prepared on the backend on first use and again after any reconnect (a new backend has
+ * none), or when the backend lost it (DEALLOCATE / DISCARD ALL: SQLSTATE 26000, retried once
+ * outside a transaction). The hot path thus skips parse and plan after the first call.
+ *
  * Migrations: each service keeps ordered files `NNN_name.sql` in one directory; cc_pg_migrate()
  * applies those not yet recorded in "<schema>".schema_migrations, one transaction per file.
  *
@@ -23,6 +28,7 @@
 #define CC_PG_BACKOFF_MAX_MS      2000
 #define CC_PG_RECONNECT_BUDGET_MS 5000 /* longest one query waits for the server to come back */
 #define CC_PG_MIGRATION_NAME_MAX  255
+#define CC_PG_STATEMENT_NAME_MAX  63 /* NAMEDATALEN - 1 */
 
 typedef struct cc_pg cc_pg;
 
@@ -46,6 +52,23 @@ PGresult *cc_pg_query(cc_pg *pg, const char *sql, int nparams, const char *const
 
 /* As cc_pg_query() for statements whose rows are not needed. Returns 0 or -EIO. */
 int cc_pg_exec(cc_pg *pg, const char *sql, int nparams, const char *const *params);
+
+/* As cc_pg_query(), through the prepared statement name (1..CC_PG_STATEMENT_NAME_MAX bytes) of
+ * sql: prepared on this connection's backend on first use and after every reconnect, then only
+ * executed. A name always stands for one sql text (compare by content): reusing it for another
+ * text fails (NULL, sqlstate "42P05", logged). sql is copied on first use. Same retry rules as
+ * cc_pg_query(); if the backend lost the statement (26000) it is prepared again and run once
+ * more, outside a transaction only. Returns a PGresult to PQclear, or NULL. */
+PGresult *cc_pg_query_prepared(cc_pg *pg, const char *name, const char *sql, int nparams,
+                               const char *const *params);
+
+/* As cc_pg_query_prepared() for statements whose rows are not needed. Returns 0 or -EIO. */
+int cc_pg_exec_prepared(cc_pg *pg, const char *name, const char *sql, int nparams,
+                        const char *const *params);
+
+/* True when name is registered and prepared on the current backend (false after a reconnect
+ * until its next use). For tests and diagnostics. */
+bool cc_pg_is_prepared(const cc_pg *pg, const char *name);
 
 /* BEGIN / COMMIT / ROLLBACK. Return 0 or -EIO. A failed COMMIT has rolled back. cc_pg_rollback()
  * outside a transaction is a no-op returning 0, so cleanup paths may call it unconditionally. */

@@ -13,15 +13,26 @@
 #include "router_live.h"
 #include "router_schedule.h"
 
-#define ENGINE_QCACHE_LEN  1024 /* queue schedule cache slots (direct-mapped) */
+#define ENGINE_QCACHE_MIN  1024  /* initial slots of the queue cache (a power of two) */
+#define ENGINE_QCACHE_MAX  65536 /* entries kept at most; beyond, the cache starts over */
 #define ENGINE_SOURCE_SELF "/router/"
 
+/* One cached queue configuration (or the fact that the queue does not exist). */
 struct engine_qcache {
+    uint64_t hash; /* of tenant + id */
     char tenant[ROUTER_TENANT_MAX + 2];
     char id[ROUTER_ID_MAX + 1];
     bool exists;
-    int64_t loaded_ms; /* mono; 0 = empty slot */
+    int64_t loaded_ms; /* mono; 0 = to be (re)loaded */
     struct router_queue q;
+};
+
+/* Open-addressing map tenant + queue id -> configuration (linear probing, at most half full,
+ * entries never removed, only marked stale), so no live entry ever evicts another. */
+struct engine_qmap {
+    struct engine_qcache **slots; /* NULL = empty */
+    size_t cap, n;                /* cap: a power of two */
+    uint64_t gen;                 /* router_store queue change generation applied */
 };
 
 struct router_engine {
@@ -31,7 +42,7 @@ struct router_engine {
     char *instance;
     char *tenants; /* ",t1,t2," or NULL = all */
     uint64_t rng;
-    struct engine_qcache *qcache;
+    struct engine_qmap qmap;
     struct cc_counter *handled[ROUTER_CMD_REGISTERED + 1];
     struct cc_counter *rebuilds;
     struct cc_histogram *duration;
@@ -391,6 +402,111 @@ void router_cmd_clear(struct router_cmd *cmd)
     memset(cmd, 0, sizeof(*cmd));
 }
 
+/* ---- queue cache ------------------------------------------------------------------------ */
+
+static uint64_t engine_qmap_hash(const char *tenant, const char *queue_id)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+    for (const char *p = tenant; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h = (h ^ '/') * 1099511628211ULL;
+    for (const char *p = queue_id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h ^ (h >> 29);
+}
+
+static int engine_qmap_init(struct engine_qmap *m, size_t cap)
+{
+    m->slots = calloc(cap, sizeof(*m->slots));
+    m->cap = m->slots ? cap : 0;
+    m->n = 0;
+    return m->slots ? 0 : -ENOMEM;
+}
+
+static void engine_qmap_clear(struct engine_qmap *m)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->slots[i]) {
+            router_queue_clear(&m->slots[i]->q);
+            free(m->slots[i]);
+        }
+    }
+    free(m->slots);
+    m->slots = NULL;
+    m->cap = m->n = 0;
+}
+
+/* The entry of tenant + queue_id, or NULL; *empty (may be NULL) gets the slot where it would
+ * go. */
+static struct engine_qcache *engine_qmap_find(const struct engine_qmap *m, uint64_t h,
+                                              const char *tenant, const char *queue_id,
+                                              size_t *empty)
+{
+    size_t i = h & (m->cap - 1);
+
+    for (; m->slots[i]; i = (i + 1) & (m->cap - 1)) {
+        const struct engine_qcache *c = m->slots[i];
+        if (c->hash == h && strcmp(c->id, queue_id) == 0 && strcmp(c->tenant, tenant) == 0)
+            return m->slots[i];
+    }
+    if (empty)
+        *empty = i;
+    return NULL;
+}
+
+/* Doubles the table (entries keep their place in memory). 0 or -ENOMEM. */
+static int engine_qmap_grow(struct engine_qmap *m)
+{
+    struct engine_qmap bigger;
+
+    if (engine_qmap_init(&bigger, m->cap * 2) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < m->cap; i++) {
+        size_t j;
+        if (!m->slots[i])
+            continue;
+        j = m->slots[i]->hash & (bigger.cap - 1);
+        while (bigger.slots[j])
+            j = (j + 1) & (bigger.cap - 1);
+        bigger.slots[j] = m->slots[i];
+    }
+    free(m->slots);
+    m->slots = bigger.slots;
+    m->cap = bigger.cap;
+    return 0;
+}
+
+/* A new, not yet loaded entry for tenant + queue_id (absent; slot from engine_qmap_find).
+ * NULL on ENOMEM. */
+static struct engine_qcache *engine_qmap_add(struct engine_qmap *m, uint64_t h, const char *tenant,
+                                             const char *queue_id, size_t slot)
+{
+    struct engine_qcache *c;
+
+    if (m->n >= ENGINE_QCACHE_MAX) { /* e.g. requests naming ever new unknown queues */
+        uint64_t gen = m->gen;
+        engine_qmap_clear(m);
+        if (engine_qmap_init(m, ENGINE_QCACHE_MIN) < 0)
+            return NULL;
+        m->gen = gen;
+        engine_qmap_find(m, h, tenant, queue_id, &slot);
+    } else if ((m->n + 1) * 2 > m->cap) {
+        if (engine_qmap_grow(m) < 0)
+            return NULL;
+        engine_qmap_find(m, h, tenant, queue_id, &slot);
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->hash = h;
+    snprintf(c->tenant, sizeof(c->tenant), "%s", tenant);
+    snprintf(c->id, sizeof(c->id), "%s", queue_id);
+    m->slots[slot] = c;
+    m->n++;
+    return c;
+}
+
 /* ---- engine ----------------------------------------------------------------------------- */
 
 router_engine *router_engine_new(const struct router_engine_config *cfg)
@@ -406,8 +522,8 @@ router_engine *router_engine_new(const struct router_engine_config *cfg)
         return NULL;
     e->store = cfg->store;
     e->instance = strdup(cfg->instance);
-    e->qcache = calloc(ENGINE_QCACHE_LEN, sizeof(*e->qcache));
-    if (!e->instance || !e->qcache)
+    e->qmap.gen = router_store_queue_generation(cfg->store);
+    if (!e->instance || engine_qmap_init(&e->qmap, ENGINE_QCACHE_MIN) < 0)
         goto out_free;
     if (cfg->tenants && *cfg->tenants) {
         size_t n = strlen(cfg->tenants) + 3;
@@ -446,7 +562,7 @@ out_state:
     router_state_free(e->rs);
 out_free:
     free(e->tenants);
-    free(e->qcache);
+    engine_qmap_clear(&e->qmap);
     free(e->instance);
     free(e);
     return NULL;
@@ -456,9 +572,7 @@ void router_engine_free(router_engine *e)
 {
     if (!e)
         return;
-    for (size_t i = 0; i < ENGINE_QCACHE_LEN; i++)
-        router_queue_clear(&e->qcache[i].q);
-    free(e->qcache);
+    engine_qmap_clear(&e->qmap);
     router_live_free(e->lv);
     router_state_free(e->rs);
     free(e->tenants);
@@ -509,37 +623,58 @@ static uint64_t engine_seed(router_engine *e)
     return x;
 }
 
-/* The queue's configuration from the cache, reloaded from PostgreSQL after the TTL. NULL when
- * the queue does not exist there (Redis then answers unknown_queue) or cannot be read. */
+/* Marks tenant's queue_id stale (both NULL: every queue). A router_store_change_fn. */
+static void engine_qmap_drop(void *arg, const char *tenant, const char *queue_id)
+{
+    struct engine_qmap *m = arg;
+    struct engine_qcache *c;
+
+    if (!tenant || !queue_id) {
+        for (size_t i = 0; i < m->cap; i++) {
+            if (m->slots[i])
+                m->slots[i]->loaded_ms = 0;
+        }
+        return;
+    }
+    c = engine_qmap_find(m, engine_qmap_hash(tenant, queue_id), tenant, queue_id, NULL);
+    if (c)
+        c->loaded_ms = 0;
+}
+
+/* The queue's configuration from the cache: (re)loaded from PostgreSQL when it is not there,
+ * when the store's change feed names it (configuration NOTIFY), or after the safety-net TTL.
+ * NULL when the queue does not exist there (Redis then answers unknown_queue) or cannot be
+ * read. */
 static const struct router_queue *engine_queue(router_engine *e, const char *tenant,
                                                const char *queue_id)
 {
-    uint64_t h = 1469598103934665603ULL;
-    struct engine_qcache *slot;
+    uint64_t h, gen = router_store_queue_generation(e->store);
+    struct engine_qcache *c;
     int64_t now = cc_time_mono_ms();
+    size_t slot;
     int rc;
 
-    for (const char *p = tenant; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    h = (h ^ '/') * 1099511628211ULL;
-    for (const char *p = queue_id; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    slot = &e->qcache[h % ENGINE_QCACHE_LEN];
-    if (slot->loaded_ms && now - slot->loaded_ms < ROUTER_ENGINE_QUEUE_TTL_MS &&
-        strcmp(slot->tenant, tenant) == 0 && strcmp(slot->id, queue_id) == 0)
-        return slot->exists ? &slot->q : NULL;
-    router_queue_clear(&slot->q);
-    slot->loaded_ms = 0;
-    if (strlen(tenant) >= sizeof(slot->tenant) || strlen(queue_id) >= sizeof(slot->id))
+    if (gen != e->qmap.gen)
+        e->qmap.gen = router_store_queue_changes(e->store, e->qmap.gen, engine_qmap_drop, &e->qmap);
+    if (strlen(tenant) > ROUTER_TENANT_MAX + 1 || strlen(queue_id) > ROUTER_ID_MAX)
         return NULL;
-    rc = router_store_queue_get(e->store, tenant, queue_id, &slot->q);
+    h = engine_qmap_hash(tenant, queue_id);
+    c = engine_qmap_find(&e->qmap, h, tenant, queue_id, &slot);
+    if (c && c->loaded_ms && now - c->loaded_ms < ROUTER_ENGINE_QUEUE_TTL_MS)
+        return c->exists ? &c->q : NULL;
+    if (!c) {
+        c = engine_qmap_add(&e->qmap, h, tenant, queue_id, slot);
+        if (!c)
+            return NULL;
+    }
+    router_queue_clear(&c->q);
+    c->loaded_ms = 0;
+    rc = router_store_queue_get(e->store, tenant, queue_id, &c->q);
     if (rc < 0 && rc != -ENOENT)
         return NULL; /* not cached: try again next time */
-    snprintf(slot->tenant, sizeof(slot->tenant), "%s", tenant);
-    snprintf(slot->id, sizeof(slot->id), "%s", queue_id);
-    slot->exists = rc == 0;
-    slot->loaded_ms = now;
-    return slot->exists ? &slot->q : NULL;
+    c->exists = rc == 0;
+    c->loaded_ms = now;
+    return c->exists ? &c->q : NULL;
 }
 
 static enum cc_bus_verdict engine_verdict(int rc, const char *what, char *reason, size_t len)
@@ -752,7 +887,13 @@ enum cc_bus_verdict router_engine_handle(void *ctx, const struct cc_bus_msg *m, 
 {
     struct router_cmd cmd;
     enum cc_bus_verdict v;
+    const char *src = cc_bus_msg_header(m, CC_BUS_HEADER_SOURCE, NULL);
 
+    /* our own events (offered, queued, state_changed...) come back on the topics we consume:
+     * skip them by their ce_source header without parsing; router_engine_parse still ignores
+     * them by the envelope's source when a message carries no headers */
+    if (src && strncmp(src, ENGINE_SOURCE_SELF, strlen(ENGINE_SOURCE_SELF)) == 0)
+        return CC_BUS_OK;
     if (router_engine_parse(m->topic, m->value, m->len, &cmd, reason, reasonlen) < 0)
         return CC_BUS_REJECT;
     v = router_engine_apply(ctx, &cmd, reason, reasonlen);

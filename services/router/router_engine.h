@@ -16,7 +16,12 @@
  * A route command is persisted (router.interactions, INSERT ... ON CONFLICT DO NOTHING) before
  * Redis sees it; a redelivered route for an interaction already ended is dropped. Queue
  * schedules (time zone, hours, holidays) come from router_store through a per-engine cache
- * (ROUTER_ENGINE_QUEUE_TTL_MS), so the hot path does no PostgreSQL read.
+ * (a hash map by tenant + queue: every queue stays cached), so the hot path does no PostgreSQL
+ * read. A cached queue is re-read when the store's queue change feed names it -- fed by the
+ * configuration listener (router_live) on each NOTIFY router_config -- so a configuration
+ * change applies to the next route request once the listener has received its notification
+ * (normally milliseconds after the commit); ROUTER_ENGINE_QUEUE_TTL_MS is the safety net
+ * (a process without a listener, a missed notification): no entry is older than that.
  *
  * Thread-safety: a router_engine holds one Redis and one PostgreSQL connection: one engine per
  * consumer thread. router_engine_parse is pure and thread-safe.
@@ -35,8 +40,8 @@
 #include "router_state.h"
 #include "router_store.h"
 
-#define ROUTER_ENGINE_QUEUE_TTL_MS 5000 /* a queue's schedule is re-read after this */
-#define ROUTER_ENGINE_ROUTE_SKILLS 32   /* skills in a route command (schema maxItems) */
+#define ROUTER_ENGINE_QUEUE_TTL_MS 60000 /* a cached queue is re-read after this at the latest */
+#define ROUTER_ENGINE_ROUTE_SKILLS 32    /* skills in a route command (schema maxItems) */
 #define ROUTER_ENGINE_EXCLUDE_MAX  64
 #define ROUTER_ENGINE_ADDRESS_MAX  512
 

@@ -57,9 +57,11 @@ void router_live_free(router_live *lv)
     free(lv);
 }
 
-static int live_exec(router_live *lv, const char *sql, int n, const char *const *params)
+/* The hot-path statements are prepared (named after their function) on this connection. */
+static int live_exec(router_live *lv, const char *name, const char *sql, int n,
+                     const char *const *params)
 {
-    return cc_pg_exec(lv->pg, sql, n, params) < 0 ? -EIO : 0;
+    return cc_pg_exec_prepared(lv->pg, name, sql, n, params) < 0 ? -EIO : 0;
 }
 
 int router_live_route(router_live *lv, const struct router_enqueue *req, const char *skills_json)
@@ -82,14 +84,15 @@ int router_live_route(router_live *lv, const struct router_enqueue *req, const c
     params[7] = req->request_id;
     params[8] = enq;
     /* one round trip: insert, or tell the state of the row already there */
-    res = cc_pg_query(lv->pg,
-                      "WITH ins AS (INSERT INTO router.interactions (tenant, id, queue_id, "
-                      "channel, priority, skills, callback_number, request_id, enqueued_ms) "
-                      "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9) "
-                      "ON CONFLICT (tenant, id) DO NOTHING RETURNING state) "
-                      "SELECT state FROM ins UNION ALL SELECT state FROM router.interactions "
-                      "WHERE tenant = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM ins)",
-                      9, params);
+    res = cc_pg_query_prepared(
+        lv->pg, "router_live_route",
+        "WITH ins AS (INSERT INTO router.interactions (tenant, id, queue_id, "
+        "channel, priority, skills, callback_number, request_id, enqueued_ms) "
+        "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9) "
+        "ON CONFLICT (tenant, id) DO NOTHING RETURNING state) "
+        "SELECT state FROM ins UNION ALL SELECT state FROM router.interactions "
+        "WHERE tenant = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM ins)",
+        9, params);
     if (!res)
         return -EIO;
     if (PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "ended") == 0)
@@ -100,7 +103,7 @@ int router_live_route(router_live *lv, const struct router_enqueue *req, const c
 
 int router_live_assigned(router_live *lv, const char *tenant, const char *ix, const char *agent_id)
 {
-    return live_exec(lv,
+    return live_exec(lv, "router_live_assigned",
                      "UPDATE router.interactions SET state = 'assigned', agent_id = $3, "
                      "updated_at = now() WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
                      3, (const char *const[]){tenant, ix, agent_id});
@@ -108,7 +111,7 @@ int router_live_assigned(router_live *lv, const char *tenant, const char *ix, co
 
 int router_live_waiting(router_live *lv, const char *tenant, const char *ix)
 {
-    return live_exec(lv,
+    return live_exec(lv, "router_live_waiting",
                      "UPDATE router.interactions SET state = 'waiting', agent_id = NULL, "
                      "updated_at = now() WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
                      2, (const char *const[]){tenant, ix});
@@ -116,7 +119,7 @@ int router_live_waiting(router_live *lv, const char *tenant, const char *ix)
 
 int router_live_moved(router_live *lv, const char *tenant, const char *ix, const char *queue_id)
 {
-    return live_exec(lv,
+    return live_exec(lv, "router_live_moved",
                      "UPDATE router.interactions SET queue_id = $3, updated_at = now() "
                      "WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
                      3, (const char *const[]){tenant, ix, queue_id});
@@ -128,7 +131,7 @@ int router_live_requeue(router_live *lv, const char *tenant, const char *ix, con
     char prio[16];
 
     snprintf(prio, sizeof(prio), "%d", priority);
-    return live_exec(lv,
+    return live_exec(lv, "router_live_requeue",
                      "UPDATE router.interactions SET queue_id = coalesce($3, queue_id), "
                      "priority = CASE WHEN $4::int < 0 THEN priority ELSE $4::int END, "
                      "skills = coalesce($5::jsonb, skills), state = 'waiting', agent_id = NULL, "
@@ -138,7 +141,7 @@ int router_live_requeue(router_live *lv, const char *tenant, const char *ix, con
 
 int router_live_callback(router_live *lv, const char *tenant, const char *ix, const char *number)
 {
-    return live_exec(lv,
+    return live_exec(lv, "router_live_callback",
                      "UPDATE router.interactions SET callback_number = $3, updated_at = now() "
                      "WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
                      3, (const char *const[]){tenant, ix, number});
@@ -146,7 +149,7 @@ int router_live_callback(router_live *lv, const char *tenant, const char *ix, co
 
 int router_live_closed(router_live *lv, const char *tenant, const char *ix)
 {
-    return live_exec(lv,
+    return live_exec(lv, "router_live_closed",
                      "UPDATE router.interactions SET state = 'ended', updated_at = now() "
                      "WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
                      2, (const char *const[]){tenant, ix});
@@ -161,7 +164,7 @@ int router_live_presence(router_live *lv, const char *tenant, const char *agent_
         presence != ROUTER_AGENT_NOT_READY)
         return -EINVAL;
     snprintf(since, sizeof(since), "%lld", (long long)since_ms);
-    return live_exec(lv,
+    return live_exec(lv, "router_live_presence",
                      "INSERT INTO router.agent_state (tenant, agent_id, presence, reason, "
                      "since_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, agent_id) DO "
                      "UPDATE SET presence = $3, reason = $4, since_ms = $5, updated_at = now()",
@@ -176,7 +179,7 @@ int router_live_purge(router_live *lv, long older_s)
     char s[24];
 
     snprintf(s, sizeof(s), "%ld", older_s);
-    return live_exec(lv,
+    return live_exec(lv, "router_live_purge",
                      "DELETE FROM router.interactions WHERE state = 'ended' "
                      "AND updated_at < now() - make_interval(secs => $1::int)",
                      1, (const char *const[]){s});
@@ -266,10 +269,10 @@ int router_live_sync_member(router_live *lv, router_state *rs, router_store *st,
     PGresult *res;
     int rc;
 
-    res = cc_pg_query(lv->pg,
-                      "SELECT level, position, penalty FROM router.memberships "
-                      "WHERE tenant = $1 AND queue_id = $2 AND agent_id = $3",
-                      3, (const char *const[]){tenant, queue_id, agent_id});
+    res = cc_pg_query_prepared(lv->pg, "router_live_member",
+                               "SELECT level, position, penalty FROM router.memberships "
+                               "WHERE tenant = $1 AND queue_id = $2 AND agent_id = $3",
+                               3, (const char *const[]){tenant, queue_id, agent_id});
     if (!res)
         return -EIO;
     if (PQntuples(res) == 0) {
@@ -521,8 +524,10 @@ static int live_on_notify(router_live_listener *l, char *payload)
         return 0;
     if (strcmp(kind, "agent") == 0)
         return router_live_sync_agent(l->lv, l->rs, l->store, tenant, id, now);
-    if (strcmp(kind, "queue") == 0)
+    if (strcmp(kind, "queue") == 0) {
+        router_store_queue_changed(l->store, tenant, id); /* engines re-read its schedule */
         return router_live_sync_queue(l->lv, l->rs, l->store, tenant, id, now);
+    }
     if (strcmp(kind, "member") == 0 && id2)
         return router_live_sync_member(l->lv, l->rs, l->store, tenant, id, id2, now);
     return 0;
@@ -535,6 +540,7 @@ static int live_full_sync(router_live_listener *l)
     long long epoch;
     int rc = router_state_epoch_get(l->rs, &epoch);
 
+    router_store_queue_changed(l->store, NULL, NULL); /* changes may have gone unnoticed */
     if (rc == -ENOENT)
         return router_live_rebuild(l->lv, l->rs, l->store, l->owner, now);
     if (rc < 0)

@@ -13,6 +13,9 @@
  * redelivers because their offsets were not yet committed either (commit interval 1 s > the
  * WAL writer's 200 ms), so nothing is forgotten.
  *
+ * The hot-path statements (route insert, state updates, presence) are prepared statements on
+ * the handle's connection (cc_pg_query_prepared): parsed and planned once per connection.
+ *
  * Rebuild (router_live_rebuild), run by whoever meets -ESTALE (NOSTATE) first, under the
  * Redis lock cc:rebuild: sync every tenant's configuration, restore every agent's presence and
  * every open interaction (its original enqueued_ms, in progress with its agent or waiting),
@@ -84,7 +87,10 @@ int router_live_rebuild(router_live *lv, router_state *rs, router_store *st, con
 
 /* Starts the thread that LISTENs on router_config and syncs each changed entity (a lost
  * connection is re-established and followed by a full sync: notifications may have been
- * missed). store is borrowed and must outlive the listener. NULL (logged) on failure. */
+ * missed). Each queue change, and each full sync (as "every queue"), is also recorded in the
+ * store's queue change feed (router_store_queue_changed) before the sync, so the engines'
+ * queue caches drop the entry and re-read it on their next request for that queue. store is
+ * borrowed and must outlive the listener. NULL (logged) on failure. */
 router_live_listener *router_live_listen_start(const char *dsn, const char *redis_url,
                                                router_store *store, const char *owner);
 /* True once the full sync after the listener's last (re)connect is done: main() waits for it

@@ -17,12 +17,14 @@
 #include "cc_time.h"
 #include "router_state.h"
 
-#define OUTBOX_BLOCK_MS     100   /* longest XREADGROUP waits for a new entry */
-#define OUTBOX_FLUSH_MS     10000 /* longest one batch waits for its delivery reports */
+#define OUTBOX_BLOCK_MS     100 /* longest XREADGROUP waits for a new entry */
 #define OUTBOX_RETRY_MIN_MS 100
 #define OUTBOX_RETRY_MAX_MS 2000
 #define OUTBOX_STANDBY_MS   250 /* how often a standby tries the lease */
 #define OUTBOX_FIELDS_MAX   16  /* name/value pairs read per entry */
+#define OUTBOX_ACK_MAX      512 /* ids per XACK + XDEL call */
+#define OUTBOX_INFLIGHT_WAIT_MS                                                                    \
+    5 /* longest a read or a full ring waits while entries are in flight */
 
 /* Renews the lease when we hold it, takes it when free: 1 renewed, 2 taken, 0 held by another. */
 static const char outbox_lease_lua[] =
@@ -39,6 +41,31 @@ static const char outbox_release_lua[] =
 static const char outbox_done_lua[] = "redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))\n"
                                       "return redis.call('XDEL', KEYS[1], unpack(ARGV, 2))\n";
 
+/* Where an entry of the in-flight ring stands. */
+enum outbox_slot_state {
+    SLOT_EMPTY = 0, /* free (or dropped: late delivery reports are ignored) */
+    SLOT_UNSENT,    /* read but not produced (behind a failure): produced by the next retry */
+    SLOT_PENDING,   /* produced, delivery report outstanding */
+    SLOT_DELIVERED, /* delivered (or poison): to acknowledge once every older one is */
+    SLOT_FAILED,    /* delivery failed: the window from here is produced again, in order */
+};
+
+/* One entry read from the stream: its id and the envelope to produce (NULL: poison, delete). */
+struct outbox_item {
+    char id[48];
+    json_t *envelope;
+    const char *topic, *key; /* point into topic_buf / key_buf */
+    char topic_buf[64];
+    char key_buf[ROUTER_STATE_IX_MAX + 1];
+};
+
+/* A ring slot: the entry, the sequence number its delivery report carries, its state. */
+struct outbox_slot {
+    struct outbox_item it;
+    uint64_t seq;
+    enum outbox_slot_state state;
+};
+
 struct router_outbox {
     pthread_t thread;
     atomic_int stop;     /* 1: drain then stop */
@@ -51,18 +78,20 @@ struct router_outbox {
     cc_producer *producer;
     struct cc_redis_script lease, release, done;
     bool leader;
+    bool need_claim;       /* lease just taken: claim the group's pending entries first */
     int64_t lease_renewed; /* mono ms of the last successful renewal */
+    /* in-flight ring, oldest first: seq head..tail-1 live in slots[seq % cap]. Touched only by
+     * the publisher thread (delivery reports run in its cc_producer_poll calls) and, after the
+     * join, by cc_producer_free in router_outbox_stop. */
+    struct outbox_slot *slots;
+    size_t cap;
+    uint64_t head, tail;
+    size_t pending; /* slots in SLOT_PENDING */
+    bool failed;    /* a send or delivery failed: produce nothing new until retried */
+    struct cc_backoff backoff;
+    struct outbox_item *tmp; /* batch entries as read, before they enter the ring */
     struct cc_counter *published, *poison, *failed_batches;
     struct cc_gauge *leader_gauge;
-};
-
-/* One entry of a batch: its id and the envelope to produce (NULL: poison, delete it). */
-struct outbox_item {
-    char id[48];
-    json_t *envelope;
-    const char *topic, *key; /* borrowed from envelope's strings (copied below) */
-    char topic_buf[64];
-    char key_buf[ROUTER_STATE_IX_MAX + 1];
 };
 
 /* ---- pure parts ------------------------------------------------------------------------- */
@@ -208,12 +237,6 @@ static int outbox_lease(router_outbox *ob)
     return rc;
 }
 
-static void outbox_items_free(struct outbox_item *items, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        json_decref(items[i].envelope);
-}
-
 /* Parses an array of [id, [f, v, ...]] entries (XREADGROUP / XAUTOCLAIM) into items. Entries
  * deleted meanwhile (nil) are skipped. */
 static size_t outbox_parse_entries(router_outbox *ob, const redisReply *arr,
@@ -255,8 +278,8 @@ static size_t outbox_parse_entries(router_outbox *ob, const redisReply *arr,
     return n;
 }
 
-/* XACK + XDEL of the batch's ids. */
-static int outbox_done(router_outbox *ob, const struct outbox_item *items, size_t n)
+/* XACK + XDEL of n ids. */
+static int outbox_done(router_outbox *ob, const char *const *ids, size_t n)
 {
     const char **argv = calloc(n + 3, sizeof(*argv));
     redisReply *r;
@@ -266,8 +289,7 @@ static int outbox_done(router_outbox *ob, const struct outbox_item *items, size_
         return -ENOMEM;
     argv[0] = ROUTER_STATE_OUTBOX;
     argv[1] = ROUTER_OUTBOX_GROUP;
-    for (size_t i = 0; i < n; i++)
-        argv[2 + i] = items[i].id;
+    memcpy(argv + 2, ids, n * sizeof(*ids));
     r = cc_redis_evalsha(ob->redis, &ob->done, 1, (int)n + 2, argv, NULL);
     if (!r || r->type == REDIS_REPLY_ERROR) {
         CC_WARN("cannot acknowledge %zu outbox entries: %s", n,
@@ -280,46 +302,208 @@ static int outbox_done(router_outbox *ob, const struct outbox_item *items, size_
     return rc;
 }
 
-/* Produces a batch and waits for its delivery; retries the same batch in order until it is
- * delivered, the lease is lost, or we stop without drain time left. Then acknowledges it. */
-static void outbox_publish(router_outbox *ob, struct outbox_item *items, size_t n)
+/* ---- the in-flight ring ----------------------------------------------------------------- */
+
+static size_t outbox_ring_len(const router_outbox *ob)
 {
-    struct cc_backoff b;
+    return (size_t)(ob->tail - ob->head);
+}
 
-    if (n == 0)
+static struct outbox_slot *outbox_slot_at(router_outbox *ob, uint64_t seq)
+{
+    return &ob->slots[seq % ob->cap];
+}
+
+/* Delivery report of one produced entry (tag = its sequence number). Reports of a dropped
+ * ring, or of an earlier attempt, find the slot empty or reused and are ignored. */
+static void outbox_delivered(void *ctx, uint64_t tag, int err)
+{
+    router_outbox *ob = ctx;
+    struct outbox_slot *s = outbox_slot_at(ob, tag);
+
+    if (s->seq != tag || s->state != SLOT_PENDING)
         return;
-    cc_backoff_init(&b, OUTBOX_RETRY_MIN_MS, OUTBOX_RETRY_MAX_MS, -1);
-    for (;;) {
-        int rc = 0;
+    s->state = err ? SLOT_FAILED : SLOT_DELIVERED;
+    ob->pending--;
+    if (err)
+        ob->failed = true;
+}
 
-        for (size_t i = 0; i < n && rc == 0; i++)
-            if (items[i].envelope)
-                rc = cc_producer_send_event(ob->producer, items[i].topic, items[i].key,
-                                            items[i].envelope);
-        if (rc == 0)
-            rc = cc_producer_flush(ob->producer, OUTBOX_FLUSH_MS);
-        if (rc == 0)
-            break;
-        if (ob->failed_batches)
-            cc_counter_add(ob->failed_batches, 1);
-        CC_WARN("cannot publish %zu outbox entries (%s), retrying in %d ms", n, strerror(-rc),
-                cc_backoff_peek(&b));
-        if (rc != -ETIMEDOUT)
-            cc_producer_flush(ob->producer, 0); /* reset the failure count */
-        cc_backoff_wait(&b);
-        if (outbox_lease(ob) <= 0 ||
-            (atomic_load(&ob->stop) && cc_time_mono_ms() > ob->drain_until))
-            return; /* the next leader (or our restart) publishes it again, same ids */
+/* Produces the entry of slot s (a poison one is only marked for deletion). */
+static void outbox_send(router_outbox *ob, struct outbox_slot *s)
+{
+    int rc;
+
+    if (!s->it.envelope) {
+        s->state = SLOT_DELIVERED;
+        return;
     }
-    for (size_t i = 0; i < n; i++)
-        if (items[i].envelope && ob->published)
-            cc_counter_add(ob->published, 1);
-    outbox_done(ob, items, n);
+    s->state = SLOT_PENDING;
+    ob->pending++;
+    rc = cc_producer_send_event_cb(ob->producer, s->it.topic, s->it.key, s->it.envelope,
+                                   outbox_delivered, ob, s->seq);
+    if (rc < 0) {
+        s->state = SLOT_FAILED;
+        ob->pending--;
+        ob->failed = true;
+    }
+}
+
+/* Appends n parsed entries (ownership moves) to the ring, which has room for them, producing
+ * each unless an earlier one failed (then they wait for the retry, keeping the order). */
+static void outbox_enqueue(router_outbox *ob, struct outbox_item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct outbox_slot *s = outbox_slot_at(ob, ob->tail);
+
+        s->it = items[i];
+        s->it.topic = s->it.topic_buf; /* the buffers moved with the copy */
+        s->it.key = items[i].key ? s->it.key_buf : NULL;
+        s->seq = ob->tail++;
+        if (ob->failed)
+            s->state = SLOT_UNSENT;
+        else
+            outbox_send(ob, s);
+    }
+}
+
+/* Acknowledges (XACK + XDEL) the longest delivered prefix of the ring and frees it. */
+static void outbox_ack_ready(router_outbox *ob)
+{
+    const char *ids[OUTBOX_ACK_MAX];
+    size_t n;
+
+    do {
+        n = 0;
+        while (n < OUTBOX_ACK_MAX && ob->head + n < ob->tail &&
+               outbox_slot_at(ob, ob->head + n)->state == SLOT_DELIVERED) {
+            ids[n] = outbox_slot_at(ob, ob->head + n)->it.id;
+            n++;
+        }
+        if (n == 0)
+            return;
+        /* a failed acknowledgement leaves the entries pending in the group: the next leader
+         * publishes them again, with the same ids */
+        outbox_done(ob, ids, n);
+        for (size_t i = 0; i < n; i++) {
+            struct outbox_slot *s = outbox_slot_at(ob, ob->head++);
+
+            if (s->it.envelope && ob->published)
+                cc_counter_add(ob->published, 1);
+            json_decref(s->it.envelope);
+            s->it.envelope = NULL;
+            s->state = SLOT_EMPTY;
+        }
+        if (!ob->failed)
+            cc_backoff_init(&ob->backoff, OUTBOX_RETRY_MIN_MS, OUTBOX_RETRY_MAX_MS, -1);
+    } while (n == OUTBOX_ACK_MAX);
+}
+
+/* Forgets every entry of the ring without acknowledging it (lease lost: the entries stay
+ * pending in the group and the next leader publishes them, same ids). */
+static void outbox_drop(router_outbox *ob)
+{
+    for (; ob->head < ob->tail; ob->head++) {
+        struct outbox_slot *s = outbox_slot_at(ob, ob->head);
+
+        json_decref(s->it.envelope);
+        s->it.envelope = NULL;
+        s->state = SLOT_EMPTY;
+    }
+    ob->pending = 0;
+    ob->failed = false;
+}
+
+static bool outbox_drain_over(const router_outbox *ob)
+{
+    return atomic_load(&ob->stop) && cc_time_mono_ms() > ob->drain_until;
+}
+
+/* Renews the lease when due. Returns true while we hold it and the ring is still ours; on a
+ * loss, or a take-over (our lease had lapsed), drops the ring (take-over: claim first). */
+static bool outbox_keep_lease(router_outbox *ob)
+{
+    int rc;
+
+    if (ob->leader && cc_time_mono_ms() - ob->lease_renewed <= ob->lease_ms / 3)
+        return true;
+    rc = outbox_lease(ob);
+    if (rc == 1)
+        return true;
+    outbox_drop(ob);
+    if (rc == 2)
+        ob->need_claim = true;
+    return false;
+}
+
+/* After a failure: waits for every outstanding delivery report, acknowledges what is
+ * delivered, backs off, then produces the rest of the ring again in order (delivered entries
+ * behind the failure too, as a batch retry did: order per key is kept, ids are the same).
+ * Gives up when the lease is lost or the drain time is over. */
+static void outbox_retry(router_outbox *ob)
+{
+    size_t n;
+    int rc;
+
+    while (ob->pending > 0) {
+        cc_producer_poll(ob->producer, 100);
+        if (!outbox_keep_lease(ob) || outbox_drain_over(ob))
+            return;
+    }
+    outbox_ack_ready(ob);
+    n = outbox_ring_len(ob);
+    if (n == 0) {
+        ob->failed = false;
+        return;
+    }
+    if (ob->failed_batches)
+        cc_counter_add(ob->failed_batches, 1);
+    CC_WARN("cannot publish %zu outbox entries, retrying in %d ms", n,
+            cc_backoff_peek(&ob->backoff));
+    cc_producer_flush(ob->producer, 0); /* reset the failure count */
+    cc_backoff_wait(&ob->backoff);
+    rc = outbox_lease(ob);
+    if (rc != 1) { /* lost, or lapsed and taken again: the group's pending entries go first */
+        outbox_drop(ob);
+        ob->need_claim = rc == 2;
+        return;
+    }
+    if (outbox_drain_over(ob))
+        return;
+    ob->failed = false;
+    for (uint64_t seq = ob->head; seq < ob->tail; seq++) {
+        struct outbox_slot *s = outbox_slot_at(ob, seq);
+
+        if (ob->failed)
+            s->state = SLOT_UNSENT;
+        else
+            outbox_send(ob, s);
+    }
+}
+
+/* Serves delivery reports (waiting up to wait_ms), acknowledges, retries after a failure. */
+static void outbox_pump(router_outbox *ob, int wait_ms)
+{
+    cc_producer_poll(ob->producer, wait_ms);
+    outbox_ack_ready(ob);
+    if (ob->failed)
+        outbox_retry(ob);
+}
+
+/* Waits until the ring has room for want entries; false when the lease or the drain ended. */
+static bool outbox_wait_room(router_outbox *ob, size_t want)
+{
+    while (ob->cap - outbox_ring_len(ob) < want) {
+        outbox_pump(ob, 10);
+        if (!outbox_keep_lease(ob) || outbox_drain_over(ob))
+            return false;
+    }
+    return true;
 }
 
 /* After taking the lease: publish every entry pending in the group (a dead leader's, or ours
  * from before a restart), oldest first, before anything new. */
-static void outbox_claim_all(router_outbox *ob, struct outbox_item *items)
+static void outbox_claim_all(router_outbox *ob)
 {
     char cursor[48] = "0-0", count[16];
 
@@ -333,9 +517,12 @@ static void outbox_claim_all(router_outbox *ob, struct outbox_item *items)
                               cursor,
                               "COUNT",
                               count};
-        redisReply *r = cc_redis_commandv(ob->redis, 8, argv, NULL);
+        redisReply *r;
         size_t n;
 
+        if (!outbox_wait_room(ob, (size_t)ob->batch))
+            return;
+        r = cc_redis_commandv(ob->redis, 8, argv, NULL);
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
             if (outbox_reply_error_has(r, "NOGROUP"))
                 outbox_create_group(ob);
@@ -345,19 +532,18 @@ static void outbox_claim_all(router_outbox *ob, struct outbox_item *items)
         }
         snprintf(cursor, sizeof(cursor), "%s",
                  r->element[0]->type == REDIS_REPLY_STRING ? r->element[0]->str : "0-0");
-        n = outbox_parse_entries(ob, r->element[1], items, (size_t)ob->batch);
+        n = outbox_parse_entries(ob, r->element[1], ob->tmp, (size_t)ob->batch);
         freeReplyObject(r);
         if (n)
             CC_INFO("outbox publisher took over %zu pending entries", n);
-        outbox_publish(ob, items, n);
-        outbox_items_free(items, n);
+        outbox_enqueue(ob, ob->tmp, n);
         if (strcmp(cursor, "0-0") == 0 || !ob->leader)
             return;
     }
 }
 
-/* One XREADGROUP of new entries; returns how many were handled, -1 on error. */
-static int outbox_read_new(router_outbox *ob, struct outbox_item *items)
+/* One XREADGROUP of up to want new entries, produced at once; returns how many, -1 on error. */
+static int outbox_read_new(router_outbox *ob, size_t want, int block_ms)
 {
     char count[16], block[16];
     const char *argv[] = {
@@ -366,8 +552,8 @@ static int outbox_read_new(router_outbox *ob, struct outbox_item *items)
     redisReply *r;
     size_t n = 0;
 
-    snprintf(count, sizeof(count), "%d", ob->batch);
-    snprintf(block, sizeof(block), "%d", OUTBOX_BLOCK_MS);
+    snprintf(count, sizeof(count), "%zu", want);
+    snprintf(block, sizeof(block), "%d", block_ms);
     r = cc_redis_commandv(ob->redis, 11, argv, NULL);
     if (!r)
         return -1;
@@ -381,32 +567,29 @@ static int outbox_read_new(router_outbox *ob, struct outbox_item *items)
     }
     if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
         r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2)
-        n = outbox_parse_entries(ob, r->element[0]->element[1], items, (size_t)ob->batch);
+        n = outbox_parse_entries(ob, r->element[0]->element[1], ob->tmp, want);
     freeReplyObject(r);
-    outbox_publish(ob, items, n);
-    outbox_items_free(items, n);
+    outbox_enqueue(ob, ob->tmp, n);
     return (int)n;
 }
 
 static void *outbox_main(void *arg)
 {
     router_outbox *ob = arg;
-    struct outbox_item *items = calloc((size_t)ob->batch, sizeof(*items));
 
-    if (!items) {
-        CC_ERROR("outbox publisher out of memory");
-        return NULL;
-    }
     outbox_create_group(ob);
     for (;;) {
         bool stopping = atomic_load(&ob->stop);
+        size_t room;
         int n;
 
         if (stopping && (!ob->leader || cc_time_mono_ms() > ob->drain_until))
             break;
-        if (!ob->leader || cc_time_mono_ms() - ob->lease_renewed > ob->lease_ms / 3) {
-            if (outbox_lease(ob) == 2)
-                outbox_claim_all(ob, items);
+        outbox_keep_lease(ob);
+        if (ob->leader && ob->need_claim) {
+            ob->need_claim = false;
+            outbox_claim_all(ob);
+            continue;
         }
         if (!ob->leader) {
             if (stopping)
@@ -414,13 +597,22 @@ static void *outbox_main(void *arg)
             usleep(OUTBOX_STANDBY_MS * 1000);
             continue;
         }
-        n = outbox_read_new(ob, items);
+        outbox_pump(ob, 0);
+        if (!ob->leader || ob->failed)
+            continue;
+        room = ob->cap - outbox_ring_len(ob);
+        if (room == 0) {
+            outbox_pump(ob, OUTBOX_INFLIGHT_WAIT_MS);
+            continue;
+        }
+        /* with entries in flight, wait for new ones only briefly: their reports need serving */
+        n = outbox_read_new(ob, room < (size_t)ob->batch ? room : (size_t)ob->batch,
+                            outbox_ring_len(ob) ? OUTBOX_INFLIGHT_WAIT_MS : OUTBOX_BLOCK_MS);
         if (n < 0)
             usleep(OUTBOX_RETRY_MIN_MS * 1000);
-        else if (n == 0 && stopping)
+        else if (n == 0 && stopping && outbox_ring_len(ob) == 0)
             break; /* drained */
     }
-    free(items);
     return NULL;
 }
 
@@ -442,10 +634,16 @@ router_outbox *router_outbox_start(const struct router_outbox_config *cfg)
     ob->redis_url = strdup(cfg->redis_url);
     ob->batch = cfg->batch > 0 ? cfg->batch : ROUTER_OUTBOX_BATCH;
     ob->lease_ms = cfg->lease_ms >= 300 ? cfg->lease_ms : ROUTER_OUTBOX_LEASE_MS;
+    ob->cap = (size_t)(cfg->max_inflight > 0 ? cfg->max_inflight : ROUTER_OUTBOX_INFLIGHT);
+    if (ob->cap < (size_t)ob->batch)
+        ob->cap = (size_t)ob->batch;
+    cc_backoff_init(&ob->backoff, OUTBOX_RETRY_MIN_MS, OUTBOX_RETRY_MAX_MS, -1);
     ob->lease = (struct cc_redis_script){.name = "outbox_lease", .source = outbox_lease_lua};
     ob->release = (struct cc_redis_script){.name = "outbox_release", .source = outbox_release_lua};
     ob->done = (struct cc_redis_script){.name = "outbox_done", .source = outbox_done_lua};
-    if (!ob->instance || !ob->source || !ob->redis_url)
+    ob->slots = calloc(ob->cap, sizeof(*ob->slots));
+    ob->tmp = calloc((size_t)ob->batch, sizeof(*ob->tmp));
+    if (!ob->instance || !ob->source || !ob->redis_url || !ob->slots || !ob->tmp)
         goto out_free;
     if (cfg->metrics) {
         ob->published = cc_metrics_counter(cfg->metrics, "router_outbox_published_total",
@@ -454,7 +652,7 @@ router_outbox *router_outbox_start(const struct router_outbox_config *cfg)
                                         "Outbox entries dropped as malformed", NULL);
         ob->failed_batches =
             cc_metrics_counter(cfg->metrics, "router_outbox_failed_batches_total",
-                               "Outbox batches whose delivery failed (published again)", NULL);
+                               "Outbox publish retries after a failed delivery", NULL);
         ob->leader_gauge = cc_metrics_gauge(cfg->metrics, "router_outbox_leader",
                                             "1 when this instance publishes the outbox", NULL);
     }
@@ -475,6 +673,8 @@ out_producer:
 out_redis:
     cc_redis_free(ob->redis);
 out_free:
+    free(ob->tmp);
+    free(ob->slots);
     free(ob->instance);
     free(ob->source);
     free(ob->redis_url);
@@ -499,8 +699,13 @@ void router_outbox_stop(router_outbox *ob, int drain_ms)
         if (r)
             freeReplyObject(r);
     }
+    /* late delivery reports (served by the final flush) still land in the ring: free it after;
+     * entries not acknowledged stay pending in the group for the next leader */
     cc_producer_free(ob->producer);
+    outbox_drop(ob);
     cc_redis_free(ob->redis);
+    free(ob->tmp);
+    free(ob->slots);
     free(ob->instance);
     free(ob->source);
     free(ob->redis_url);

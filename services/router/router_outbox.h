@@ -5,9 +5,16 @@
  *
  * One publisher at a time: the instance holding the lease cc:outbox:lease (SET NX PX, renewed
  * every lease_ms/3) reads the stream through the consumer group "router" as consumer
- * <instance> (XREADGROUP ... >), produces a batch, waits for its delivery reports
- * (cc_producer_flush on a producer of its own), then XACK + XDEL's the batch. A batch that
- * fails is produced again, in order, until it is delivered or the lease is lost. One reader
+ * <instance> (XREADGROUP ... >) and produces every entry at once on a producer of its own,
+ * without waiting for earlier ones: up to max_inflight entries are in flight. Each delivery
+ * report marks its entry; the delivered prefix (in stream order) is XACK + XDEL'ed as reports
+ * arrive, while reading goes on. When a send or a delivery fails, nothing new is produced: once
+ * every outstanding report is in, what is delivered is acknowledged and the rest of the window
+ * is produced again, in order (delivered entries behind the failure too, as a batch retry
+ * would, so Kafka's per-key order never puts an older entry only after a newer one), with
+ * backoff, until it is delivered or the lease is lost. One producer with idempotence keeps
+ * per-partition order of what is in flight. Losing the lease drops the window unacknowledged
+ * (the next leader claims and republishes it, same ids). One reader
  * keeps Kafka's per-key order equal to the order the scripts wrote (two readers of one group
  * would race batches against each other); a standby instance takes over within lease_ms when
  * the leader dies, and first claims (XAUTOCLAIM) every entry still pending in the group --
@@ -40,6 +47,7 @@
 #define ROUTER_OUTBOX_LEASE    "cc:outbox:lease"
 #define ROUTER_OUTBOX_BATCH    512  /* default entries per batch */
 #define ROUTER_OUTBOX_LEASE_MS 5000 /* default lease; takeover within this after a crash */
+#define ROUTER_OUTBOX_INFLIGHT 4096 /* default bound of entries produced but not yet acked */
 
 typedef struct router_outbox router_outbox;
 
@@ -49,7 +57,8 @@ struct router_outbox_config {
     const char *instance;            /* consumer name and CloudEvents source; required */
     int batch;                       /* entries per XREADGROUP; <= 0 = ROUTER_OUTBOX_BATCH */
     int lease_ms;                    /* <= 0 = ROUTER_OUTBOX_LEASE_MS; >= 300 */
-    cc_metrics *metrics;             /* borrowed registry for counters; may be NULL */
+    int max_inflight; /* entries read but not yet acked; <= 0 = ROUTER_OUTBOX_INFLIGHT; >= batch */
+    cc_metrics *metrics; /* borrowed registry for counters; may be NULL */
 };
 
 /* Starts the publisher thread (connects, creates its producer). NULL (logged) on a bad config
@@ -57,8 +66,8 @@ struct router_outbox_config {
 router_outbox *router_outbox_start(const struct router_outbox_config *cfg);
 
 /* Stops the publisher: keeps publishing for up to drain_ms while the stream still has entries
- * (so a clean shutdown leaves nothing behind), flushes the producer, gives the lease up, joins
- * the thread and frees everything. NULL is a no-op. */
+ * or entries are in flight (so a clean shutdown leaves nothing behind), flushes the producer, gives
+ * the lease up, joins the thread and frees everything. NULL is a no-op. */
 void router_outbox_stop(router_outbox *ob, int drain_ms);
 
 /* Writes the deterministic CloudEvents id of an outbox entry into out: lowercase canonical

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include "cc_pg.h"
 
 #define STORE_POOL_MAX 64
+#define STORE_FEED_LEN 256 /* queue changes remembered; a reader further behind drops all */
 #define MS(col)        "(extract(epoch FROM " col ") * 1000)::bigint"
 
 struct router_store {
@@ -23,6 +26,14 @@ struct router_store {
     long acquire_timeout_ms;
     char **tz; /* sorted time-zone names */
     size_t ntz;
+    /* queue change feed: entry g (1-based) sits at feed[g % STORE_FEED_LEN]; an entry with an
+     * empty tenant means "every queue" */
+    pthread_mutex_t feed_lock;
+    _Atomic uint64_t feed_gen; /* generation of the newest entry; 0 = none yet */
+    struct {
+        char tenant[ROUTER_TENANT_MAX + 2];
+        char queue_id[ROUTER_ID_MAX + 1];
+    } feed[STORE_FEED_LEN];
 };
 
 /* ---- pool ----------------------------------------------------------------------------------- */
@@ -122,6 +133,7 @@ router_store *router_store_new(const char *dsn, unsigned pool_size, long acquire
     if (!st)
         return NULL;
     pthread_mutex_init(&st->lock, NULL);
+    pthread_mutex_init(&st->feed_lock, NULL);
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&st->freed, &attr);
@@ -152,8 +164,51 @@ void router_store_free(router_store *st)
         free(st->tz[i]);
     free(st->tz);
     pthread_cond_destroy(&st->freed);
+    pthread_mutex_destroy(&st->feed_lock);
     pthread_mutex_destroy(&st->lock);
     free(st);
+}
+
+/* ---- queue change feed ---------------------------------------------------------------------- */
+
+void router_store_queue_changed(router_store *st, const char *tenant, const char *queue_id)
+{
+    uint64_t g;
+    bool all = !tenant || !queue_id || strlen(tenant) >= sizeof(st->feed[0].tenant) ||
+               strlen(queue_id) >= sizeof(st->feed[0].queue_id);
+
+    pthread_mutex_lock(&st->feed_lock);
+    g = atomic_load(&st->feed_gen) + 1;
+    snprintf(st->feed[g % STORE_FEED_LEN].tenant, sizeof(st->feed[0].tenant), "%s",
+             all ? "" : tenant);
+    snprintf(st->feed[g % STORE_FEED_LEN].queue_id, sizeof(st->feed[0].queue_id), "%s",
+             all ? "" : queue_id);
+    atomic_store(&st->feed_gen, g);
+    pthread_mutex_unlock(&st->feed_lock);
+}
+
+uint64_t router_store_queue_generation(router_store *st)
+{
+    return atomic_load_explicit(&st->feed_gen, memory_order_acquire);
+}
+
+uint64_t router_store_queue_changes(router_store *st, uint64_t since, router_store_change_fn fn,
+                                    void *arg)
+{
+    uint64_t g;
+
+    pthread_mutex_lock(&st->feed_lock);
+    g = atomic_load(&st->feed_gen);
+    if (g - since > STORE_FEED_LEN) { /* overwritten since: everything may have changed */
+        fn(arg, NULL, NULL);
+    } else {
+        for (uint64_t i = since + 1; i <= g; i++) {
+            const char *t = st->feed[i % STORE_FEED_LEN].tenant;
+            fn(arg, t[0] ? t : NULL, t[0] ? st->feed[i % STORE_FEED_LEN].queue_id : NULL);
+        }
+    }
+    pthread_mutex_unlock(&st->feed_lock);
+    return g;
 }
 
 int router_store_migrate(router_store *st, const char *dir)

@@ -20,6 +20,13 @@
  * Versions: agents and queues carry version (1 on create, +1 per write). if_version <= 0 means
  * "unconditional". Timestamps come back in *_ms fields.
  *
+ * Queue change feed: whoever learns that a queue's configuration changed (the configuration
+ * listener of router_live, on each NOTIFY, and after each reconnect for "everything") records it
+ * with router_store_queue_changed(); per-thread caches of queue configuration (router_engine)
+ * poll router_store_queue_generation() (one atomic load) and, when it moved, drop what
+ * router_store_queue_changes() lists. The feed remembers the last 256 changes; a reader further
+ * behind is told "everything".
+ *
  * Thread-safety: every function may be called from any thread at once, except _new/_free.
  */
 #ifndef ROUTER_STORE_H
@@ -27,10 +34,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "router_model.h"
 
 typedef struct router_store router_store;
+
+/* One queue change: tenant and queue_id, or both NULL for "every queue may have changed". */
+typedef void (*router_store_change_fn)(void *arg, const char *tenant, const char *queue_id);
 
 /* Opens pool_size (1..64) connections to dsn and loads PostgreSQL's time-zone names. NULL
  * (logged) when a connection fails or the arguments are bad. */
@@ -45,6 +56,16 @@ bool router_store_ready(router_store *st, char *why, size_t len);
 /* True when tz is exactly one of pg_timezone_names (loaded once at _new; case-sensitive, so
  * only the canonical spelling is stored). Signature of router_tz_known_fn; arg is the store. */
 bool router_store_timezone_known(void *arg, const char *tz);
+
+/* Records that a queue's configuration changed (tenant or queue_id NULL: every queue). */
+void router_store_queue_changed(router_store *st, const char *tenant, const char *queue_id);
+/* Generation of the newest recorded change (0: none yet). One atomic load: for hot paths. */
+uint64_t router_store_queue_generation(router_store *st);
+/* Calls fn for every change recorded after generation since, oldest first (once with NULLs
+ * when more than the feed holds were recorded since), and returns the generation it reached,
+ * to pass as since next time. fn runs under the feed's lock: it must not call the store. */
+uint64_t router_store_queue_changes(router_store *st, uint64_t since, router_store_change_fn fn,
+                                    void *arg);
 
 /* Agents. create: a->id must be set; fills version/created_ms/updated_ms. */
 int router_store_agent_create(router_store *st, const char *tenant, struct router_agent *a);

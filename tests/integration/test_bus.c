@@ -508,3 +508,137 @@ Test(bus, a_message_still_retrying_at_close_is_redelivered_to_the_next_member, .
     cr_assert_eq(second.offsets[0], 0, "expected the retried message first");
     cc_producer_free(p);
 }
+
+/* Keeps the Kafka headers the handler saw on the first message. */
+struct bus_hdr_seen {
+    int n;
+    char source[128], type[128], id[64], extra[64];
+    size_t extra_len;
+};
+
+static void bus_copy_header(const struct cc_bus_msg *m, const char *name, char *out, size_t n)
+{
+    size_t len = 0;
+    const char *v = cc_bus_msg_header(m, name, &len);
+
+    snprintf(out, n, "%.*s", v ? (int)len : 0, v ? v : "");
+}
+
+static enum cc_bus_verdict bus_hdr_handler(void *ctx, const struct cc_bus_msg *m, char *reason,
+                                           size_t reasonlen)
+{
+    struct bus_hdr_seen *s = ctx;
+    const char *extra;
+
+    (void)reason, (void)reasonlen;
+    if (s->n++ > 0)
+        return CC_BUS_OK;
+    bus_copy_header(m, CC_BUS_HEADER_SOURCE, s->source, sizeof(s->source));
+    bus_copy_header(m, CC_BUS_HEADER_TYPE, s->type, sizeof(s->type));
+    bus_copy_header(m, CC_BUS_HEADER_ID, s->id, sizeof(s->id));
+    extra = cc_bus_msg_header(m, "x-extra", &s->extra_len);
+    snprintf(s->extra, sizeof(s->extra), "%s", extra ? extra : "(none)");
+    return CC_BUS_OK;
+}
+
+static void bus_count_delivered(void *ctx, uint64_t tag, int err)
+{
+    int *ok = ctx;
+
+    if (err == 0 && tag == 7)
+        (*ok)++;
+}
+
+Test(bus, events_carry_their_cloudevents_source_type_and_id_as_kafka_headers, .timeout = 120)
+{
+    struct cc_bus_config cfg = bus_cfg();
+    struct bus_hdr_seen seen = {0};
+    char topic[128], group[128], id[37];
+    cc_producer *p = cc_producer_new(&cfg);
+    cc_consumer *c;
+    int64_t deadline;
+    int delivered = 0;
+    json_t *env;
+
+    cr_assert_not_null(p, "expected a producer");
+    bus_new_topic(&cfg, topic, sizeof(topic), "bus-hdr", 1);
+    env = cc_event_build("cc.test.headers", "/test/headers", "s1", "acme", json_object());
+    cr_assert_not_null(env, "expected an envelope");
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(env, "id")));
+    cr_assert_eq(cc_producer_send_event_cb(p, topic, "k1", env, bus_count_delivered, &delivered, 7),
+                 0, "expected the event to be queued");
+    json_decref(env);
+    cr_assert_eq(cc_producer_send(p, topic, "k2", "{}", 2), 0, "expected a plain message queued");
+    cr_assert_eq(cc_producer_flush(p, 10000), 0, "expected both messages delivered");
+    cr_assert_eq(delivered, 1, "expected the delivery callback once with success, got %d",
+                 delivered);
+    itest_unique(group, sizeof(group), "bus-hdr-g");
+    c = cc_consumer_new(&cfg, group, (const char *const[]){topic}, 1, bus_hdr_handler, &seen, p);
+    cr_assert_not_null(c, "expected a consumer");
+    deadline = cc_time_mono_ms() + 60000;
+    while (seen.n < 2 && cc_time_mono_ms() < deadline)
+        cr_assert_geq(cc_consumer_poll(c, 100), 0, "expected no fatal consumer error");
+    cc_consumer_free(c);
+    cc_producer_free(p);
+    cr_assert_eq(seen.n, 2, "expected both messages consumed, got %d", seen.n);
+    cr_assert_str_eq(seen.source, "/test/headers", "expected ce_source = the envelope's source");
+    cr_assert_str_eq(seen.type, "cc.test.headers", "expected ce_type = the envelope's type");
+    cr_assert_str_eq(seen.id, id, "expected ce_id = the envelope's id");
+    cr_assert_str_eq(seen.extra, "(none)", "expected no x-extra on the event");
+}
+
+static enum cc_bus_verdict bus_extra_handler(void *ctx, const struct cc_bus_msg *m, char *reason,
+                                             size_t reasonlen)
+{
+    struct bus_hdr_seen *s = ctx;
+    size_t len = 0;
+    const char *v = cc_bus_msg_header(m, "x-extra", &len);
+
+    (void)reason, (void)reasonlen;
+    s->n++;
+    if (v && len < sizeof(s->extra)) {
+        memcpy(s->extra, v, len);
+        s->extra_len = len;
+    }
+    if (cc_bus_msg_header(m, CC_BUS_HEADER_SOURCE, NULL))
+        snprintf(s->source, sizeof(s->source), "unexpected");
+    return CC_BUS_OK;
+}
+
+Test(bus, raw_messages_carry_exactly_the_headers_given, .timeout = 120)
+{
+    struct cc_bus_config cfg = bus_cfg();
+    struct bus_hdr_seen seen = {0};
+    char topic[128], group[128];
+    cc_producer *p = cc_producer_new(&cfg);
+    cc_consumer *c;
+    int64_t deadline;
+
+    cr_assert_not_null(p, "expected a producer");
+    bus_new_topic(&cfg, topic, sizeof(topic), "bus-hdr-raw", 1);
+    cr_assert_eq(
+        cc_producer_send_ex(
+            p, &(struct cc_bus_send){.topic = topic,
+                                     .key = "k",
+                                     .keylen = 1,
+                                     .value = "{}",
+                                     .len = 2,
+                                     .headers =
+                                         (const struct cc_bus_header[]){
+                                             {.name = "x-extra", .value = "v\0w", .len = 3}},
+                                     .nheaders = 1}),
+        0, "expected the message to be queued");
+    cr_assert_eq(cc_producer_flush(p, 10000), 0, "expected the message delivered");
+    itest_unique(group, sizeof(group), "bus-hdr-raw-g");
+    c = cc_consumer_new(&cfg, group, (const char *const[]){topic}, 1, bus_extra_handler, &seen, p);
+    cr_assert_not_null(c, "expected a consumer");
+    deadline = cc_time_mono_ms() + 60000;
+    while (seen.n < 1 && cc_time_mono_ms() < deadline)
+        cr_assert_geq(cc_consumer_poll(c, 100), 0, "expected no fatal consumer error");
+    cc_consumer_free(c);
+    cc_producer_free(p);
+    cr_assert_eq(seen.n, 1, "expected the message consumed");
+    cr_assert_eq(seen.extra_len, 3, "expected the 3-byte header value, got %zu", seen.extra_len);
+    cr_assert(memcmp(seen.extra, "v\0w", 3) == 0, "expected the header's bytes unchanged");
+    cr_assert_str_eq(seen.source, "", "expected no ce_source on a raw message");
+}

@@ -440,3 +440,93 @@ Test(pg, concurrent_migrators_apply_each_migration_exactly_once)
     cr_assert_eq(pg_it_long(pg_it_admin, "SELECT count(*) FROM \"{S}\".items"), 3,
                  "expected the insert migration run once (3 rows, not more)");
 }
+
+/* ---- prepared statements -------------------------------------------------------------------- */
+
+/* How many statements called name the backend of c has prepared (pg_prepared_statements is
+ * per session, so this asks c itself). */
+static long pg_it_backend_prepared(cc_pg *c, const char *name)
+{
+    PGresult *res = cc_pg_query(c, "SELECT count(*) FROM pg_prepared_statements WHERE name = $1", 1,
+                                (const char *const[]){name});
+    long n;
+
+    cr_assert_not_null(res, "expected pg_prepared_statements to be readable");
+    n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return n;
+}
+
+static void pg_it_expect_sum(const char *name, const char *a, const char *b, const char *want)
+{
+    PGresult *res = cc_pg_query_prepared(pg_it, name, "SELECT $1::int + $2::int", 2,
+                                         (const char *const[]){a, b});
+
+    cr_assert_not_null(res, "expected prepared '%s' to run (sqlstate %s)", name,
+                       cc_pg_last_sqlstate(pg_it));
+    cr_assert_str_eq(PQgetvalue(res, 0, 0), want, "expected %s + %s = %s", a, b, want);
+    PQclear(res);
+}
+
+Test(pg, prepares_a_statement_once_and_reuses_it)
+{
+    cr_assert_not(cc_pg_is_prepared(pg_it, "it_sum"), "expected nothing prepared before use");
+    pg_it_expect_sum("it_sum", "40", "2", "42");
+    cr_assert(cc_pg_is_prepared(pg_it, "it_sum"), "expected it prepared after first use");
+    pg_it_expect_sum("it_sum", "1", "2", "3");
+    pg_it_expect_sum("it_sum", "5", NULL, "");
+    cr_assert_eq(pg_it_backend_prepared(pg_it, "it_sum"), 1,
+                 "expected exactly one server-side statement after three runs");
+    cr_assert_eq(cc_pg_exec_prepared(pg_it, "it_sum", "SELECT $1::int + $2::int", 2,
+                                     (const char *const[]){"1", "1"}),
+                 0, "expected exec_prepared through the same statement");
+}
+
+Test(pg, refuses_one_statement_name_for_two_queries)
+{
+    pg_it_expect_sum("it_twice", "1", "1", "2");
+    cr_assert_null(cc_pg_query_prepared(pg_it, "it_twice", "SELECT 1", 0, NULL),
+                   "expected a name bound to another query to be refused");
+    cr_assert_str_eq(cc_pg_last_sqlstate(pg_it), "42P05", "expected duplicate_prepared_statement");
+    cr_assert_null(cc_pg_query_prepared(pg_it, "", "SELECT 1", 0, NULL),
+                   "expected an empty name to be refused");
+    pg_it_expect_sum("it_twice", "2", "2", "4");
+}
+
+Test(pg, prepares_again_after_the_server_terminates_the_backend)
+{
+    char pid[16];
+    int before;
+
+    pg_it_expect_sum("it_reconnect", "1", "2", "3");
+    before = PQbackendPID(cc_pg_conn(pg_it));
+    snprintf(pid, sizeof(pid), "%d", before);
+    cr_assert_eq(
+        cc_pg_exec(pg_it_admin, "SELECT pg_terminate_backend($1)", 1, (const char *const[]){pid}),
+        0, "expected the backend terminated");
+    pg_it_expect_sum("it_reconnect", "20", "22", "42");
+    cr_assert_neq(PQbackendPID(cc_pg_conn(pg_it)), before, "expected a new backend");
+    cr_assert_eq(pg_it_backend_prepared(pg_it, "it_reconnect"), 1,
+                 "expected the statement prepared on the new backend");
+}
+
+Test(pg, prepares_again_a_statement_the_backend_dropped)
+{
+    pg_it_expect_sum("it_dropped", "1", "2", "3");
+    cr_assert_eq(cc_pg_exec(pg_it, "DEALLOCATE ALL", 0, NULL), 0, "expected DEALLOCATE ALL");
+    pg_it_expect_sum("it_dropped", "2", "3", "5");
+    cr_assert_eq(pg_it_backend_prepared(pg_it, "it_dropped"), 1, "expected it prepared again");
+}
+
+Test(pg, does_not_retry_a_dropped_statement_inside_a_transaction)
+{
+    pg_it_expect_sum("it_dropped_tx", "1", "2", "3");
+    cr_assert_eq(cc_pg_exec(pg_it, "DEALLOCATE ALL", 0, NULL), 0, "expected DEALLOCATE ALL");
+    cr_assert_eq(cc_pg_begin(pg_it), 0, "expected BEGIN");
+    cr_assert_null(cc_pg_query_prepared(pg_it, "it_dropped_tx", "SELECT $1::int + $2::int", 2,
+                                        (const char *const[]){"1", "1"}),
+                   "expected the failure returned: the transaction is aborted");
+    cr_assert_str_eq(cc_pg_last_sqlstate(pg_it), "26000", "expected invalid_sql_statement_name");
+    cr_assert_eq(cc_pg_rollback(pg_it), 0, "expected ROLLBACK");
+    pg_it_expect_sum("it_dropped_tx", "2", "2", "4");
+}

@@ -1062,3 +1062,121 @@ Test(router_state, two_processes_never_exceed_capacity, .timeout = 300)
     unlink(ledger[0]);
     unlink(ledger[1]);
 }
+
+/* ---- ordered indexes of free agents (availp / availt / availh) ----------------------------- */
+
+/* ZCARD of the queue's key with suffix sfx (":avail", ":availp", ...). */
+static long long rs_it_zcard(const char *q, const char *sfx)
+{
+    redisReply *r = cc_redis_command(rs_raw, "ZCARD cc:{%s}:queue:%s%s", rs_tenant, q, sfx);
+    long long n;
+
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER, "expected ZCARD of %s%s", q, sfx);
+    n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+static void rs_it_del_key(const char *q, const char *sfx)
+{
+    redisReply *r = cc_redis_command(rs_raw, "DEL cc:{%s}:queue:%s%s", rs_tenant, q, sfx);
+
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1, "expected %s%s deleted", q,
+              sfx);
+    freeReplyObject(r);
+}
+
+/* least_talk_time reads the talk-ordered index: its scores follow talk_ms as interactions end,
+ * and when more agents than a page share the least talk time the longest idle of them wins. */
+Test(router_state, least_talk_time_follows_talk_as_interactions_end)
+{
+    struct router_state_result res;
+    char id[16];
+
+    rs_it_queue("q", ROUTER_STRAT_LEAST_TALK_TIME);
+    for (int i = 1; i <= 10; i++) {
+        snprintf(id, sizeof(id), "t%02d", i);
+        rs_it_agent(id, 1, 1, false, NULL);
+        rs_it_member("q", id, 1, 11 - i, 0); /* position order is the reverse of idle order */
+        rs_it_login(id, RS_S(i));
+    }
+    res = rs_it_enqueue_p("i1", "q", ROUTER_CH_CHAT, 0, RS_S(20), 1);
+    rs_it_offer_is(&res, "i1", "t01");
+    cr_assert_eq(router_state_answered(rs, rs_tenant, "i1", "t01", RS_S(21), 1, &res), 0);
+    cr_assert_eq(router_state_ended(rs, rs_tenant, "i1", "t01", 5000, RS_S(26), 1, &res), 0);
+    res = rs_it_enqueue_p("i2", "q", ROUTER_CH_CHAT, 0, RS_S(27), 1);
+    rs_it_offer_is(&res, "i2", "t02");
+    cr_assert_eq(router_state_answered(rs, rs_tenant, "i2", "t02", RS_S(28), 1, &res), 0);
+    cr_assert_eq(router_state_ended(rs, rs_tenant, "i2", "t02", 1000, RS_S(29), 1, &res), 0);
+    for (int i = 3; i <= 10; i++) {
+        snprintf(id, sizeof(id), "t%02d", i);
+        cr_assert_eq(router_state_agent_logout(rs, rs_tenant, id, "agent", RS_S(30), 1, &res), 0,
+                     "expected '%s' to log out", id);
+    }
+    cr_assert_eq(rs_it_zcard("q", ":availt"), 2, "expected two free agents in the talk index");
+    /* t01 is idle longer (since 26 s) but talked 5 s; t02 talked 1 s */
+    res = rs_it_enqueue_p("i3", "q", ROUTER_CH_CHAT, 0, RS_S(31), 1);
+    rs_it_offer_is(&res, "i3", "t02");
+}
+
+/* Round robin over agents sharing a position: by agent id, then the next position, then wrap. */
+Test(router_state, round_robin_walks_agents_of_one_position_by_id)
+{
+    static const char *const want[] = {"r1", "r2", "r3", "r4", "r1"};
+    struct router_state_result res;
+    char id[16];
+
+    rs_it_queue("q", ROUTER_STRAT_ROUND_ROBIN);
+    for (int i = 1; i <= 4; i++) {
+        snprintf(id, sizeof(id), "r%d", i);
+        rs_it_agent(id, 1, 5, false, NULL);
+        rs_it_member("q", id, 1, i < 4 ? 1 : 2, 0);
+        rs_it_login(id, RS_S(i));
+    }
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof(id), "i%d", i + 1);
+        res = rs_it_enqueue_p(id, "q", ROUTER_CH_CHAT, 0, RS_S(10 + i), 1);
+        rs_it_offer_is(&res, id, want[i]);
+    }
+}
+
+/* State written before an ordered index existed: the index is rebuilt from queue:<q>:avail. */
+Test(router_state, a_missing_order_index_is_rebuilt_from_the_free_agents)
+{
+    struct router_state_result res;
+
+    rs_it_scenario(ROUTER_STRAT_LINEAR);
+    rs_it_del_key("q", ":availp");
+    res = rs_it_enqueue("i1", "q", RS_S(100));
+    rs_it_offer_is(&res, "i1", "a2");
+    cr_assert_eq(rs_it_zcard("q", ":availp"), rs_it_zcard("q", ":avail"),
+                 "expected the position index to hold the free agents again");
+    rs_it_queue("q2", ROUTER_STRAT_LEAST_TALK_TIME);
+    for (int i = 1; i <= 7; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "a%d", i);
+        rs_it_member("q2", id, 1, i, 0);
+    }
+    rs_it_del_key("q2", ":availt");
+    res = rs_it_enqueue("i2", "q2", RS_S(101));
+    rs_it_offer_is(&res, "i2", "a3");
+}
+
+/* best_skill without required skills: every proficiency sum is 0, so the longest idle wins. */
+Test(router_state, best_skill_without_required_skills_offers_the_longest_idle)
+{
+    struct router_state_result res;
+    char id[16];
+
+    rs_it_queue("q", ROUTER_STRAT_BEST_SKILL);
+    for (int i = 1; i <= 3; i++) {
+        snprintf(id, sizeof(id), "b%d", i);
+        rs_it_agent(id, 1, 1, false, "s:5");
+        rs_it_member("q", id, 1, 4 - i, 0);
+        rs_it_login(id, RS_S(i));
+    }
+    res = rs_it_enqueue_p("i1", "q", ROUTER_CH_CHAT, 0, RS_S(10), 1);
+    rs_it_offer_is(&res, "i1", "b1");
+    res = rs_it_enqueue_p("i2", "q", ROUTER_CH_CHAT, 0, RS_S(11), 1);
+    rs_it_offer_is(&res, "i2", "b2");
+}

@@ -217,3 +217,64 @@ Test(cc_bus, deadletter_uses_unknown_for_an_invalid_tenant_and_null_for_no_key)
     cr_assert(json_is_null(json_object_get(data, "key")), "expected key null without a key");
     json_decref(env);
 }
+
+struct bus_dr_record {
+    int calls;
+    int err;
+    uint64_t tag;
+};
+
+static void bus_dr_record_cb(void *ctx, uint64_t tag, int err)
+{
+    struct bus_dr_record *r = ctx;
+
+    r->calls++;
+    r->err = err;
+    r->tag = tag;
+}
+
+Test(cc_bus, an_undelivered_message_reports_its_failure_once_to_its_callback, .timeout = 30)
+{
+    struct cc_bus_config cfg = bus_valid_config();
+    struct bus_dr_record rec = {0};
+    cc_producer *p = cc_producer_new(&cfg);
+    json_t *env = cc_event_build("cc.test.sent", "/test/unit", "s1", "acme", json_object());
+
+    cr_assert_not_null(p, "expected a producer even though the broker is unreachable");
+    cr_assert_not_null(env, "expected an envelope");
+    cr_assert_eq(cc_producer_send_event_cb(p, "t", "k", env, bus_dr_record_cb, &rec, 42), 0,
+                 "expected the event to be queued");
+    cr_assert_eq(rec.calls, 0, "expected no report before the producer is polled");
+    cc_producer_free(p); /* purges: the report must come, with an error */
+    json_decref(env);
+    cr_assert_eq(rec.calls, 1, "expected exactly one delivery report, got %d", rec.calls);
+    cr_assert_lt(rec.err, 0, "expected a negative error for an undelivered message");
+    cr_assert_eq(rec.tag, 42, "expected the tag given at send time");
+}
+
+Test(cc_bus, send_ex_refuses_a_message_without_topic_and_never_calls_back)
+{
+    struct cc_bus_config cfg = bus_valid_config();
+    struct bus_dr_record rec = {0};
+    cc_producer *p = cc_producer_new(&cfg);
+
+    cr_assert_not_null(p, "expected a producer");
+    cr_assert_eq(cc_producer_send_ex(p, &(struct cc_bus_send){.value = "v",
+                                                              .len = 1,
+                                                              .on_delivery = bus_dr_record_cb,
+                                                              .ctx = &rec}),
+                 -EINVAL, "expected -EINVAL without a topic");
+    cc_producer_free(p);
+    cr_assert_eq(rec.calls, 0, "expected no delivery report for a message never queued");
+}
+
+Test(cc_bus, msg_header_is_null_for_a_message_without_headers)
+{
+    struct cc_bus_msg m = {.topic = "t", .value = "{}", .len = 2};
+    size_t len = 7;
+
+    cr_assert_null(cc_bus_msg_header(&m, CC_BUS_HEADER_SOURCE, &len),
+                   "expected no ce_source on a message without headers");
+    cr_assert_eq(len, 7, "expected len untouched when the header is absent");
+    cr_assert_null(cc_bus_msg_header(NULL, "x", NULL), "expected NULL for no message");
+}
