@@ -585,6 +585,46 @@ static int page_query(router_store *st, const char *sql, const char *tenant, con
     return rc;
 }
 
+/* Turns every row of res into a new array (*out, *n) of elem_size elements, each made by
+ * from_row; on failure clears what was made with clear_fn and frees it. PQclear's res.
+ * 0, -ENOMEM or from_row's error; on failure *out is NULL and *n is 0. */
+static int rows_to_list(PGresult *res, size_t elem_size,
+                        int (*from_row)(const PGresult *, int, void *), void (*clear_fn)(void *),
+                        void **out, size_t *n)
+{
+    int rows = PQntuples(res), rc = 0;
+    char *list = NULL;
+
+    *out = NULL;
+    *n = 0;
+    if (rows > 0 && !(list = calloc((size_t)rows, elem_size)))
+        rc = -ENOMEM;
+    for (int i = 0; rc == 0 && i < rows; i++) {
+        rc = from_row(res, i, list + (size_t)i * elem_size);
+        (*n)++;
+    }
+    PQclear(res);
+    if (rc < 0) {
+        for (size_t i = 0; list && i < *n; i++)
+            clear_fn(list + i * elem_size);
+        free(list);
+        *n = 0;
+        return rc;
+    }
+    *out = list;
+    return 0;
+}
+
+static int agent_row(const PGresult *r, int row, void *a)
+{
+    return agent_from_row(r, row, a);
+}
+
+static void agent_clear_any(void *a)
+{
+    router_agent_clear(a);
+}
+
 int router_store_agent_list(router_store *st, const char *tenant, const char *after, size_t limit,
                             struct router_agent **out, size_t *n)
 {
@@ -593,26 +633,12 @@ int router_store_agent_list(router_store *st, const char *tenant, const char *af
                         "SELECT " AGENT_COLS " FROM router.agents a WHERE a.tenant = $1 "
                         "AND ($2::text IS NULL OR a.id > $2) ORDER BY a.id LIMIT $3",
                         tenant, NULL, after, limit, &res);
-    int rows;
 
     *out = NULL;
     *n = 0;
     if (rc < 0)
         return rc;
-    rows = PQntuples(res);
-    if (rows > 0 && !(*out = calloc((size_t)rows, sizeof(**out))))
-        rc = -ENOMEM;
-    for (int i = 0; rc == 0 && i < rows; i++) {
-        rc = agent_from_row(res, i, &(*out)[i]);
-        (*n)++;
-    }
-    PQclear(res);
-    if (rc < 0) {
-        router_store_agents_free(*out, *n);
-        *out = NULL;
-        *n = 0;
-    }
-    return rc;
+    return rows_to_list(res, sizeof(**out), agent_row, agent_clear_any, (void **)out, n);
 }
 
 void router_store_agents_free(struct router_agent *list, size_t n)
@@ -1034,6 +1060,16 @@ int router_store_queue_delete(router_store *st, const char *tenant, const char *
     return rc;
 }
 
+static int queue_row(const PGresult *r, int row, void *q)
+{
+    return queue_from_row(r, row, q);
+}
+
+static void queue_clear_any(void *q)
+{
+    router_queue_clear(q);
+}
+
 int router_store_queue_list(router_store *st, const char *tenant, const char *after, size_t limit,
                             struct router_queue **out, size_t *n)
 {
@@ -1042,26 +1078,12 @@ int router_store_queue_list(router_store *st, const char *tenant, const char *af
                         "SELECT " QUEUE_COLS " FROM router.queues q WHERE q.tenant = $1 "
                         "AND ($2::text IS NULL OR q.id > $2) ORDER BY q.id LIMIT $3",
                         tenant, NULL, after, limit, &res);
-    int rows;
 
     *out = NULL;
     *n = 0;
     if (rc < 0)
         return rc;
-    rows = PQntuples(res);
-    if (rows > 0 && !(*out = calloc((size_t)rows, sizeof(**out))))
-        rc = -ENOMEM;
-    for (int i = 0; rc == 0 && i < rows; i++) {
-        rc = queue_from_row(res, i, &(*out)[i]);
-        (*n)++;
-    }
-    PQclear(res);
-    if (rc < 0) {
-        router_store_queues_free(*out, *n);
-        *out = NULL;
-        *n = 0;
-    }
-    return rc;
+    return rows_to_list(res, sizeof(**out), queue_row, queue_clear_any, (void **)out, n);
 }
 
 void router_store_queues_free(struct router_queue *list, size_t n)
