@@ -14,7 +14,7 @@ BUILD   ?= build
 VARIANT ?= release
 OUT     := $(BUILD)/$(VARIANT)
 
-PKGS    := rdkafka libmicrohttpd jansson hiredis libpq libcrypto
+PKGS    := rdkafka libmicrohttpd jansson hiredis libpq libcrypto sofia-sip-ua
 CC      ?= cc
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
 CSTD    := -std=gnu11 -D_GNU_SOURCE
@@ -24,7 +24,8 @@ OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sani
 else
 OPT     := -O2 -g
 endif
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# -isystem: third-party headers (Sofia-SIP's) are not held to our warning flags
+PKG_CFLAGS = $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS_ALL  = $(CSTD) $(WARN) $(OPT) $(INCS) $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
 LDFLAGS_ALL = $(OPT) $(LDFLAGS)

@@ -887,7 +887,7 @@ static int consumer_configure(rd_kafka_conf_t *conf, const struct cc_bus_config 
         bus_conf_set(conf, "enable.auto.offset.store", "false") ||
         bus_conf_set(conf, "enable.auto.commit", "true") ||
         bus_conf_set_int(conf, "auto.commit.interval.ms", cfg->commit_interval_ms) ||
-        bus_conf_set(conf, "auto.offset.reset", "earliest") ||
+        bus_conf_set(conf, "auto.offset.reset", cfg->start_at_latest ? "latest" : "earliest") ||
         bus_conf_set(conf, "enable.partition.eof", "false") ||
         bus_conf_set_int(conf, "session.timeout.ms", cfg->session_timeout_ms) ||
         bus_conf_set_int(conf, "heartbeat.interval.ms", cfg->heartbeat_interval_ms) ||

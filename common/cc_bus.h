@@ -66,6 +66,10 @@ struct cc_bus_config {
     int retry_backoff_max_ms;  /* cap of the CC_BUS_RETRY backoff */
     int commit_interval_ms;    /* auto-commit period of stored offsets */
     int linger_ms;             /* producer batching delay */
+    /* A new consumer group (no committed offset) starts at the end of its partitions instead
+     * of the beginning: for consumers whose messages are worthless once old (sip-edge's
+     * decisions belong to calls that died with the previous process). Default false. */
+    bool start_at_latest;
     /* Dev broker only (CC_DEVBROKER_CONTROL): its control socket, through which
      * cc_bus_create_topic() creates topics, since the mock cluster has no CreateTopics request.
      * NULL or "" for a real Kafka cluster (the admin API is used). */

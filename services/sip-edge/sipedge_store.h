@@ -1,0 +1,92 @@
+/*
+ * sipedge_store: sip-edge's PostgreSQL tables (schema "sipedge", migrations in
+ * services/sip-edge/migrations): SIP credentials (HA1 only), DIDs, registration bindings.
+ *
+ * Thread-safety: a store holds a pool of connections (common/cc_pg_pool); every function may
+ * be called from any thread. A call that gets no connection within the pool's acquire timeout
+ * returns -EAGAIN. Errors: -ENOENT (no such row), -EEXIST (unique key taken), -EINVAL (a value
+ * PostgreSQL refused), -EIO (database unreachable or another failure).
+ */
+#ifndef SIPEDGE_STORE_H
+#define SIPEDGE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sipedge_digest.h"
+
+typedef struct sipedge_store sipedge_store;
+
+#define SIPEDGE_ID_MAX     64  /* tenant, agent and queue ids */
+#define SIPEDGE_NAME_MAX   128 /* SIP user names and domains */
+#define SIPEDGE_URI_MAX    512 /* contacts */
+#define SIPEDGE_NUMBER_MAX 32  /* DIDs: digits with an optional leading '+' */
+
+/* What REGISTER authentication needs for one (domain, username). */
+struct sipedge_credential {
+    char tenant[SIPEDGE_ID_MAX + 1];
+    char agent_id[SIPEDGE_ID_MAX + 1];
+    char domain[SIPEDGE_NAME_MAX + 1];
+    char username[SIPEDGE_NAME_MAX + 1];
+    char ha1[SIPEDGE_DIGEST_HEX_LEN + 1];
+};
+
+/* Where an inbound call to a number goes. */
+struct sipedge_did {
+    char number[SIPEDGE_NUMBER_MAX + 1];
+    char tenant[SIPEDGE_ID_MAX + 1];
+    char queue_id[SIPEDGE_ID_MAX + 1];
+    int priority; /* 0..1000, higher first; default 0 */
+};
+
+/* One registered contact of an AOR (domain, username). */
+struct sipedge_binding {
+    char tenant[SIPEDGE_ID_MAX + 1];
+    char agent_id[SIPEDGE_ID_MAX + 1];
+    char domain[SIPEDGE_NAME_MAX + 1];
+    char username[SIPEDGE_NAME_MAX + 1];
+    char contact[SIPEDGE_URI_MAX + 1];    /* the Contact URI, without <> or parameters */
+    char call_id[SIPEDGE_URI_MAX + 1];    /* of the REGISTER that made it */
+    uint32_t cseq;                        /* of that REGISTER (RFC 3261 10.3 step 7) */
+    int64_t expires_at_ms;                /* unix ms */
+    int64_t updated_at_ms;                /* unix ms of the REGISTER that refreshed it */
+    char user_agent[SIPEDGE_NAME_MAX + 1]; /* may be "" */
+    char source[64];                      /* "ip:port" the REGISTER came from */
+    char transport[8];                    /* "udp" / "tcp" */
+};
+
+typedef void (*sipedge_binding_fn)(void *ctx, const struct sipedge_binding *b);
+
+/* Opens pool_size (1..64) connections to dsn; acquire waits at most acquire_timeout_ms. NULL on
+ * failure (logged). */
+sipedge_store *sipedge_store_new(const char *dsn, unsigned pool_size, long acquire_timeout_ms);
+void sipedge_store_free(sipedge_store *st);
+/* Applies services/sip-edge/migrations (dir) to schema "sipedge"; 0 or -EIO. */
+int sipedge_store_migrate(sipedge_store *st, const char *dir);
+/* For /readyz: true when PostgreSQL answers; else why says why. */
+bool sipedge_store_ready(sipedge_store *st, char *why, size_t len);
+
+/* ---- lookups on the call / REGISTER path ---- */
+int sipedge_store_credential_get(sipedge_store *st, const char *domain, const char *username,
+                                 struct sipedge_credential *out);
+int sipedge_store_did_get(sipedge_store *st, const char *number, struct sipedge_did *out);
+
+/* ---- bindings ---- */
+/* Inserts or refreshes the binding (domain, username, contact). A refresh whose call_id equals
+ * the stored one and whose cseq is not greater is refused with -EALREADY (out of order). */
+int sipedge_store_binding_put(sipedge_store *st, const struct sipedge_binding *b);
+/* Removes one contact (contact non-NULL) or every contact (contact NULL) of the AOR; 0 even when
+ * there was none. */
+int sipedge_store_binding_remove(sipedge_store *st, const char *domain, const char *username,
+                                 const char *contact);
+/* Calls fn for each unexpired (expires_at_ms > now_ms) binding of the AOR, newest refresh
+ * first; returns how many, or a negative error. */
+int sipedge_store_bindings_of(sipedge_store *st, const char *domain, const char *username,
+                              int64_t now_ms, sipedge_binding_fn fn, void *ctx);
+/* Deletes every binding with expires_at_ms <= now_ms (at most limit) and calls fn for each
+ * deleted one; returns how many, or a negative error. */
+int sipedge_store_bindings_expire(sipedge_store *st, int64_t now_ms, int limit,
+                                  sipedge_binding_fn fn, void *ctx);
+
+#endif
