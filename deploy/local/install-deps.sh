@@ -12,7 +12,7 @@ PACKAGES=(
     libcriterion-dev libssl-dev uuid-dev libcurl4-openssl-dev libsofia-sip-ua-dev
     redis-server redis-tools postgresql postgresql-client
     sip-tester wrk clang-format cppcheck
-    procps iproute2 curl ca-certificates git
+    procps iproute2 curl ca-certificates git python3
 )
 
 missing_packages() {

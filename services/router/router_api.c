@@ -6,14 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc_http_rest.h"
 #include "cc_id.h"
 #include "cc_log.h"
 
-#define API_LIMIT_DEFAULT 50
-#define API_LIMIT_MAX     500
-#define API_WRITE         (CC_HTTP_ROLE(CC_ROLE_ADMIN) | CC_HTTP_ROLE(CC_ROLE_SUPERVISOR))
-#define API_READ          0u /* every authenticated role */
-#define PROBLEM_CTYPE     "application/problem+json"
+#define API_WRITE (CC_HTTP_ROLE(CC_ROLE_ADMIN) | CC_HTTP_ROLE(CC_ROLE_SUPERVISOR))
+#define API_READ  0u /* every authenticated role */
 
 /* ---- answers -------------------------------------------------------------------------------- */
 
@@ -22,67 +20,10 @@ static const char *tenant_of(const struct cc_http_req *req)
     return cc_http_principal(req)->tenant;
 }
 
-/* Answers a store failure (see router_store.h) about `what` 'id'. */
-static int store_error(struct cc_http_resp *resp, int rc, const char *what, const char *id)
-{
-    switch (rc) {
-    case -ENOENT:
-        return cc_http_problem(resp, 404, NULL, "no %s '%s'", what, id);
-    case -EEXIST:
-        return cc_http_problem(resp, 409, NULL, "%s '%s' already exists", what, id);
-    case -ESTALE:
-        return cc_http_problem(resp, 409, NULL,
-                               "%s '%s' was changed since the version given (If-Match or "
-                               "'version'): read it again and retry",
-                               what, id);
-    case -EINVAL:
-        return cc_http_problem(resp, 422, NULL, "the database refused the values of %s '%s'", what,
-                               id);
-    case -EAGAIN:
-        cc_http_add_header(resp, "Retry-After", "1");
-        return cc_http_problem(resp, 503, NULL, "the configuration store is busy, retry");
-    case -EIO:
-        cc_http_add_header(resp, "Retry-After", "1");
-        return cc_http_problem(resp, 503, NULL, "the configuration store is unavailable");
-    default:
-        return rc < 0 ? rc : -EIO;
-    }
-}
-
 /* 422 with the field errors, as application/problem+json. */
 static int validation_error(struct cc_http_resp *resp, const struct router_errors *errs)
 {
-    char detail[sizeof(errs->e[0].field) + sizeof(errs->e[0].message) + 64];
-    json_t *doc;
-    char *text;
-    int rc;
-
-    snprintf(detail, sizeof(detail), "invalid field '%s': %s%s", errs->n ? errs->e[0].field : "",
-             errs->n ? errs->e[0].message : "",
-             errs->n + errs->dropped > 1 ? " (and more, see errors)" : "");
-    doc = json_pack("{s:s, s:s, s:i, s:s, s:o}", "type", "about:blank", "title",
-                    "Unprocessable Entity", "status", 422, "detail", detail, "errors",
-                    router_errors_json(errs));
-    text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
-    if (!text)
-        return -ENOMEM;
-    rc = cc_http_text(resp, 422, PROBLEM_CTYPE, text);
-    free(text);
-    return rc;
-}
-
-static void set_etag(struct cc_http_resp *resp, long long version)
-{
-    char etag[32];
-
-    snprintf(etag, sizeof(etag), "\"%lld\"", version);
-    cc_http_add_header(resp, "ETag", etag);
-}
-
-static int no_content(struct cc_http_resp *resp)
-{
-    return cc_http_text(resp, 204, "application/json", "");
+    return cc_http_rest_unprocessable(resp, router_errors_json(errs));
 }
 
 /* A path id that cannot be valid names nothing: 404 without asking the store. */
@@ -96,121 +37,35 @@ static bool path_id_ok(struct cc_http_resp *resp, const char *what, const char *
 
 /* ---- request arguments ---------------------------------------------------------------------- */
 
-/* If-Match: "N", W/"N", N, or * (= no condition). *version 0 when absent. false: answered 400. */
-static bool if_match(struct cc_http_req *req, struct cc_http_resp *resp, long long *version)
+/* limit and cursor (cc_http_rest); a cursor here always names an id. false: answered 400. */
+static bool page_args(struct cc_http_req *req, struct cc_http_resp *resp, struct cc_http_page *pa)
 {
-    const char *h = cc_http_header(req, "If-Match");
-    char digits[24];
-    size_t len;
-    char *end;
-
-    *version = 0;
-    if (!h || strcmp(h, "*") == 0)
-        return true;
-    if (strncmp(h, "W/", 2) == 0)
-        h += 2;
-    len = strlen(h);
-    if (len >= 2 && h[0] == '"' && h[len - 1] == '"') {
-        h++;
-        len -= 2;
-    }
-    if (len == 0 || len >= sizeof(digits))
-        goto err_header;
-    memcpy(digits, h, len);
-    digits[len] = '\0';
-    *version = strtoll(digits, &end, 10);
-    if (*end || *version < 1 || digits[0] < '0' || digits[0] > '9')
-        goto err_header;
-    return true;
-err_header:
-    cc_http_problem(resp, 400, NULL, "If-Match must be an ETag of this API, e.g. \"3\"");
-    return false;
-}
-
-/* Cursor = hex of the last id of the previous page: opaque to clients, a keyset underneath. */
-static void cursor_encode(const char *id, char *out, size_t cap)
-{
-    size_t n = 0;
-
-    for (const unsigned char *p = (const unsigned char *)id; *p && n + 3 <= cap; p++)
-        n += (size_t)snprintf(out + n, cap - n, "%02x", *p);
-    out[n] = '\0';
-}
-
-static bool cursor_decode(const char *cursor, char out[ROUTER_ID_MAX + 1])
-{
-    size_t len = strlen(cursor);
-
-    if (len == 0 || len % 2 || len / 2 > ROUTER_ID_MAX)
+    if (!cc_http_rest_page_args(req, resp, pa))
         return false;
-    for (size_t i = 0; i < len / 2; i++) {
-        unsigned v;
-        if (sscanf(cursor + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdef", cursor[2 * i]) ||
-            !strchr("0123456789abcdef", cursor[2 * i + 1]))
-            return false;
-        out[i] = (char)v;
-    }
-    out[len / 2] = '\0';
-    return router_id_valid(out);
-}
-
-struct page_args {
-    size_t limit;
-    char after_buf[ROUTER_ID_MAX + 1];
-    const char *after; /* NULL on the first page */
-};
-
-/* limit 1..500 (default 50) and cursor; false: answered 400. */
-static bool page_args(struct cc_http_req *req, struct cc_http_resp *resp, struct page_args *pa)
-{
-    const char *limit = cc_http_query(req, "limit");
-    const char *cursor = cc_http_query(req, "cursor");
-    char *end;
-    long v;
-
-    pa->limit = API_LIMIT_DEFAULT;
-    pa->after = NULL;
-    if (limit) {
-        v = strtol(limit, &end, 10);
-        if (!*limit || *end || v < 1 || v > API_LIMIT_MAX) {
-            cc_http_problem(resp, 400, NULL, "'limit' must be an integer 1..%d", API_LIMIT_MAX);
-            return false;
-        }
-        pa->limit = (size_t)v;
-    }
-    if (cursor) {
-        if (!cursor_decode(cursor, pa->after_buf)) {
-            cc_http_problem(resp, 400, NULL, "'cursor' is not a cursor of this list");
-            return false;
-        }
-        pa->after = pa->after_buf;
+    if (pa->after && !router_id_valid(pa->after)) {
+        cc_http_problem(resp, 400, NULL, "'cursor' is not a cursor of this list");
+        return false;
     }
     return true;
 }
 
-/* {"items": items, "next_cursor": ...}: the page had limit+1 rows when there are more. Steals
- * items; last_id is the id of item limit-1. */
+/* The keyset key of a listed item: its id (agents, queues), agent_id (members) or code. */
+static const char *item_key(const json_t *item, char *buf, size_t cap)
+{
+    const char *id = json_string_value(json_object_get(item, "id"));
+
+    (void)buf;
+    (void)cap;
+    if (!id)
+        id = json_string_value(json_object_get(item, "agent_id"));
+    if (!id)
+        id = json_string_value(json_object_get(item, "code"));
+    return id;
+}
+
 static int page_answer(struct cc_http_resp *resp, json_t *items, size_t limit)
 {
-    json_t *doc;
-    char cursor[2 * ROUTER_ID_MAX + 1];
-
-    if (!items)
-        return -ENOMEM;
-    if (json_array_size(items) > limit) {
-        json_t *last = json_array_get(items, limit - 1);
-        const char *id = json_string_value(json_object_get(last, "id"));
-        if (!id)
-            id = json_string_value(json_object_get(last, "agent_id"));
-        if (!id)
-            id = json_string_value(json_object_get(last, "code"));
-        json_array_remove(items, limit);
-        cursor_encode(id ? id : "", cursor, sizeof(cursor));
-        doc = json_pack("{s:o, s:s}", "items", items, "next_cursor", cursor);
-    } else {
-        doc = json_pack("{s:o}", "items", items);
-    }
-    return doc ? cc_http_json(resp, 200, doc) : -ENOMEM;
+    return cc_http_rest_page_answer(resp, items, limit, item_key);
 }
 
 /* ---- agents and queues: one set of handlers over a small table of operations -------------- */
@@ -231,7 +86,7 @@ struct kind {
     int (*replace)(router_store *st, const char *tenant, union resource *r, long long if_version);
     int (*del)(router_store *st, const char *tenant, const char *id, long long if_version,
                char blocker[ROUTER_ID_MAX + 1]);
-    json_t *(*list)(router_store *st, const char *tenant, const struct page_args *pa, int *rc);
+    json_t *(*list)(router_store *st, const char *tenant, const struct cc_http_page *pa, int *rc);
     void (*clear)(union resource *r);
     char *(*id)(union resource *r);
     long long (*version)(const union resource *r);
@@ -276,7 +131,8 @@ static int agent_delete(router_store *st, const char *tenant, const char *id, lo
     return router_store_agent_delete(st, tenant, id, v);
 }
 
-static json_t *agent_list(router_store *st, const char *tenant, const struct page_args *pa, int *rc)
+static json_t *agent_list(router_store *st, const char *tenant, const struct cc_http_page *pa,
+                          int *rc)
 {
     struct router_agent *list;
     json_t *items;
@@ -343,7 +199,8 @@ static int queue_delete(router_store *st, const char *tenant, const char *id, lo
     return router_store_queue_delete(st, tenant, id, v, blocker);
 }
 
-static json_t *queue_list(router_store *st, const char *tenant, const struct page_args *pa, int *rc)
+static json_t *queue_list(router_store *st, const char *tenant, const struct cc_http_page *pa,
+                          int *rc)
 {
     struct router_queue *list;
     json_t *items;
@@ -391,7 +248,7 @@ static int resource_answer(struct cc_http_resp *resp, const struct kind *k, unio
 {
     char location[128];
 
-    set_etag(resp, k->version(r));
+    cc_http_rest_etag(resp, k->version(r));
     if (status == 201) {
         snprintf(location, sizeof(location), "%s%s", k->prefix, k->id(r));
         cc_http_add_header(resp, "Location", location);
@@ -409,13 +266,13 @@ static int write_error(struct cc_http_resp *resp, const struct kind *k, union re
                           r->queue.overflow_queue_id);
         return validation_error(resp, &errs);
     }
-    return store_error(resp, rc, k->what, k->id(r));
+    return cc_http_rest_store_error(resp, rc, k->what, k->id(r));
 }
 
 static int h_list(struct cc_http_req *req, struct cc_http_resp *resp, void *arg)
 {
     const struct route_ctx *c = arg;
-    struct page_args pa;
+    struct cc_http_page pa;
     json_t *items;
     int rc;
 
@@ -423,7 +280,7 @@ static int h_list(struct cc_http_req *req, struct cc_http_resp *resp, void *arg)
         return 0;
     items = c->kind->list(c->st, tenant_of(req), &pa, &rc);
     if (!items)
-        return store_error(resp, rc, c->kind->what, "");
+        return cc_http_rest_store_error(resp, rc, c->kind->what, "");
     return page_answer(resp, items, pa.limit);
 }
 
@@ -464,7 +321,7 @@ static int h_get(struct cc_http_req *req, struct cc_http_resp *resp, void *arg)
         return 0;
     rc = c->kind->get(c->st, tenant_of(req), id, &r);
     if (rc < 0)
-        return store_error(resp, rc, c->kind->what, id);
+        return cc_http_rest_store_error(resp, rc, c->kind->what, id);
     rc = resource_answer(resp, c->kind, &r, 200);
     c->kind->clear(&r);
     return rc;
@@ -504,7 +361,7 @@ static int h_replace(struct cc_http_req *req, struct cc_http_resp *resp, void *a
     long long version;
 
     if (!path_id_ok(resp, c->kind->what, cc_http_param(req, "id")) ||
-        !if_match(req, resp, &version))
+        !cc_http_rest_if_match(req, resp, &version))
         return 0;
     return replace_with(req, resp, c, cc_http_json_body(req), version);
 }
@@ -521,7 +378,7 @@ static int h_patch(struct cc_http_req *req, struct cc_http_resp *resp, void *arg
     union resource r;
     int rc;
 
-    if (!path_id_ok(resp, c->kind->what, id) || !if_match(req, resp, &version))
+    if (!path_id_ok(resp, c->kind->what, id) || !cc_http_rest_if_match(req, resp, &version))
         return 0;
     if (!json_is_object(patch)) {
         struct router_errors errs = {0};
@@ -530,7 +387,7 @@ static int h_patch(struct cc_http_req *req, struct cc_http_resp *resp, void *arg
     }
     rc = c->kind->get(c->st, tenant_of(req), id, &r);
     if (rc < 0)
-        return store_error(resp, rc, c->kind->what, id);
+        return cc_http_rest_store_error(resp, rc, c->kind->what, id);
     current = c->kind->to_json(&r);
     c->kind->clear(&r);
     merged = current ? router_merge_patch(current, patch) : NULL;
@@ -550,7 +407,7 @@ static int h_delete(struct cc_http_req *req, struct cc_http_resp *resp, void *ar
     long long version;
     int rc;
 
-    if (!path_id_ok(resp, c->kind->what, id) || !if_match(req, resp, &version))
+    if (!path_id_ok(resp, c->kind->what, id) || !cc_http_rest_if_match(req, resp, &version))
         return 0;
     rc = c->kind->del(c->st, tenant_of(req), id, version, blocker);
     if (rc == -ENOTEMPTY)
@@ -559,9 +416,9 @@ static int h_delete(struct cc_http_req *req, struct cc_http_resp *resp, void *ar
                                "queue first",
                                id, blocker);
     if (rc < 0)
-        return store_error(resp, rc, c->kind->what, id);
+        return cc_http_rest_store_error(resp, rc, c->kind->what, id);
     CC_INFO("%s '%s' deleted in tenant '%s'", c->kind->what, id, tenant_of(req));
-    return no_content(resp);
+    return cc_http_rest_no_content(resp);
 }
 
 /* ---- memberships ---------------------------------------------------------------------------- */
@@ -571,7 +428,7 @@ static int h_members_list(struct cc_http_req *req, struct cc_http_resp *resp, vo
     router_store *st = arg;
     const char *queue = cc_http_param(req, "id");
     struct router_member *list;
-    struct page_args pa;
+    struct cc_http_page pa;
     json_t *items;
     size_t n;
     int rc;
@@ -580,7 +437,7 @@ static int h_members_list(struct cc_http_req *req, struct cc_http_resp *resp, vo
         return 0;
     rc = router_store_member_list(st, tenant_of(req), queue, pa.after, pa.limit + 1, &list, &n);
     if (rc < 0)
-        return store_error(resp, rc, "queue", queue);
+        return cc_http_rest_store_error(resp, rc, "queue", queue);
     items = json_array();
     for (size_t i = 0; items && i < n; i++)
         if (json_array_append_new(items, router_member_to_json(&list[i])) < 0) {
@@ -606,9 +463,9 @@ static int h_member_put(struct cc_http_req *req, struct cc_http_resp *resp, void
         return validation_error(resp, &errs);
     rc = router_store_member_put(st, tenant_of(req), &m, &created);
     if (rc == -ESRCH)
-        return store_error(resp, -ENOENT, "agent", agent);
+        return cc_http_rest_store_error(resp, -ENOENT, "agent", agent);
     if (rc < 0)
-        return store_error(resp, rc, "queue", queue);
+        return cc_http_rest_store_error(resp, rc, "queue", queue);
     CC_INFO_CTX(&(struct cc_log_ctx){.agent_id = agent},
                 "membership of agent '%s' in queue '%s' %s (level %d, position %d, penalty %d)",
                 agent, queue, created ? "created" : "updated", m.level, m.position, m.penalty);
@@ -628,8 +485,8 @@ static int h_member_delete(struct cc_http_req *req, struct cc_http_resp *resp, v
         return cc_http_problem(resp, 404, NULL, "agent '%s' is not a member of queue '%s'", agent,
                                queue);
     if (rc < 0)
-        return store_error(resp, rc, "queue", queue);
-    return no_content(resp);
+        return cc_http_rest_store_error(resp, rc, "queue", queue);
+    return cc_http_rest_no_content(resp);
 }
 
 /* ---- not-ready reasons ---------------------------------------------------------------------- */
@@ -638,7 +495,7 @@ static int h_reasons_list(struct cc_http_req *req, struct cc_http_resp *resp, vo
 {
     router_store *st = arg;
     struct router_reason *list;
-    struct page_args pa;
+    struct cc_http_page pa;
     json_t *items;
     size_t n;
     int rc;
@@ -647,7 +504,7 @@ static int h_reasons_list(struct cc_http_req *req, struct cc_http_resp *resp, vo
         return 0;
     rc = router_store_reason_list(st, tenant_of(req), pa.after, pa.limit + 1, &list, &n);
     if (rc < 0)
-        return store_error(resp, rc, "reason", "");
+        return cc_http_rest_store_error(resp, rc, "reason", "");
     items = json_array();
     for (size_t i = 0; items && i < n; i++)
         if (json_array_append_new(items, router_reason_to_json(&list[i])) < 0) {
@@ -669,7 +526,7 @@ static int h_reason_get(struct cc_http_req *req, struct cc_http_resp *resp, void
         return 0;
     rc = router_store_reason_get(st, tenant_of(req), code, &r);
     if (rc < 0)
-        return store_error(resp, rc, "not-ready reason", code);
+        return cc_http_rest_store_error(resp, rc, "not-ready reason", code);
     return cc_http_json(resp, 200, router_reason_to_json(&r));
 }
 
@@ -688,7 +545,7 @@ static int h_reason_put(struct cc_http_req *req, struct cc_http_resp *resp, void
         return validation_error(resp, &errs);
     rc = router_store_reason_put(st, tenant_of(req), &r, &created);
     if (rc < 0)
-        return store_error(resp, rc, "not-ready reason", code);
+        return cc_http_rest_store_error(resp, rc, "not-ready reason", code);
     return cc_http_json(resp, created ? 201 : 200, router_reason_to_json(&r));
 }
 
@@ -702,8 +559,8 @@ static int h_reason_delete(struct cc_http_req *req, struct cc_http_resp *resp, v
         return 0;
     rc = router_store_reason_delete(st, tenant_of(req), code);
     if (rc < 0)
-        return store_error(resp, rc, "not-ready reason", code);
-    return no_content(resp);
+        return cc_http_rest_store_error(resp, rc, "not-ready reason", code);
+    return cc_http_rest_no_content(resp);
 }
 
 /* ---- registration --------------------------------------------------------------------------- */
@@ -740,11 +597,7 @@ static int register_kind(cc_http *srv, const char *base, struct route_ctx *c)
 
 router_api *router_api_new(cc_http *srv, router_store *store)
 {
-    static const struct {
-        const char *method, *pattern;
-        cc_http_handler fn;
-        unsigned roles;
-    } routes[] = {
+    static const struct cc_http_rest_route routes[] = {
         {"GET", "/v1/queues/{id}/members", h_members_list, API_READ},
         {"PUT", "/v1/queues/{id}/members/{agent_id}", h_member_put, API_WRITE},
         {"DELETE", "/v1/queues/{id}/members/{agent_id}", h_member_delete, API_WRITE},
@@ -763,9 +616,8 @@ router_api *router_api_new(cc_http *srv, router_store *store)
     rc = register_kind(srv, "/v1/agents", &api->agents);
     if (rc == 0)
         rc = register_kind(srv, "/v1/queues", &api->queues);
-    for (size_t i = 0; rc == 0 && i < sizeof(routes) / sizeof(routes[0]); i++)
-        rc = cc_http_route(srv, routes[i].method, routes[i].pattern, routes[i].fn, store,
-                           routes[i].roles);
+    if (rc == 0)
+        rc = cc_http_rest_routes(srv, routes, sizeof(routes) / sizeof(routes[0]), store);
     if (rc < 0) {
         CC_ERROR("router api: cannot register routes: %s", strerror(-rc));
         free(api);

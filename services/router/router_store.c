@@ -12,18 +12,13 @@
 
 #include "cc_log.h"
 #include "cc_pg.h"
+#include "cc_pg_pool.h"
 
-#define STORE_POOL_MAX 64
 #define STORE_FEED_LEN 256 /* queue changes remembered; a reader further behind drops all */
 #define MS(col)        "(extract(epoch FROM " col ") * 1000)::bigint"
 
 struct router_store {
-    pthread_mutex_t lock;
-    pthread_cond_t freed; /* signalled when a connection comes back */
-    unsigned n;
-    cc_pg *conns[STORE_POOL_MAX];
-    bool busy[STORE_POOL_MAX];
-    long acquire_timeout_ms;
+    cc_pg_pool *pool;
     char **tz; /* sorted time-zone names */
     size_t ntz;
     /* queue change feed: entry g (1-based) sits at feed[g % STORE_FEED_LEN]; an entry with an
@@ -36,60 +31,22 @@ struct router_store {
     } feed[STORE_FEED_LEN];
 };
 
-/* ---- pool ----------------------------------------------------------------------------------- */
+/* ---- pool (common/cc_pg_pool) --------------------------------------------------------------- */
 
 static cc_pg *acquire(router_store *st)
 {
-    struct timespec deadline;
-    cc_pg *pg = NULL;
-
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += st->acquire_timeout_ms / 1000;
-    deadline.tv_nsec += (st->acquire_timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&st->lock);
-    while (!pg) {
-        for (unsigned i = 0; i < st->n && !pg; i++) {
-            if (!st->busy[i]) {
-                st->busy[i] = true;
-                pg = st->conns[i];
-            }
-        }
-        if (!pg && pthread_cond_timedwait(&st->freed, &st->lock, &deadline) == ETIMEDOUT)
-            break;
-    }
-    pthread_mutex_unlock(&st->lock);
-    if (!pg)
-        CC_WARN("pg pool exhausted: no connection free within %ld ms", st->acquire_timeout_ms);
-    return pg;
+    return cc_pg_pool_acquire(st->pool);
 }
 
 static void release(router_store *st, cc_pg *pg)
 {
-    cc_pg_rollback(pg); /* no-op unless a failed path left a transaction open */
-    pthread_mutex_lock(&st->lock);
-    for (unsigned i = 0; i < st->n; i++)
-        if (st->conns[i] == pg)
-            st->busy[i] = false;
-    pthread_cond_signal(&st->freed);
-    pthread_mutex_unlock(&st->lock);
+    cc_pg_pool_release(st->pool, pg);
 }
 
 /* Maps the last failure of pg to the header's codes. */
 static int pg_failure(cc_pg *pg)
 {
-    const char *state = cc_pg_last_sqlstate(pg);
-
-    if (strcmp(state, "23505") == 0)
-        return -EEXIST;
-    if (strncmp(state, "23", 2) == 0 || strncmp(state, "22", 2) == 0)
-        return -EINVAL;
-    if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
-        return -EAGAIN;
-    return -EIO;
+    return cc_pg_pool_errno(pg);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -99,9 +56,11 @@ static int cmp_str(const void *a, const void *b)
 
 static int load_timezones(router_store *st)
 {
-    PGresult *res = cc_pg_query(st->conns[0], "SELECT name FROM pg_timezone_names", 0, NULL);
+    cc_pg *pg = acquire(st);
+    PGresult *res = pg ? cc_pg_query(pg, "SELECT name FROM pg_timezone_names", 0, NULL) : NULL;
     int rows;
 
+    release(st, pg);
     if (!res)
         return -EIO;
     rows = PQntuples(res);
@@ -121,28 +80,15 @@ static int load_timezones(router_store *st)
 
 router_store *router_store_new(const char *dsn, unsigned pool_size, long acquire_timeout_ms)
 {
-    pthread_condattr_t attr;
-    router_store *st;
+    router_store *st = calloc(1, sizeof(*st));
 
-    if (!dsn || pool_size < 1 || pool_size > STORE_POOL_MAX || acquire_timeout_ms < 1) {
-        CC_ERROR("router store: bad arguments (pool %u of 1..%d, timeout %ld ms)", pool_size,
-                 STORE_POOL_MAX, acquire_timeout_ms);
-        return NULL;
-    }
-    st = calloc(1, sizeof(*st));
     if (!st)
         return NULL;
-    pthread_mutex_init(&st->lock, NULL);
     pthread_mutex_init(&st->feed_lock, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&st->freed, &attr);
-    pthread_condattr_destroy(&attr);
-    st->acquire_timeout_ms = acquire_timeout_ms;
-    for (; st->n < pool_size; st->n++) {
-        st->conns[st->n] = cc_pg_new(dsn);
-        if (!st->conns[st->n])
-            goto err_store;
+    st->pool = cc_pg_pool_new(dsn, pool_size, acquire_timeout_ms);
+    if (!st->pool) {
+        CC_ERROR("router store: cannot open the connection pool");
+        goto err_store;
     }
     if (load_timezones(st) < 0) {
         CC_ERROR("router store: cannot load pg_timezone_names");
@@ -158,14 +104,11 @@ void router_store_free(router_store *st)
 {
     if (!st)
         return;
-    for (unsigned i = 0; i < st->n; i++)
-        cc_pg_free(st->conns[i]);
+    cc_pg_pool_free(st->pool);
     for (size_t i = 0; i < st->ntz; i++)
         free(st->tz[i]);
     free(st->tz);
-    pthread_cond_destroy(&st->freed);
     pthread_mutex_destroy(&st->feed_lock);
-    pthread_mutex_destroy(&st->lock);
     free(st);
 }
 
@@ -227,18 +170,7 @@ int router_store_migrate(router_store *st, const char *dir)
 
 bool router_store_ready(router_store *st, char *why, size_t len)
 {
-    cc_pg *pg = acquire(st);
-    bool ok;
-
-    if (!pg) {
-        snprintf(why, len, "postgresql: no pooled connection free");
-        return false;
-    }
-    ok = cc_pg_ping(pg);
-    release(st, pg);
-    if (!ok)
-        snprintf(why, len, "postgresql does not answer");
-    return ok;
+    return cc_pg_pool_ready(st->pool, why, len);
 }
 
 bool router_store_timezone_known(void *arg, const char *tz)

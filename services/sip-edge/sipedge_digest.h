@@ -39,6 +39,14 @@ int sipedge_digest_ha1(const char *username, const char *realm, const char *pass
 void sipedge_digest_nonce(const void *secret, size_t secret_len, const char *realm, int64_t now_s,
                           char out[SIPEDGE_DIGEST_NONCE_LEN + 1]);
 
+/* out[33] = the expected request-digest (RFC 2617 3.2.2.1) for ha1 (32 hex) and a request of
+ * method to uri: MD5(ha1:nonce:nc:cnonce:auth:HA2) when qop is "auth" (nc and cnonce required),
+ * MD5(ha1:nonce:HA2) when qop is NULL, HA2 = MD5(method:uri). 0, or -EINVAL on a missing input
+ * or another qop. No nonce rules: sipedge_digest_check applies those. */
+int sipedge_digest_response(const char *ha1, const char *method, const char *uri, const char *nonce,
+                            const char *qop, const char *nc, const char *cnonce,
+                            char out[SIPEDGE_DIGEST_HEX_LEN + 1]);
+
 /* Checks creds for a request of method (e.g. "REGISTER") against the stored ha1 (32 hex) and
  * the nonce rules (signed by secret for creds->realm, issued no more than max_age_s before
  * now_s, not in the future by more than 5 s). Compares the response in constant time. */

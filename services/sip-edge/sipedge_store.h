@@ -5,7 +5,14 @@
  * Thread-safety: a store holds a pool of connections (common/cc_pg_pool); every function may
  * be called from any thread. A call that gets no connection within the pool's acquire timeout
  * returns -EAGAIN. Errors: -ENOENT (no such row), -EEXIST (unique key taken), -EINVAL (a value
- * PostgreSQL refused), -EIO (database unreachable or another failure).
+ * PostgreSQL refused), -EIO (database unreachable or another failure); the administration
+ * functions add -ESTALE (if_version given and different from the stored version).
+ *
+ * No cache and no NOTIFY: the call and REGISTER paths run one prepared statement on a primary
+ * key (a credential by (domain, username), a DID by number), well under a millisecond on a
+ * pooled connection, and a change made through the API is seen by the very next lookup of every
+ * instance. Domains are stored lowercase and looked up case-insensitively; user names are
+ * case-sensitive. Deleting a credential deletes its bindings.
  */
 #ifndef SIPEDGE_STORE_H
 #define SIPEDGE_STORE_H
@@ -46,14 +53,27 @@ struct sipedge_binding {
     char agent_id[SIPEDGE_ID_MAX + 1];
     char domain[SIPEDGE_NAME_MAX + 1];
     char username[SIPEDGE_NAME_MAX + 1];
-    char contact[SIPEDGE_URI_MAX + 1];    /* the Contact URI, without <> or parameters */
-    char call_id[SIPEDGE_URI_MAX + 1];    /* of the REGISTER that made it */
-    uint32_t cseq;                        /* of that REGISTER (RFC 3261 10.3 step 7) */
-    int64_t expires_at_ms;                /* unix ms */
-    int64_t updated_at_ms;                /* unix ms of the REGISTER that refreshed it */
+    char contact[SIPEDGE_URI_MAX + 1];     /* the Contact URI, without <> or parameters */
+    char call_id[SIPEDGE_URI_MAX + 1];     /* of the REGISTER that made it */
+    uint32_t cseq;                         /* of that REGISTER (RFC 3261 10.3 step 7) */
+    int64_t expires_at_ms;                 /* unix ms */
+    int64_t updated_at_ms;                 /* unix ms of the REGISTER that refreshed it */
     char user_agent[SIPEDGE_NAME_MAX + 1]; /* may be "" */
-    char source[64];                      /* "ip:port" the REGISTER came from */
-    char transport[8];                    /* "udp" / "tcp" */
+    char source[64];                       /* "ip:port" the REGISTER came from */
+    char transport[8];                     /* "udp" / "tcp" */
+};
+
+/* A credential or a DID as the REST API shows it: version 1 on create, +1 per write. */
+struct sipedge_credential_row {
+    struct sipedge_credential c;
+    long long version;
+    int64_t created_ms, updated_ms; /* unix ms */
+};
+
+struct sipedge_did_row {
+    struct sipedge_did d;
+    long long version;
+    int64_t created_ms, updated_ms; /* unix ms */
 };
 
 typedef void (*sipedge_binding_fn)(void *ctx, const struct sipedge_binding *b);
@@ -88,5 +108,51 @@ int sipedge_store_bindings_of(sipedge_store *st, const char *domain, const char 
  * deleted one; returns how many, or a negative error. */
 int sipedge_store_bindings_expire(sipedge_store *st, int64_t now_ms, int limit,
                                   sipedge_binding_fn fn, void *ctx);
+
+/* ---- administration (REST): tenant-scoped, another tenant's row is -ENOENT ---- */
+/* Inserts row->c (every field set; the domain is lowercased); fills version and timestamps.
+ * -EEXIST when (domain, username) is taken, in any tenant; -EPERM when the domain already
+ * holds another tenant's credentials (a domain belongs to the first tenant that uses it). */
+int sipedge_store_credential_create(sipedge_store *st, struct sipedge_credential_row *row);
+int sipedge_store_credential_read(sipedge_store *st, const char *tenant, const char *domain,
+                                  const char *username, struct sipedge_credential_row *out);
+/* Sets agent_id and/or ha1 (NULL keeps it) when if_version is 0 or the stored version; the
+ * AOR's bindings follow the new agent in the same statement. Fills *out with the new row. */
+int sipedge_store_credential_update(sipedge_store *st, const char *tenant, const char *domain,
+                                    const char *username, const char *agent_id, const char *ha1,
+                                    long long if_version, struct sipedge_credential_row *out);
+/* Deletes the credential and its bindings (if_version 0 = unconditional). */
+int sipedge_store_credential_delete(sipedge_store *st, const char *tenant, const char *domain,
+                                    const char *username, long long if_version);
+/* Up to limit credentials of tenant ordered by (domain, username), after the given pair (both
+ * NULL: from the start), of one agent (agent_id non-NULL) or all. *out is malloc'd (free());
+ * NULL when *n is 0. */
+int sipedge_store_credential_list(sipedge_store *st, const char *tenant, const char *agent_id,
+                                  const char *after_domain, const char *after_username,
+                                  size_t limit, struct sipedge_credential_row **out, size_t *n);
+
+/* Inserts row->d (every field set); fills version and timestamps. -EEXIST when the number is
+ * taken, in any tenant (a number reaches one tenant). */
+int sipedge_store_did_create(sipedge_store *st, struct sipedge_did_row *row);
+int sipedge_store_did_read(sipedge_store *st, const char *tenant, const char *number,
+                           struct sipedge_did_row *out);
+/* Sets queue_id and priority when if_version is 0 or the stored version; fills *out. */
+int sipedge_store_did_update(sipedge_store *st, const char *tenant, const char *number,
+                             const char *queue_id, int priority, long long if_version,
+                             struct sipedge_did_row *out);
+int sipedge_store_did_delete(sipedge_store *st, const char *tenant, const char *number,
+                             long long if_version);
+/* Up to limit DIDs of tenant with number > after (NULL: from the start), by number. *out is
+ * malloc'd (free()); NULL when *n is 0. */
+int sipedge_store_did_list(sipedge_store *st, const char *tenant, const char *after, size_t limit,
+                           struct sipedge_did_row **out, size_t *n);
+
+/* Up to limit unexpired bindings of tenant (of one agent when agent_id is non-NULL) ordered by
+ * (domain, username, contact), after that triple (after_domain NULL: from the start). *out is
+ * malloc'd (free()); NULL when *n is 0. */
+int sipedge_store_binding_list(sipedge_store *st, const char *tenant, const char *agent_id,
+                               int64_t now_ms, const char *after_domain, const char *after_username,
+                               const char *after_contact, size_t limit,
+                               struct sipedge_binding **out, size_t *n);
 
 #endif

@@ -1,0 +1,160 @@
+/*
+ * cc-sip-edge: the SIP registrar of agent phones and the B2BUA between callers and agents.
+ *
+ * Start: config -> store (+ migrations) -> producer -> HTTP + REST API -> SIP stack -> decisions
+ * consumer -> the su_root loop on this thread until SIGTERM/SIGINT (a signalfd in the root).
+ * Stop, the reverse order: the loop ends every call and shuts NUA down -> consumer (commits,
+ * leaves the group) -> SIP stack -> HTTP -> producer (flushes) -> store.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "cc_auth.h"
+#include "cc_bus.h"
+#include "cc_config.h"
+#include "cc_http.h"
+#include "cc_log.h"
+#include "cc_metrics.h"
+#include "sipedge_api.h"
+#include "sipedge_bus.h"
+#include "sipedge_config.h"
+#include "sipedge_sip.h"
+#include "sipedge_store.h"
+
+/* "sip:127.0.0.1:5070;transport=udp" -> "127.0.0.1:5070" (for the start-up line). */
+static void sip_hostport(const char *url, char *out, size_t cap)
+{
+    const char *p = strncmp(url, "sip:", 4) == 0 ? url + 4 : url;
+    size_t n = strcspn(p, ";?");
+
+    snprintf(out, cap, "%.*s", (int)n, p);
+}
+
+static int stop_signals_fd(void)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+        return -1;
+    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+int main(int argc, char **argv)
+{
+    struct sipedge_config cfg = {0};
+    cc_config_arena *arena = NULL;
+    struct cc_bus_config bus;
+    struct sipedge_pub pub;
+    unsigned char secret[SIPEDGE_SECRET_MAX];
+    char err[256] = "", source[160], group[160], hostport[160];
+    sipedge_bus_consumer *consumer = NULL;
+    sipedge_api *api = NULL;
+    sipedge_sip *sip = NULL;
+    cc_producer *producer;
+    sipedge_store *store;
+    cc_metrics *metrics;
+    cc_http *srv = NULL;
+    cc_auth *auth;
+    long secret_len;
+    int sfd, rc = EXIT_FAILURE;
+
+    cc_config_main(argc, argv, SIPEDGE_SERVICE, sipedge_config_vars, sipedge_config_nvars, &cfg,
+                   &cfg.common, SIPEDGE_DEFAULT_HTTP_PORT, &arena);
+    sfd = stop_signals_fd();
+    if (sfd < 0) {
+        CC_ERROR("cannot watch SIGTERM/SIGINT");
+        goto out_config;
+    }
+    auth = cc_auth_new(cfg.common.auth_tokens, err, sizeof(err));
+    if (!auth) {
+        CC_ERROR("bad CC_AUTH_TOKENS: %s", err);
+        goto out_signals;
+    }
+    metrics = cc_metrics_new();
+    if (!metrics)
+        goto out_auth;
+    store =
+        sipedge_store_new(cfg.common.pg_dsn, (unsigned)cfg.pg_pool_size, cfg.pg_acquire_timeout_ms);
+    if (!store)
+        goto out_metrics;
+    if (sipedge_store_migrate(store, cfg.migrations_dir) < 0) {
+        CC_ERROR("cannot migrate schema 'sipedge' from '%s'", cfg.migrations_dir);
+        goto out_store;
+    }
+    cc_bus_config_from_common(&bus, &cfg.common);
+    if (cc_bus_config_validate(&bus, err, sizeof(err)) < 0) {
+        CC_ERROR("bad kafka settings: %s", err);
+        goto out_store;
+    }
+    producer = cc_producer_new(&bus);
+    if (!producer)
+        goto out_store;
+    snprintf(source, sizeof(source), "/sip-edge/%s", cfg.common.instance_id);
+    pub = (struct sipedge_pub){.producer = producer, .source = source};
+
+    srv = cc_http_new(&(struct cc_http_config){.service = SIPEDGE_SERVICE,
+                                               .addr = cfg.common.http_addr,
+                                               .port = (int)cfg.common.http_port,
+                                               .threads = (unsigned)cfg.common.http_threads,
+                                               .body_limit = (size_t)cfg.common.http_body_limit,
+                                               .auth = auth,
+                                               .metrics = metrics});
+    api = srv ? sipedge_api_new(srv, store) : NULL;
+    if (!api || cc_http_start(srv) < 0) {
+        CC_ERROR("cannot serve http on %s:%ld", cfg.common.http_addr, cfg.common.http_port);
+        goto out_http;
+    }
+
+    secret_len = sipedge_config_nonce_secret(&cfg, secret, sizeof(secret));
+    if (secret_len <= 0) {
+        CC_ERROR("cannot make a nonce secret");
+        goto out_http;
+    }
+    sip = sipedge_sip_new(&(struct sipedge_sip_config){.cfg = &cfg,
+                                                       .store = store,
+                                                       .pub = &pub,
+                                                       .secret = secret,
+                                                       .secret_len = (size_t)secret_len});
+    if (!sip)
+        goto out_http;
+    if (cfg.consumer_group && *cfg.consumer_group)
+        snprintf(group, sizeof(group), "%s", cfg.consumer_group);
+    else
+        snprintf(group, sizeof(group), "sip-edge-%s", cfg.common.instance_id);
+    consumer = sipedge_bus_consumer_start(&bus, group, producer, sipedge_sip_post_fn, sip);
+    if (!consumer)
+        goto out_sip;
+
+    sip_hostport(cfg.sip_url, hostport, sizeof(hostport));
+    CC_INFO("sip-edge '%s' serving: sip udp/tcp %s, http %s:%d, decisions in group '%s'",
+            cfg.common.instance_id, hostport, cfg.common.http_addr, cc_http_port(srv), group);
+    if (sipedge_sip_run(sip, sfd) == 0)
+        rc = EXIT_SUCCESS;
+    CC_INFO("stopped serving sip");
+
+    sipedge_bus_consumer_stop(consumer);
+out_sip:
+    sipedge_sip_free(sip);
+out_http:
+    cc_http_free(srv); /* waits for in-flight handlers */
+    sipedge_api_free(api);
+    cc_producer_free(producer);
+out_store:
+    sipedge_store_free(store);
+out_metrics:
+    cc_metrics_free(metrics);
+out_auth:
+    cc_auth_free(auth);
+out_signals:
+    close(sfd);
+out_config:
+    cc_config_free(arena);
+    return rc;
+}

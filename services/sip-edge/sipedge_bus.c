@@ -1,0 +1,339 @@
+/* sipedge_bus: decisions consumer thread and event builders (see sipedge_bus.h). */
+#include "sipedge_bus.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_event.h"
+#include "cc_id.h"
+#include "cc_log.h"
+
+struct sipedge_bus_consumer {
+    pthread_t thread;
+    bool started;
+    volatile sig_atomic_t stop;
+    cc_consumer *consumer;
+    sipedge_decision_fn deliver;
+    void *ctx;
+};
+
+/* ---- decisions -------------------------------------------------------------------------- */
+
+static int bus_fail(char *err, size_t errlen, const char *what)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "%s", what);
+    return -EINVAL;
+}
+
+/* Copies data.name (a string of 1..cap-1 chars) into out; required or optional. */
+static int bus_str(const json_t *d, const char *name, bool required, char *out, size_t cap)
+{
+    const char *s = json_string_value(json_object_get(d, name));
+
+    if (!s || !*s)
+        return required ? -EINVAL : 0;
+    if (strlen(s) >= cap)
+        return -EINVAL;
+    memcpy(out, s, strlen(s) + 1);
+    return 0;
+}
+
+static int bus_int(const json_t *d, const char *name, long lo, long hi, int *out)
+{
+    const json_t *v = json_object_get(d, name);
+
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return -EINVAL;
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+static int bus_decision_body(const cc_event *ev, struct sipedge_decision *out, char *err,
+                             size_t errlen)
+{
+    const json_t *d = ev->data;
+    const char *t = ev->type;
+
+    if (strcmp(t, "cc.routing.assigned") == 0) {
+        out->kind = SIPEDGE_DECISION_ASSIGNED;
+        if (bus_str(d, "agent_id", true, out->agent_id, sizeof(out->agent_id)) < 0 ||
+            bus_str(d, "agent_contact", true, out->contact, sizeof(out->contact)) < 0)
+            return bus_fail(err, errlen, "assigned: data.agent_id and data.agent_contact required");
+        bus_str(d, "strategy", false, out->strategy, sizeof(out->strategy));
+        if (bus_int(d, "ring_timeout_s", 1, 3600, &out->ring_timeout_s) < 0)
+            return bus_fail(err, errlen, "assigned: data.ring_timeout_s must be 1..3600");
+        return 1;
+    }
+    if (strcmp(t, "cc.routing.withdrawn") == 0) {
+        out->kind = SIPEDGE_DECISION_WITHDRAWN;
+        if (bus_str(d, "agent_id", true, out->agent_id, sizeof(out->agent_id)) < 0)
+            return bus_fail(err, errlen, "withdrawn: data.agent_id required");
+        bus_str(d, "reason", false, out->reason, sizeof(out->reason));
+        return 1;
+    }
+    if (strcmp(t, "cc.routing.rejected") == 0 || strcmp(t, "cc.routing.no_agent_timeout") == 0) {
+        const char *action = json_string_value(json_object_get(d, "action"));
+
+        if (t[11] == 'n' && action && strcmp(action, "reject") != 0)
+            return 0; /* callback / voicemail: not ours to finish */
+        out->kind = SIPEDGE_DECISION_REJECTED;
+        out->sip_status = 480;
+        if (bus_int(d, "sip_status", 400, 699, &out->sip_status) < 0)
+            return bus_fail(err, errlen, "rejected: data.sip_status must be 400..699");
+        if (bus_str(d, "reason", false, out->reason, sizeof(out->reason)) < 0 || !out->reason[0])
+            snprintf(out->reason, sizeof(out->reason), "%s",
+                     t[11] == 'n' ? "no_agent_timeout" : "rejected");
+        return 1;
+    }
+    if (strcmp(t, "cc.routing.overflowed") == 0) {
+        out->kind = SIPEDGE_DECISION_OVERFLOWED;
+        if (bus_str(d, "to_queue_id", true, out->queue_id, sizeof(out->queue_id)) < 0)
+            return bus_fail(err, errlen, "overflowed: data.to_queue_id required");
+        return 1;
+    }
+    return 0;
+}
+
+int sipedge_bus_parse_decision(const void *value, size_t len, struct sipedge_decision *out,
+                               char *err, size_t errlen)
+{
+    cc_event ev;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (!value || cc_event_parse(value, len, &ev, err, errlen) < 0)
+        return -EINVAL;
+    rc = 0;
+    if (strncmp(ev.type, "cc.routing.", 11) != 0)
+        goto out_event;
+    if (!ev.subject || strlen(ev.subject) >= sizeof(out->interaction_id) ||
+        !json_is_object(ev.data)) {
+        rc = bus_fail(err, errlen, "subject (the interaction id) and data required");
+        goto out_event;
+    }
+    snprintf(out->interaction_id, sizeof(out->interaction_id), "%s", ev.subject);
+    snprintf(out->tenant, sizeof(out->tenant), "%s", ev.tenant);
+    bus_str(ev.data, "queue_id", false, out->queue_id, sizeof(out->queue_id));
+    rc = bus_decision_body(&ev, out, err, errlen);
+out_event:
+    cc_event_clear(&ev);
+    return rc;
+}
+
+static enum cc_bus_verdict bus_handle(void *ctx, const struct cc_bus_msg *m, char *reason,
+                                      size_t reasonlen)
+{
+    struct sipedge_bus_consumer *c = ctx;
+    const char *type = cc_bus_msg_header(m, CC_BUS_HEADER_TYPE, NULL);
+    struct sipedge_decision d;
+    int rc;
+
+    /* cheap skip of the decisions sip-edge never acts on (offer groups, callbacks ...) */
+    if (type && strcmp(type, "cc.routing.assigned") != 0 &&
+        strcmp(type, "cc.routing.withdrawn") != 0 && strcmp(type, "cc.routing.rejected") != 0 &&
+        strcmp(type, "cc.routing.no_agent_timeout") != 0 &&
+        strcmp(type, "cc.routing.overflowed") != 0)
+        return CC_BUS_OK;
+    rc = sipedge_bus_parse_decision(m->value, m->len, &d, reason, reasonlen);
+    if (rc < 0)
+        return CC_BUS_REJECT;
+    if (rc > 0)
+        c->deliver(c->ctx, &d);
+    return CC_BUS_OK;
+}
+
+static void *bus_main(void *arg)
+{
+    struct sipedge_bus_consumer *c = arg;
+
+    if (cc_consumer_run(c->consumer, &c->stop) < 0)
+        CC_ERROR("decisions consumer stopped on a fatal error");
+    return NULL;
+}
+
+sipedge_bus_consumer *sipedge_bus_consumer_start(const struct cc_bus_config *cfg, const char *group,
+                                                 cc_producer *deadletter,
+                                                 sipedge_decision_fn deliver, void *ctx)
+{
+    static const char *const topics[] = {CC_TOPIC_ROUTING_DECISIONS};
+    struct sipedge_bus_consumer *c = calloc(1, sizeof(*c));
+    struct cc_bus_config bc = *cfg;
+
+    if (!c)
+        return NULL;
+    bc.start_at_latest = true;
+    c->deliver = deliver;
+    c->ctx = ctx;
+    c->consumer = cc_consumer_new(&bc, group, topics, 1, bus_handle, c, deadletter);
+    if (!c->consumer)
+        goto out_free;
+    if (pthread_create(&c->thread, NULL, bus_main, c) != 0)
+        goto out_consumer;
+    c->started = true;
+    return c;
+out_consumer:
+    cc_consumer_free(c->consumer);
+out_free:
+    CC_ERROR("cannot start the decisions consumer of group '%s'", group);
+    free(c);
+    return NULL;
+}
+
+void sipedge_bus_consumer_stop(sipedge_bus_consumer *c)
+{
+    if (!c)
+        return;
+    c->stop = 1;
+    if (c->started)
+        pthread_join(c->thread, NULL);
+    cc_consumer_free(c->consumer);
+    free(c);
+}
+
+/* ---- events ----------------------------------------------------------------------------- */
+
+/* A UUID (version 7 layout) from created_ms and SHA-256(ix | type | attempt): the same fact
+ * published twice gets the same id, which consumers deduplicate on. */
+static int bus_event_id(const struct sipedge_ix *ix, const char *type, int attempt, char out[37])
+{
+    unsigned char h[EVP_MAX_MD_SIZE], b[16];
+    unsigned int hlen = 0;
+    char buf[256];
+    uint64_t ms = (uint64_t)ix->created_ms;
+    int len = snprintf(buf, sizeof(buf), "%s|%s|%d", ix->id, type, attempt);
+
+    if (len < 0 || (size_t)len >= sizeof(buf) ||
+        EVP_Digest(buf, (size_t)len, h, &hlen, EVP_sha256(), NULL) != 1 || hlen < 10)
+        return -EINVAL;
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(ms >> (8 * (5 - i)));
+    memcpy(b + 6, h, 10);
+    b[6] = (unsigned char)(0x70 | (b[6] & 0x0f));
+    b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+    return 0;
+}
+
+/* Sends type about subject with data (stolen); id from bus_event_id when ix is given. */
+static int bus_publish(const struct sipedge_pub *pub, const char *topic, const char *type,
+                       const char *subject, const char *tenant, const struct sipedge_ix *ix,
+                       int attempt, json_t *data)
+{
+    json_t *env;
+    char id[37];
+    int rc;
+
+    if (!data)
+        return -ENOMEM;
+    env = cc_event_build(type, pub->source, subject, tenant, data);
+    if (!env)
+        return -ENOMEM;
+    if (ix && bus_event_id(ix, type, attempt, id) == 0)
+        json_object_set_new(env, "id", json_string(id));
+    rc = cc_producer_send_event(pub->producer, topic, subject, env);
+    if (rc < 0)
+        CC_ERROR_CTX(&(struct cc_log_ctx){.interaction_id = ix ? ix->id : NULL},
+                     "cannot publish '%s': %s", type, strerror(-rc));
+    json_decref(env);
+    return rc;
+}
+
+static int bus_ix_publish(const struct sipedge_pub *pub, const char *topic, const char *type,
+                          const struct sipedge_ix *ix, int attempt, json_t *data)
+{
+    return bus_publish(pub, topic, type, ix->id, ix->tenant, ix, attempt, data);
+}
+
+int sipedge_bus_created(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                        const char *from, const char *to, int priority)
+{
+    json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "channel", "voice", "direction",
+                          "inbound", "queue_id", ix->queue_id, "from",
+                          from && *from ? from : "anonymous", "to", to, "priority", priority);
+
+    return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.created", ix, 0, d);
+}
+
+int sipedge_bus_route(const struct sipedge_pub *pub, const struct sipedge_ix *ix, int priority)
+{
+    json_t *d = json_pack("{s:s, s:s, s:i}", "queue_id", ix->queue_id, "channel", "voice",
+                          "priority", priority);
+
+    return bus_ix_publish(pub, CC_TOPIC_ROUTING_REQUESTS, "cc.routing.route", ix, 0, d);
+}
+
+int sipedge_bus_answered(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                         const char *agent_id, int64_t wait_ms, int64_t ring_ms)
+{
+    json_t *d = json_pack("{s:s, s:s, s:s, s:I, s:I}", "answered_by", "agent", "agent_id", agent_id,
+                          "queue_id", ix->queue_id, "wait_ms", (json_int_t)wait_ms, "ring_ms",
+                          (json_int_t)ring_ms);
+
+    return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.answered", ix, 0, d);
+}
+
+int sipedge_bus_no_answer(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                          const char *agent_id, const char *reason, int64_t ring_ms, int sip_status,
+                          int attempt)
+{
+    json_t *d =
+        json_pack("{s:s, s:s, s:s, s:s, s:I}", "party", "agent", "agent_id", agent_id, "queue_id",
+                  ix->queue_id, "reason", reason, "ring_ms", (json_int_t)ring_ms);
+
+    if (d && sip_status > 0)
+        json_object_set_new(d, "sip_status", json_integer(sip_status));
+    return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.no_answer", ix, attempt, d);
+}
+
+int sipedge_bus_abandoned(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                          int64_t wait_ms, const char *ringing_agent_id)
+{
+    json_t *d = json_pack("{s:s, s:I}", "queue_id", ix->queue_id, "wait_ms", (json_int_t)wait_ms);
+
+    if (d && ringing_agent_id && *ringing_agent_id)
+        json_object_set_new(d, "ringing_agent_id", json_string(ringing_agent_id));
+    return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.abandoned", ix, 0, d);
+}
+
+int sipedge_bus_ended(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                      const char *ended_by, int64_t talk_ms, int64_t hold_ms, int64_t duration_ms,
+                      const char *agent_id, const char *reason, int sip_status)
+{
+    json_t *d = json_pack("{s:s, s:I, s:I, s:I, s:s, s:s}", "ended_by", ended_by, "talk_ms",
+                          (json_int_t)talk_ms, "hold_ms", (json_int_t)hold_ms, "duration_ms",
+                          (json_int_t)duration_ms, "queue_id", ix->queue_id, "reason", reason);
+
+    if (d && agent_id && *agent_id)
+        json_object_set_new(d, "agent_id", json_string(agent_id));
+    if (d && sip_status > 0)
+        json_object_set_new(d, "sip_status", json_integer(sip_status));
+    return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.ended", ix, 0, d);
+}
+
+int sipedge_bus_registered(const struct sipedge_pub *pub, const char *tenant, const char *agent_id,
+                           const char *contact, long expires_s, const char *aor,
+                           const char *user_agent, const char *transport, const char *source)
+{
+    json_t *d = json_pack("{s:s, s:i}", "contact", contact, "expires_s", (int)expires_s);
+
+    if (d && aor && *aor)
+        json_object_set_new(d, "aor", json_string(aor));
+    if (d && user_agent && *user_agent)
+        json_object_set_new(d, "user_agent", json_string(user_agent));
+    if (d && transport && *transport)
+        json_object_set_new(d, "transport", json_string(transport));
+    if (d && source && *source)
+        json_object_set_new(d, "source", json_string(source));
+    return bus_publish(pub, CC_TOPIC_AGENTS, "cc.agent.registered", agent_id, tenant, NULL, 0, d);
+}

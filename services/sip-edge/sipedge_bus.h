@@ -1,0 +1,104 @@
+/*
+ * sipedge_bus: sip-edge's side of the Kafka bus -- the routing decisions consumer and the
+ * builders of the events sip-edge publishes (cc.interaction.created/answered/no_answer/
+ * abandoned/ended, cc.routing.route, cc.agent.registered), shaped as proto/schemas says.
+ *
+ * Threads: the consumer runs on a thread of its own (group `sip-edge-<instance>`, starting at
+ * the latest offsets: decisions for calls that died with a previous process are worthless) and
+ * hands each parsed decision to a deliver callback, which must be thread-safe (sipedge_sip_post).
+ * The publish functions may be called from any thread (cc_producer is thread-safe).
+ */
+#ifndef SIPEDGE_BUS_H
+#define SIPEDGE_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cc_bus.h"
+
+#define SIPEDGE_BUS_ID_MAX     64
+#define SIPEDGE_BUS_REASON_MAX 128
+
+typedef struct sipedge_bus_consumer sipedge_bus_consumer;
+
+enum sipedge_decision_kind {
+    SIPEDGE_DECISION_ASSIGNED,  /* ring agent_id at contact */
+    SIPEDGE_DECISION_WITHDRAWN, /* stop ringing agent_id */
+    SIPEDGE_DECISION_REJECTED,  /* give the caller sip_status (rejected, no_agent_timeout) */
+    SIPEDGE_DECISION_OVERFLOWED /* the interaction moved to queue_id */
+};
+
+/* One routing decision about an interaction (a plain value, copied freely). */
+struct sipedge_decision {
+    enum sipedge_decision_kind kind;
+    char interaction_id[SIPEDGE_BUS_ID_MAX + 1];
+    char tenant[SIPEDGE_BUS_ID_MAX + 1];
+    char agent_id[SIPEDGE_BUS_ID_MAX + 1];
+    char queue_id[SIPEDGE_BUS_ID_MAX + 1];
+    char contact[1025];
+    char reason[SIPEDGE_BUS_REASON_MAX + 1];
+    char strategy[32];  /* assigned: the queue's strategy ("ring_all" rings several at once) */
+    int ring_timeout_s; /* 0: not given */
+    int sip_status;     /* rejected: the status for the caller (480 when not given) */
+};
+
+/* Where events go and whom they name as source ("/sip-edge/<instance>"); borrowed pointers. */
+struct sipedge_pub {
+    cc_producer *producer;
+    const char *source;
+};
+
+/* The identity every event of one interaction carries (borrowed strings). created_ms (unix ms)
+ * seeds the time part of deterministic event ids. */
+struct sipedge_ix {
+    const char *id, *tenant, *queue_id;
+    int64_t created_ms;
+};
+
+/* Called on the consumer thread for each decision; must be thread-safe and copy *d. */
+typedef void (*sipedge_decision_fn)(void *ctx, const struct sipedge_decision *d);
+
+/* Parses one cc.routing.decisions message. Returns 1 and fills *out for a decision sip-edge acts
+ * on, 0 for one it ignores (another type, or no_agent_timeout with an action other than reject),
+ * -EINVAL with the reason in err for a malformed one. Pure; thread-safe. */
+int sipedge_bus_parse_decision(const void *value, size_t len, struct sipedge_decision *out,
+                               char *err, size_t errlen);
+
+/* Starts the consumer thread of cc.routing.decisions in group (copied), start_at_latest, calling
+ * deliver(ctx, d) for each decision; rejected messages go to cc.deadletter through deadletter
+ * (borrowed; must outlive the consumer). NULL (logged) on failure. */
+sipedge_bus_consumer *sipedge_bus_consumer_start(const struct cc_bus_config *cfg, const char *group,
+                                                 cc_producer *deadletter,
+                                                 sipedge_decision_fn deliver, void *ctx);
+/* Stops the thread, commits, leaves the group and frees. NULL ok. */
+void sipedge_bus_consumer_stop(sipedge_bus_consumer *c);
+
+/* Event publishers: each builds the CloudEvent, sends it keyed by the interaction (agent) id and
+ * returns 0 or a negative code from cc_producer_send_event (logged). Ids are deterministic --
+ * derived from the interaction id, the type and `attempt` -- so a retried publication repeats
+ * the same id; cc.agent.registered gets a fresh UUIDv7. Thread-safe. */
+int sipedge_bus_created(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                        const char *from, const char *to, int priority);
+int sipedge_bus_route(const struct sipedge_pub *pub, const struct sipedge_ix *ix, int priority);
+int sipedge_bus_answered(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                         const char *agent_id, int64_t wait_ms, int64_t ring_ms);
+/* reason: timeout|busy|declined|unreachable|failed; attempt numbers the offers of one call. */
+int sipedge_bus_no_answer(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                          const char *agent_id, const char *reason, int64_t ring_ms, int sip_status,
+                          int attempt);
+/* ringing_agent_id may be NULL. */
+int sipedge_bus_abandoned(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                          int64_t wait_ms, const char *ringing_agent_id);
+/* ended_by: customer|agent|system; reason: normal|abandoned|rejected|failed; agent_id may be
+ * NULL; sip_status 0 = none. */
+int sipedge_bus_ended(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                      const char *ended_by, int64_t talk_ms, int64_t hold_ms, int64_t duration_ms,
+                      const char *agent_id, const char *reason, int sip_status);
+/* The agent's reachable contact (expires_s 0: removed); user_agent, transport, source may be
+ * NULL or "". */
+int sipedge_bus_registered(const struct sipedge_pub *pub, const char *tenant, const char *agent_id,
+                           const char *contact, long expires_s, const char *aor,
+                           const char *user_agent, const char *transport, const char *source);
+
+#endif

@@ -1,0 +1,605 @@
+/* sipedge_store: sip-edge's tables in PostgreSQL over a connection pool (see the header). */
+#include "sipedge_store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_log.h"
+#include "cc_pg.h"
+#include "cc_pg_pool.h"
+
+#define MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
+#define TS(p)   "to_timestamp(" p "::double precision / 1000)"
+
+#define CRED_COLS                                                                                  \
+    "tenant, agent_id, domain, username, ha1, version, " MS("created_at") ", " MS("updated_at")
+#define DID_COLS                                                                                   \
+    "number, tenant, queue_id, priority, version, " MS("created_at") ", " MS("updated_at")
+#define BIND_COLS                                                                                  \
+    "tenant, agent_id, domain, username, contact, call_id, cseq, " MS("expires_at") ", " MS(       \
+        "updated_at") ", user_agent, source, transport"
+
+struct sipedge_store {
+    cc_pg_pool *pool;
+};
+
+/* ---- plumbing ------------------------------------------------------------------------------- */
+
+sipedge_store *sipedge_store_new(const char *dsn, unsigned pool_size, long acquire_timeout_ms)
+{
+    sipedge_store *st = calloc(1, sizeof(*st));
+
+    if (!st)
+        return NULL;
+    st->pool = cc_pg_pool_new(dsn, pool_size, acquire_timeout_ms);
+    if (!st->pool) {
+        CC_ERROR("sipedge store: cannot open the connection pool");
+        free(st);
+        return NULL;
+    }
+    return st;
+}
+
+void sipedge_store_free(sipedge_store *st)
+{
+    if (!st)
+        return;
+    cc_pg_pool_free(st->pool);
+    free(st);
+}
+
+int sipedge_store_migrate(sipedge_store *st, const char *dir)
+{
+    cc_pg *pg = cc_pg_pool_acquire(st->pool);
+    int applied = 0, rc;
+
+    if (!pg)
+        return -EAGAIN;
+    rc = cc_pg_migrate(pg, "sipedge", dir, &applied);
+    cc_pg_pool_release(st->pool, pg);
+    if (rc == 0)
+        CC_INFO("sipedge schema migrated: %d migration(s) applied from '%s'", applied, dir);
+    return rc < 0 ? -EIO : 0;
+}
+
+bool sipedge_store_ready(sipedge_store *st, char *why, size_t len)
+{
+    return cc_pg_pool_ready(st->pool, why, len);
+}
+
+/* Runs one prepared statement on a pooled connection: 0 and *res (PQclear it), or the mapped
+ * failure (-EAGAIN when no connection came free). */
+static int run(sipedge_store *st, const char *name, const char *sql, int n,
+               const char *const *params, PGresult **res)
+{
+    cc_pg *pg = cc_pg_pool_acquire(st->pool);
+    int rc = 0;
+
+    *res = NULL;
+    if (!pg)
+        return -EAGAIN;
+    *res = cc_pg_query_prepared(pg, name, sql, n, params);
+    if (!*res)
+        rc = cc_pg_pool_errno(pg);
+    cc_pg_pool_release(st->pool, pg);
+    return rc;
+}
+
+/* As run(), for statements that RETURN at most one row: -ENOENT when none came back. */
+static int run_one(sipedge_store *st, const char *name, const char *sql, int n,
+                   const char *const *params, PGresult **res)
+{
+    int rc = run(st, name, sql, n, params, res);
+
+    if (rc == 0 && PQntuples(*res) == 0) {
+        PQclear(*res);
+        *res = NULL;
+        rc = -ENOENT;
+    }
+    return rc;
+}
+
+static long long col_ll(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static void col_str(const PGresult *r, int row, int col, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
+}
+
+/* The text of a number parameter. */
+static const char *num(char buf[24], long long v)
+{
+    snprintf(buf, 24, "%lld", v);
+    return buf;
+}
+
+/* The pg text of if_version: NULL (unconditional) or the number. */
+static const char *version_param(long long if_version, char buf[24])
+{
+    return if_version > 0 ? num(buf, if_version) : NULL;
+}
+
+static void credential_from_row(const PGresult *r, int row, struct sipedge_credential_row *out)
+{
+    memset(out, 0, sizeof(*out));
+    col_str(r, row, 0, out->c.tenant, sizeof(out->c.tenant));
+    col_str(r, row, 1, out->c.agent_id, sizeof(out->c.agent_id));
+    col_str(r, row, 2, out->c.domain, sizeof(out->c.domain));
+    col_str(r, row, 3, out->c.username, sizeof(out->c.username));
+    col_str(r, row, 4, out->c.ha1, sizeof(out->c.ha1));
+    out->version = col_ll(r, row, 5);
+    out->created_ms = col_ll(r, row, 6);
+    out->updated_ms = col_ll(r, row, 7);
+}
+
+static void did_from_row(const PGresult *r, int row, struct sipedge_did_row *out)
+{
+    memset(out, 0, sizeof(*out));
+    col_str(r, row, 0, out->d.number, sizeof(out->d.number));
+    col_str(r, row, 1, out->d.tenant, sizeof(out->d.tenant));
+    col_str(r, row, 2, out->d.queue_id, sizeof(out->d.queue_id));
+    out->d.priority = (int)col_ll(r, row, 3);
+    out->version = col_ll(r, row, 4);
+    out->created_ms = col_ll(r, row, 5);
+    out->updated_ms = col_ll(r, row, 6);
+}
+
+static void binding_from_row(const PGresult *r, int row, struct sipedge_binding *b)
+{
+    memset(b, 0, sizeof(*b));
+    col_str(r, row, 0, b->tenant, sizeof(b->tenant));
+    col_str(r, row, 1, b->agent_id, sizeof(b->agent_id));
+    col_str(r, row, 2, b->domain, sizeof(b->domain));
+    col_str(r, row, 3, b->username, sizeof(b->username));
+    col_str(r, row, 4, b->contact, sizeof(b->contact));
+    col_str(r, row, 5, b->call_id, sizeof(b->call_id));
+    b->cseq = (uint32_t)col_ll(r, row, 6);
+    b->expires_at_ms = col_ll(r, row, 7);
+    b->updated_at_ms = col_ll(r, row, 8);
+    col_str(r, row, 9, b->user_agent, sizeof(b->user_agent));
+    col_str(r, row, 10, b->source, sizeof(b->source));
+    col_str(r, row, 11, b->transport, sizeof(b->transport));
+}
+
+/* Copies every row of res out through from_row into a malloc'd array; frees res. */
+static int rows_out(PGresult *res, size_t elem, void (*from_row)(const PGresult *, int, void *),
+                    void **out, size_t *n)
+{
+    int rows = PQntuples(res);
+
+    *out = NULL;
+    *n = 0;
+    if (rows > 0) {
+        *out = calloc((size_t)rows, elem);
+        if (!*out) {
+            PQclear(res);
+            return -ENOMEM;
+        }
+    }
+    for (int i = 0; i < rows; i++)
+        from_row(res, i, (char *)*out + (size_t)i * elem);
+    *n = (size_t)rows;
+    PQclear(res);
+    return 0;
+}
+
+static void credential_row_any(const PGresult *r, int row, void *out)
+{
+    credential_from_row(r, row, out);
+}
+
+static void did_row_any(const PGresult *r, int row, void *out)
+{
+    did_from_row(r, row, out);
+}
+
+static void binding_row_any(const PGresult *r, int row, void *out)
+{
+    binding_from_row(r, row, out);
+}
+
+/* -ENOENT or -ESTALE after a conditional write touched nothing: does the row exist at all? */
+static int missing_or_stale(sipedge_store *st, const char *name, const char *sql, int n,
+                            const char *const *params)
+{
+    PGresult *res;
+    int rc = run(st, name, sql, n, params, &res);
+
+    if (rc < 0)
+        return rc;
+    rc = PQntuples(res) > 0 ? -ESTALE : -ENOENT;
+    PQclear(res);
+    return rc;
+}
+
+/* A conditional write (UPDATE/DELETE ... RETURNING under a version): 0 and *res with its row,
+ * or, when it touched nothing, -ESTALE / -ENOENT as the key (the first nkey params) still exists
+ * or not. */
+static int run_versioned(sipedge_store *st, const char *name, const char *sql, int n,
+                         const char *const *params, const char *exists_name, const char *exists_sql,
+                         int nkey, PGresult **res)
+{
+    int rc = run(st, name, sql, n, params, res);
+
+    if (rc < 0 || PQntuples(*res) > 0)
+        return rc;
+    PQclear(*res);
+    *res = NULL;
+    return missing_or_stale(st, exists_name, exists_sql, nkey, params);
+}
+
+/* ---- lookups on the call / REGISTER path ---------------------------------------------------- */
+
+int sipedge_store_credential_get(sipedge_store *st, const char *domain, const char *username,
+                                 struct sipedge_credential *out)
+{
+    const char *params[] = {domain, username};
+    struct sipedge_credential_row row;
+    PGresult *res;
+    int rc;
+
+    if (!domain || !username)
+        return -ENOENT;
+    rc = run_one(st, "sipedge_cred_get",
+                 "SELECT " CRED_COLS " FROM sipedge.credentials "
+                 "WHERE domain = lower($1) AND username = $2",
+                 2, params, &res);
+    if (rc < 0)
+        return rc;
+    credential_from_row(res, 0, &row);
+    PQclear(res);
+    *out = row.c;
+    return 0;
+}
+
+int sipedge_store_did_get(sipedge_store *st, const char *number, struct sipedge_did *out)
+{
+    const char *params[] = {number};
+    struct sipedge_did_row row;
+    PGresult *res;
+    int rc;
+
+    if (!number)
+        return -ENOENT;
+    rc = run_one(st, "sipedge_did_get", "SELECT " DID_COLS " FROM sipedge.dids WHERE number = $1",
+                 1, params, &res);
+    if (rc < 0)
+        return rc;
+    did_from_row(res, 0, &row);
+    PQclear(res);
+    *out = row.d;
+    return 0;
+}
+
+/* ---- bindings ------------------------------------------------------------------------------- */
+
+int sipedge_store_binding_put(sipedge_store *st, const struct sipedge_binding *b)
+{
+    char cseq[24], expires[24], updated[24];
+    const char *params[] = {b->domain,
+                            b->username,
+                            b->contact,
+                            b->tenant,
+                            b->agent_id,
+                            b->call_id,
+                            num(cseq, b->cseq),
+                            num(expires, b->expires_at_ms),
+                            num(updated, b->updated_at_ms),
+                            b->user_agent,
+                            b->source,
+                            b->transport[0] ? b->transport : "udp"};
+    PGresult *res;
+    int rc;
+
+    /* a refresh of the same Call-ID must carry a higher CSeq (RFC 3261 10.3 step 7) */
+    rc = run(st, "sipedge_bind_put",
+             "INSERT INTO sipedge.bindings AS b (domain, username, contact, tenant, agent_id, "
+             "call_id, cseq, expires_at, updated_at, user_agent, source, transport) "
+             "VALUES (lower($1), $2, $3, $4, $5, $6, $7, " TS("$8") ", " TS(
+                 "$9") ", $10, $11, "
+                       "$12) ON CONFLICT (domain, username, contact) DO UPDATE SET tenant = "
+                       "EXCLUDED.tenant, agent_id = EXCLUDED.agent_id, call_id = EXCLUDED.call_id, "
+                       "cseq = "
+                       "EXCLUDED.cseq, expires_at = EXCLUDED.expires_at, updated_at = "
+                       "EXCLUDED.updated_at, "
+                       "user_agent = EXCLUDED.user_agent, source = EXCLUDED.source, transport = "
+                       "EXCLUDED.transport WHERE b.call_id <> EXCLUDED.call_id OR b.cseq < "
+                       "EXCLUDED.cseq "
+                       "RETURNING 1",
+             12, params, &res);
+    if (rc < 0)
+        return rc;
+    rc = PQntuples(res) == 1 ? 0 : -EALREADY;
+    PQclear(res);
+    return rc;
+}
+
+int sipedge_store_binding_remove(sipedge_store *st, const char *domain, const char *username,
+                                 const char *contact)
+{
+    const char *params[] = {domain, username, contact};
+    PGresult *res;
+    int rc;
+
+    if (contact)
+        rc = run(st, "sipedge_bind_rm_one",
+                 "DELETE FROM sipedge.bindings WHERE domain = lower($1) AND username = $2 AND "
+                 "contact = $3",
+                 3, params, &res);
+    else
+        rc = run(st, "sipedge_bind_rm_all",
+                 "DELETE FROM sipedge.bindings WHERE domain = lower($1) AND username = $2", 2,
+                 params, &res);
+    PQclear(res);
+    return rc;
+}
+
+/* Calls fn for every row of res as a binding; returns the row count and frees res. */
+static int each_binding(PGresult *res, sipedge_binding_fn fn, void *ctx)
+{
+    int rows = PQntuples(res);
+    struct sipedge_binding b;
+
+    for (int i = 0; fn && i < rows; i++) {
+        binding_from_row(res, i, &b);
+        fn(ctx, &b);
+    }
+    PQclear(res);
+    return rows;
+}
+
+int sipedge_store_bindings_of(sipedge_store *st, const char *domain, const char *username,
+                              int64_t now_ms, sipedge_binding_fn fn, void *ctx)
+{
+    char now[24];
+    const char *params[] = {domain, username, num(now, now_ms)};
+    PGresult *res;
+    int rc = run(st, "sipedge_bind_of",
+                 "SELECT " BIND_COLS " FROM sipedge.bindings WHERE domain = lower($1) AND "
+                 "username = $2 AND expires_at > " TS("$3") " ORDER BY updated_at DESC, contact",
+                 3, params, &res);
+
+    return rc < 0 ? rc : each_binding(res, fn, ctx);
+}
+
+int sipedge_store_bindings_expire(sipedge_store *st, int64_t now_ms, int limit,
+                                  sipedge_binding_fn fn, void *ctx)
+{
+    char now[24], lim[24];
+    const char *params[] = {num(now, now_ms), num(lim, limit)};
+    PGresult *res;
+    int rc;
+
+    if (limit < 1)
+        return 0;
+    /* SKIP LOCKED: instances sweeping at once share the work instead of queueing on it */
+    rc = run(st, "sipedge_bind_expire",
+             "DELETE FROM sipedge.bindings WHERE ctid IN (SELECT ctid FROM sipedge.bindings "
+             "WHERE expires_at <= " TS("$1") " ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP "
+                                             "LOCKED) RETURNING " BIND_COLS,
+             2, params, &res);
+    return rc < 0 ? rc : each_binding(res, fn, ctx);
+}
+
+int sipedge_store_binding_list(sipedge_store *st, const char *tenant, const char *agent_id,
+                               int64_t now_ms, const char *after_domain, const char *after_username,
+                               const char *after_contact, size_t limit,
+                               struct sipedge_binding **out, size_t *n)
+{
+    char now[24], lim[24];
+    const char *params[] = {tenant,         agent_id,      num(now, now_ms),          after_domain,
+                            after_username, after_contact, num(lim, (long long)limit)};
+    PGresult *res;
+    int rc = run(
+        st, "sipedge_bind_list",
+        "SELECT " BIND_COLS " FROM sipedge.bindings WHERE tenant = $1 AND ($2::text IS "
+        "NULL OR agent_id = $2) AND expires_at > " TS(
+            "$3") " AND ($4::text IS NULL OR "
+                  "(domain, username, contact) > ($4, $5, $6)) ORDER BY domain, username, contact "
+                  "LIMIT $7",
+        7, params, &res);
+
+    if (rc < 0)
+        return rc;
+    return rows_out(res, sizeof(**out), binding_row_any, (void **)out, n);
+}
+
+/* ---- credentials (administration) ----------------------------------------------------------- */
+
+int sipedge_store_credential_create(sipedge_store *st, struct sipedge_credential_row *row)
+{
+    const char *params[] = {row->c.domain, row->c.username, row->c.tenant, row->c.agent_id,
+                            row->c.ha1};
+    PGresult *res;
+    int rc = run_one(st, "sipedge_cred_create",
+                     "INSERT INTO sipedge.credentials (domain, username, tenant, agent_id, ha1) "
+                     "SELECT lower($1), $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM "
+                     "sipedge.credentials WHERE domain = lower($1) AND tenant <> $3) "
+                     "RETURNING " CRED_COLS,
+                     5, params, &res);
+
+    if (rc == -ENOENT)
+        return -EPERM; /* nothing inserted, no error: the domain is another tenant's */
+    if (rc < 0)
+        return rc;
+    credential_from_row(res, 0, row);
+    PQclear(res);
+    return 0;
+}
+
+int sipedge_store_credential_read(sipedge_store *st, const char *tenant, const char *domain,
+                                  const char *username, struct sipedge_credential_row *out)
+{
+    const char *params[] = {tenant, domain, username};
+    PGresult *res;
+    int rc = run_one(st, "sipedge_cred_read",
+                     "SELECT " CRED_COLS " FROM sipedge.credentials WHERE tenant = $1 AND domain "
+                     "= lower($2) AND username = $3",
+                     3, params, &res);
+
+    if (rc < 0)
+        return rc;
+    credential_from_row(res, 0, out);
+    PQclear(res);
+    return 0;
+}
+
+#define CRED_EXISTS_SQL                                                                            \
+    "SELECT 1 FROM sipedge.credentials WHERE tenant = $1 AND domain = lower($2) AND username = $3"
+
+int sipedge_store_credential_update(sipedge_store *st, const char *tenant, const char *domain,
+                                    const char *username, const char *agent_id, const char *ha1,
+                                    long long if_version, struct sipedge_credential_row *out)
+{
+    char v[24];
+    const char *params[] = {tenant, domain, username, agent_id, ha1, version_param(if_version, v)};
+    PGresult *res;
+    int rc = run_versioned(
+        st, "sipedge_cred_update",
+        "WITH c AS (UPDATE sipedge.credentials SET agent_id = coalesce($4, agent_id), "
+        "ha1 = coalesce($5, ha1), version = version + 1, updated_at = now() WHERE tenant "
+        "= $1 AND domain = lower($2) AND username = $3 AND ($6::bigint IS NULL OR "
+        "version = $6) RETURNING " CRED_COLS "), b AS (UPDATE sipedge.bindings AS x SET "
+        "agent_id = c.agent_id FROM c WHERE x.domain = c.domain AND x.username = "
+        "c.username AND x.agent_id <> c.agent_id) SELECT * FROM c",
+        6, params, "sipedge_cred_exists", CRED_EXISTS_SQL, 3, &res);
+
+    if (rc < 0)
+        return rc;
+    credential_from_row(res, 0, out);
+    PQclear(res);
+    return 0;
+}
+
+int sipedge_store_credential_delete(sipedge_store *st, const char *tenant, const char *domain,
+                                    const char *username, long long if_version)
+{
+    char v[24];
+    const char *params[] = {tenant, domain, username, version_param(if_version, v)};
+    PGresult *res;
+    int rc = run_versioned(
+        st, "sipedge_cred_delete",
+        "DELETE FROM sipedge.credentials WHERE tenant = $1 AND domain = lower($2) AND "
+        "username = $3 AND ($4::bigint IS NULL OR version = $4) RETURNING 1",
+        4, params, "sipedge_cred_exists", CRED_EXISTS_SQL, 3, &res);
+
+    PQclear(res);
+    return rc;
+}
+
+int sipedge_store_credential_list(sipedge_store *st, const char *tenant, const char *agent_id,
+                                  const char *after_domain, const char *after_username,
+                                  size_t limit, struct sipedge_credential_row **out, size_t *n)
+{
+    char lim[24];
+    const char *params[] = {tenant, agent_id, after_domain, after_username,
+                            num(lim, (long long)limit)};
+    PGresult *res;
+    int rc = run(st, "sipedge_cred_list",
+                 "SELECT " CRED_COLS " FROM sipedge.credentials WHERE tenant = $1 AND ($2::text "
+                 "IS NULL OR agent_id = $2) AND ($3::text IS NULL OR (domain, username) > ($3, "
+                 "$4)) ORDER BY domain, username LIMIT $5",
+                 5, params, &res);
+
+    if (rc < 0)
+        return rc;
+    return rows_out(res, sizeof(**out), credential_row_any, (void **)out, n);
+}
+
+/* ---- DIDs (administration) ------------------------------------------------------------------ */
+
+int sipedge_store_did_create(sipedge_store *st, struct sipedge_did_row *row)
+{
+    char prio[24];
+    const char *params[] = {row->d.number, row->d.tenant, row->d.queue_id,
+                            num(prio, row->d.priority)};
+    PGresult *res;
+    int rc = run_one(st, "sipedge_did_create",
+                     "INSERT INTO sipedge.dids (number, tenant, queue_id, priority) VALUES ($1, "
+                     "$2, $3, $4) RETURNING " DID_COLS,
+                     4, params, &res);
+
+    if (rc < 0)
+        return rc;
+    did_from_row(res, 0, row);
+    PQclear(res);
+    return 0;
+}
+
+int sipedge_store_did_read(sipedge_store *st, const char *tenant, const char *number,
+                           struct sipedge_did_row *out)
+{
+    const char *params[] = {tenant, number};
+    PGresult *res;
+    int rc = run_one(st, "sipedge_did_read",
+                     "SELECT " DID_COLS " FROM sipedge.dids WHERE tenant = $1 AND number = $2", 2,
+                     params, &res);
+
+    if (rc < 0)
+        return rc;
+    did_from_row(res, 0, out);
+    PQclear(res);
+    return 0;
+}
+
+#define DID_EXISTS_SQL "SELECT 1 FROM sipedge.dids WHERE tenant = $1 AND number = $2"
+
+int sipedge_store_did_update(sipedge_store *st, const char *tenant, const char *number,
+                             const char *queue_id, int priority, long long if_version,
+                             struct sipedge_did_row *out)
+{
+    char prio[24], v[24];
+    const char *params[] = {tenant, number, queue_id, num(prio, priority),
+                            version_param(if_version, v)};
+    PGresult *res;
+    int rc = run_versioned(
+        st, "sipedge_did_update",
+        "UPDATE sipedge.dids SET queue_id = $3, priority = $4, version = version + 1, "
+        "updated_at = now() WHERE tenant = $1 AND number = $2 AND ($5::bigint IS NULL "
+        "OR version = $5) RETURNING " DID_COLS,
+        5, params, "sipedge_did_exists", DID_EXISTS_SQL, 2, &res);
+
+    if (rc < 0)
+        return rc;
+    did_from_row(res, 0, out);
+    PQclear(res);
+    return 0;
+}
+
+int sipedge_store_did_delete(sipedge_store *st, const char *tenant, const char *number,
+                             long long if_version)
+{
+    char v[24];
+    const char *params[] = {tenant, number, version_param(if_version, v)};
+    PGresult *res;
+    int rc = run_versioned(
+        st, "sipedge_did_delete",
+        "DELETE FROM sipedge.dids WHERE tenant = $1 AND number = $2 AND ($3::bigint IS "
+        "NULL OR version = $3) RETURNING 1",
+        3, params, "sipedge_did_exists", DID_EXISTS_SQL, 2, &res);
+
+    PQclear(res);
+    return rc;
+}
+
+int sipedge_store_did_list(sipedge_store *st, const char *tenant, const char *after, size_t limit,
+                           struct sipedge_did_row **out, size_t *n)
+{
+    char lim[24];
+    const char *params[] = {tenant, after, num(lim, (long long)limit)};
+    PGresult *res;
+    int rc = run(st, "sipedge_did_list",
+                 "SELECT " DID_COLS " FROM sipedge.dids WHERE tenant = $1 AND ($2::text IS NULL "
+                 "OR number > $2) ORDER BY number LIMIT $3",
+                 3, params, &res);
+
+    if (rc < 0)
+        return rc;
+    return rows_out(res, sizeof(**out), did_row_any, (void **)out, n);
+}
