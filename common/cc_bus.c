@@ -25,7 +25,6 @@
 #define BUS_FREE_FLUSH_MS      10000 /* cc_producer_free: longest flush */
 #define BUS_DEADLETTER_WAIT_MS 30000 /* longest wait for a deadletter's delivery report */
 #define BUS_RUN_POLL_MS        100   /* cc_consumer_run: poll slice, bounds the stop latency */
-#define BUS_REASON_MAX         512
 
 struct cc_producer {
     rd_kafka_t *rk;
@@ -45,14 +44,22 @@ struct cc_consumer {
     rd_kafka_t *rk;
     char *group;
     char *source;
-    cc_bus_handler handler;
+    cc_bus_handler handler; /* single-message handler (called by bus_single_batch), or NULL */
+    cc_bus_batch_handler batch;
     void *ctx;
     cc_producer *deadletter;
     atomic_bool fatal;
     int retry_backoff_max_ms;
     volatile sig_atomic_t *stop; /* set by cc_consumer_run; NULL when polled by hand */
-    /* the message being retried (owned), its backoff and when to call the handler again */
-    rd_kafka_message_t *held;
+    size_t batch_max;            /* messages per handler call; 1 for a single-message handler */
+    rd_kafka_message_t **msgs;   /* [batch_max]: the batch being handled (owned while handled) */
+    struct cc_bus_msg *bms;      /* [batch_max]: their borrowed views */
+    struct cc_bus_outcome *outs; /* [batch_max]: the handler's verdicts */
+    int64_t *polled_us;          /* [batch_max]: when each of msgs was polled (wall clock) */
+    /* the messages being retried (owned; per partition in offset order), their backoff and when
+     * to call the handler again */
+    rd_kafka_message_t **held; /* [batch_max] */
+    size_t nheld;
     int backoff_ms;
     int64_t retry_at_ms;
     unsigned attempts;
@@ -549,6 +556,25 @@ put_data:
 
 /* ---- consumer */
 
+/* Wall clock in microseconds since the epoch (comparable across processes of one host). */
+static int64_t bus_wall_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The batch handler of a consumer created with a single-message handler: ctx is the consumer. */
+static void bus_single_batch(void *ctx, const struct cc_bus_msg *msgs, size_t n,
+                             struct cc_bus_outcome *out)
+{
+    cc_consumer *c = ctx;
+
+    for (size_t i = 0; i < n; i++)
+        out[i].verdict = c->handler(c->ctx, &msgs[i], out[i].reason, sizeof(out[i].reason));
+}
+
 static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     cc_consumer *c = opaque;
@@ -572,27 +598,30 @@ static void consumer_pause_all(cc_consumer *c, bool pause)
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
-/* Forgets the message being retried without storing its offset: it is delivered again, to this
- * member or to the partition's next owner. */
-static void consumer_drop_held(cc_consumer *c, const char *why)
+/* Forgets the messages being retried that belong to parts (NULL: all of them) without storing
+ * their offsets: they are delivered again, to this member or to the partition's next owner.
+ * Returns true when some were dropped. */
+static bool consumer_drop_held(cc_consumer *c, const rd_kafka_topic_partition_list_t *parts,
+                               const char *why)
 {
-    const rd_kafka_message_t *m = c->held;
+    size_t kept = 0, n = c->nheld;
 
-    if (!m)
-        return;
-    CC_WARN("retry abandoned: %s: topic \"%s\" partition %d offset %lld is left for redelivery",
-            why, rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset);
-    rd_kafka_message_destroy(c->held);
-    c->held = NULL;
-    c->attempts = 0;
-}
-
-static bool consumer_held_in(const cc_consumer *c, const rd_kafka_topic_partition_list_t *parts)
-{
-    if (!c->held)
-        return false;
-    return rd_kafka_topic_partition_list_find(parts, rd_kafka_topic_name(c->held->rkt),
-                                              c->held->partition) != NULL;
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_message_t *m = c->held[i];
+        if (parts &&
+            !rd_kafka_topic_partition_list_find(parts, rd_kafka_topic_name(m->rkt), m->partition)) {
+            c->held[kept++] = m;
+            continue;
+        }
+        CC_WARN("retry abandoned: %s: topic \"%s\" partition %d offset %lld is left for "
+                "redelivery",
+                why, rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset);
+        rd_kafka_message_destroy(m);
+    }
+    c->nheld = kept;
+    if (kept == 0)
+        c->attempts = 0;
+    return kept != n;
 }
 
 static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -610,16 +639,14 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             error = rd_kafka_incremental_assign(rk, parts);
         else
             aerr = rd_kafka_assign(rk, parts);
-        if (c->held) /* still retrying: new partitions wait too */
+        if (c->nheld) /* still retrying: new partitions wait too */
             rd_kafka_pause_partitions(rk, parts);
         break;
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
         CC_INFO("partitions %s: %d in group \"%s\"",
                 rd_kafka_assignment_lost(rk) ? "lost" : "revoked", parts->cnt, c->group);
-        if (consumer_held_in(c, parts)) {
-            consumer_drop_held(c, "partition revoked");
+        if (consumer_drop_held(c, parts, "partition revoked") && c->nheld == 0)
             consumer_pause_all(c, false);
-        }
         /* a partition must not come back paused the next time it is assigned */
         rd_kafka_resume_partitions(rk, parts);
         if (coop)
@@ -629,7 +656,7 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         break;
     default:
         CC_ERROR("rebalance failed: %s in group \"%s\"", rd_kafka_err2str(err), c->group);
-        consumer_drop_held(c, "rebalance failed");
+        consumer_drop_held(c, NULL, "rebalance failed");
         aerr = rd_kafka_assign(rk, NULL);
         break;
     }
@@ -698,11 +725,44 @@ put_env:
     return rc;
 }
 
-/* Keeps m (owned) for another handler call after the backoff. */
-static void consumer_hold(cc_consumer *c, rd_kafka_message_t *m, const char *reason)
+/* Marks m handled: its offset + 1 is committed by the next auto-commit. */
+static void consumer_store(const rd_kafka_message_t *m)
 {
-    if (c->held != m) {
-        c->held = m;
+    rd_kafka_resp_err_t err;
+
+    /* rd_kafka_offset_store() stores its argument + 1: pass the handled message's own offset */
+    err = rd_kafka_offset_store(m->rkt, m->partition, m->offset);
+    if (err) /* revoked meanwhile: the partition's new owner will handle it again */
+        CC_WARN("offset not stored: %s: topic \"%s\" partition %d offset %lld",
+                rd_kafka_err2str(err), rd_kafka_topic_name(m->rkt), (int)m->partition,
+                (long long)m->offset);
+}
+
+/* True when an earlier message of m's partition is held for a retry: m must wait behind it. */
+static bool consumer_partition_held(const cc_consumer *c, const rd_kafka_message_t *m)
+{
+    for (size_t i = 0; i < c->nheld; i++) {
+        if (c->held[i]->partition == m->partition &&
+            (c->held[i]->rkt == m->rkt ||
+             strcmp(rd_kafka_topic_name(c->held[i]->rkt), rd_kafka_topic_name(m->rkt)) == 0))
+            return true;
+    }
+    return false;
+}
+
+/* After a handler call: starts, continues or ends the retry of what is held. */
+static void consumer_retry_schedule(cc_consumer *c, bool was_retrying, const char *reason)
+{
+    const rd_kafka_message_t *m;
+
+    if (c->nheld == 0) {
+        if (was_retrying) {
+            c->attempts = 0;
+            consumer_pause_all(c, false);
+        }
+        return;
+    }
+    if (!was_retrying) {
         c->attempts = 1;
         c->backoff_ms = CC_BUS_RETRY_BACKOFF_MIN_MS;
         consumer_pause_all(c, true);
@@ -712,32 +772,20 @@ static void consumer_hold(cc_consumer *c, rd_kafka_message_t *m, const char *rea
                                                                     : c->backoff_ms * 2;
     }
     c->retry_at_ms = cc_time_mono_ms() + c->backoff_ms;
+    m = c->held[0];
     CC_WARN("message handling failed, retry in %d ms: %s: topic \"%s\" partition %d offset %lld "
-            "(attempt %u)",
+            "(attempt %u, %zu message(s) held)",
             c->backoff_ms, reason, rd_kafka_topic_name(m->rkt), (int)m->partition,
-            (long long)m->offset, c->attempts);
+            (long long)m->offset, c->attempts, c->nheld);
 }
 
-/* Marks m handled: its offset + 1 is committed by the next auto-commit. */
-static void consumer_store(const rd_kafka_message_t *m)
+/* The view of m the handler gets. */
+static void consumer_view(const rd_kafka_message_t *m, int64_t polled_us, struct cc_bus_msg *bm)
 {
-    rd_kafka_resp_err_t err;
-
-    err = rd_kafka_offset_store(m->rkt, m->partition, m->offset + 1);
-    if (err) /* revoked meanwhile: the partition's new owner will handle it again */
-        CC_WARN("offset not stored: %s: topic \"%s\" partition %d offset %lld",
-                rd_kafka_err2str(err), rd_kafka_topic_name(m->rkt), (int)m->partition,
-                (long long)m->offset);
-}
-
-/* Runs the handler on m (owned: kept for a retry, or destroyed). Returns 1 when handled. */
-static int consumer_dispatch(cc_consumer *c, rd_kafka_message_t *m)
-{
-    char reason[BUS_REASON_MAX] = "";
     rd_kafka_timestamp_type_t tstype;
-    enum cc_bus_verdict v;
-    int rc;
-    struct cc_bus_msg bm = {
+    rd_kafka_headers_t *hdrs = NULL;
+
+    *bm = (struct cc_bus_msg){
         .topic = rd_kafka_topic_name(m->rkt),
         .partition = m->partition,
         .offset = m->offset,
@@ -746,42 +794,82 @@ static int consumer_dispatch(cc_consumer *c, rd_kafka_message_t *m)
         .value = m->payload,
         .len = m->len,
         .timestamp_ms = rd_kafka_message_timestamp(m, &tstype),
+        .consumed_us = polled_us,
     };
-    rd_kafka_headers_t *hdrs = NULL;
-
     if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
-        bm.hdrs = hdrs;
+        bm->hdrs = hdrs;
+}
 
-    v = c->handler(c->ctx, &bm, reason, sizeof(reason));
-    if (v != CC_BUS_OK && !reason[0])
-        snprintf(reason, sizeof(reason), "handler gave no reason");
-    if (v != CC_BUS_OK && v != CC_BUS_RETRY && v != CC_BUS_REJECT) {
-        snprintf(reason, sizeof(reason), "handler returned unknown verdict %d", (int)v);
-        v = CC_BUS_REJECT;
+/* Turns a REJECT into OK once its deadletter is delivered, or into a RETRY. */
+static enum cc_bus_verdict consumer_reject(cc_consumer *c, const struct cc_bus_msg *bm,
+                                           struct cc_bus_outcome *o)
+{
+    int rc = consumer_deadletter(c, bm, o->reason);
+
+    if (rc == 0) {
+        CC_WARN("message rejected: %s: topic \"%s\" partition %d offset %lld sent to \"%s\"",
+                o->reason, bm->topic, (int)bm->partition, (long long)bm->offset,
+                CC_TOPIC_DEADLETTER);
+        return CC_BUS_OK;
     }
-    if (v == CC_BUS_REJECT) {
-        rc = consumer_deadletter(c, &bm, reason);
-        if (rc == 0) {
-            CC_WARN("message rejected: %s: topic \"%s\" partition %d offset %lld sent to \"%s\"",
-                    reason, bm.topic, (int)bm.partition, (long long)bm.offset, CC_TOPIC_DEADLETTER);
-            v = CC_BUS_OK;
-        } else {
-            snprintf(reason, sizeof(reason), "deadletter not delivered: %s", strerror(-rc));
-            v = CC_BUS_RETRY;
+    snprintf(o->reason, sizeof(o->reason), "deadletter not delivered: %s", strerror(-rc));
+    return CC_BUS_RETRY;
+}
+
+/* Runs the handler on c->msgs[0..n) (owned: each is stored and destroyed, or held for a retry
+ * with everything after it on its partition). Returns how many were handled. */
+static int consumer_dispatch(cc_consumer *c, size_t n, bool was_retrying)
+{
+    const char *retry_reason = NULL;
+    int handled = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        consumer_view(c->msgs[i], c->polled_us[i], &c->bms[i]);
+        c->outs[i].verdict = CC_BUS_OK;
+        c->outs[i].reason[0] = '\0';
+    }
+    c->batch(c->batch == bus_single_batch ? (void *)c : c->ctx, c->bms, n, c->outs);
+    for (size_t i = 0; i < n; i++) {
+        struct cc_bus_outcome *o = &c->outs[i];
+        enum cc_bus_verdict v = o->verdict;
+
+        if (consumer_partition_held(c, c->msgs[i])) { /* behind a retried one: redelivered */
+            c->held[c->nheld++] = c->msgs[i];
+            continue;
         }
+        if (v != CC_BUS_OK && !o->reason[0])
+            snprintf(o->reason, sizeof(o->reason), "handler gave no reason");
+        if (v != CC_BUS_OK && v != CC_BUS_RETRY && v != CC_BUS_REJECT) {
+            snprintf(o->reason, sizeof(o->reason), "handler returned unknown verdict %d", (int)v);
+            v = CC_BUS_REJECT;
+        }
+        if (v == CC_BUS_REJECT)
+            v = consumer_reject(c, &c->bms[i], o);
+        if (v == CC_BUS_RETRY) {
+            if (!retry_reason)
+                retry_reason = o->reason;
+            c->held[c->nheld++] = c->msgs[i];
+            continue;
+        }
+        consumer_store(c->msgs[i]);
+        rd_kafka_message_destroy(c->msgs[i]);
+        handled++;
     }
-    if (v == CC_BUS_RETRY) {
-        consumer_hold(c, m, reason);
-        return 0;
-    }
-    consumer_store(m);
-    if (c->held == m) {
-        c->held = NULL;
-        c->attempts = 0;
-        consumer_pause_all(c, false);
-    }
-    rd_kafka_message_destroy(m);
-    return 1;
+    consumer_retry_schedule(c, was_retrying, retry_reason ? retry_reason : "behind a retry");
+    return handled;
+}
+
+/* Hands what is held to the handler again (in the same order). Returns how many were handled. */
+static int consumer_retry_held(cc_consumer *c)
+{
+    size_t n = c->nheld;
+    int64_t now = bus_wall_us();
+
+    memcpy(c->msgs, c->held, n * sizeof(*c->msgs));
+    for (size_t i = 0; i < n; i++)
+        c->polled_us[i] = now; /* handed over again now */
+    c->nheld = 0;
+    return consumer_dispatch(c, n, true);
 }
 
 const char *cc_bus_msg_header(const struct cc_bus_msg *m, const char *name, size_t *len)
@@ -832,36 +920,55 @@ static int consumer_on_error(cc_consumer *c, const rd_kafka_message_t *m)
     return 0;
 }
 
+/* Takes m (owned) into the batch being collected, or destroys it. Returns 0, or negative on a
+ * fatal error. */
+static int consumer_take(cc_consumer *c, rd_kafka_message_t *m, size_t *n)
+{
+    int rc = 0;
+
+    if (m->err) {
+        rc = consumer_on_error(c, m);
+        rd_kafka_message_destroy(m);
+    } else if (c->nheld) {
+        consumer_push_back(c, m);
+        rd_kafka_message_destroy(m);
+    } else {
+        c->polled_us[*n] = bus_wall_us();
+        c->msgs[(*n)++] = m;
+    }
+    return rc;
+}
+
 int cc_consumer_poll(cc_consumer *c, int timeout_ms)
 {
     rd_kafka_message_t *m;
     int64_t left;
+    size_t n = 0;
     int rc;
 
     if (atomic_load(&c->fatal))
         return -ENOTRECOVERABLE;
-    if (c->held) {
+    if (c->nheld) {
         left = c->retry_at_ms - cc_time_mono_ms();
         if (left <= 0)
-            return consumer_dispatch(c, c->held);
+            return consumer_retry_held(c);
         if (left < timeout_ms)
             timeout_ms = (int)left;
     }
-    /* while a message is held the assignment is paused: this serves rebalances and heartbeats */
+    /* while messages are held the assignment is paused: this serves rebalances and heartbeats */
     m = rd_kafka_consumer_poll(c->rk, timeout_ms);
     if (!m)
         return atomic_load(&c->fatal) ? -ENOTRECOVERABLE : 0;
-    if (m->err) {
-        rc = consumer_on_error(c, m);
-        rd_kafka_message_destroy(m);
+    rc = consumer_take(c, m, &n);
+    /* then whatever is already fetched, without waiting, up to a batch */
+    while (rc == 0 && n > 0 && n < c->batch_max && (m = rd_kafka_consumer_poll(c->rk, 0)))
+        rc = consumer_take(c, m, &n);
+    if (rc < 0) { /* fatal: nothing more is handled; what was taken is redelivered later */
+        for (size_t i = 0; i < n; i++)
+            rd_kafka_message_destroy(c->msgs[i]);
         return rc;
     }
-    if (c->held) {
-        consumer_push_back(c, m);
-        rd_kafka_message_destroy(m);
-        return 0;
-    }
-    return consumer_dispatch(c, m);
+    return n ? consumer_dispatch(c, n, false) : 0;
 }
 
 int cc_consumer_run(cc_consumer *c, volatile sig_atomic_t *stop)
@@ -914,16 +1021,34 @@ static int consumer_subscribe(cc_consumer *c, const char *const *topics, size_t 
     return 0;
 }
 
-cc_consumer *cc_consumer_new(const struct cc_bus_config *cfg, const char *group,
-                             const char *const *topics, size_t ntopics, cc_bus_handler handler,
-                             void *ctx, cc_producer *deadletter)
+static void consumer_free_buffers(cc_consumer *c)
+{
+    free(c->polled_us);
+    free(c->msgs);
+    free(c->bms);
+    free(c->outs);
+    free(c->held);
+    free(c->source);
+    free(c->group);
+}
+
+/* The consumer behind both constructors: exactly one of handler and batch is set. */
+static cc_consumer *consumer_new(const struct cc_bus_config *cfg, const char *group,
+                                 const char *const *topics, size_t ntopics, cc_bus_handler handler,
+                                 cc_bus_batch_handler batch, size_t batch_max, void *ctx,
+                                 cc_producer *deadletter)
 {
     char errstr[512];
     rd_kafka_conf_t *conf;
     cc_consumer *c;
 
-    if (!group || !group[0] || !topics || ntopics == 0 || !handler || !deadletter) {
+    if (!group || !group[0] || !topics || ntopics == 0 || (!handler && !batch) || !deadletter) {
         CC_ERROR("consumer not created: group, topics, handler and deadletter are required");
+        return NULL;
+    }
+    if (batch_max < 1 || batch_max > CC_BUS_BATCH_MAX) {
+        CC_ERROR("consumer not created: batch size %zu is outside [1, %d]", batch_max,
+                 CC_BUS_BATCH_MAX);
         return NULL;
     }
     c = calloc(1, sizeof(*c));
@@ -931,9 +1056,16 @@ cc_consumer *cc_consumer_new(const struct cc_bus_config *cfg, const char *group,
         return NULL;
     c->group = strdup(group);
     c->source = cfg->client_id ? strdup(cfg->client_id) : NULL;
-    if (!c->group || !c->source)
+    c->msgs = calloc(batch_max, sizeof(*c->msgs));
+    c->bms = calloc(batch_max, sizeof(*c->bms));
+    c->outs = calloc(batch_max, sizeof(*c->outs));
+    c->held = calloc(batch_max, sizeof(*c->held));
+    c->polled_us = calloc(batch_max, sizeof(*c->polled_us));
+    if (!c->group || !c->source || !c->msgs || !c->bms || !c->outs || !c->held || !c->polled_us)
         goto free_c;
     c->handler = handler;
+    c->batch = handler ? bus_single_batch : batch;
+    c->batch_max = batch_max;
     c->ctx = ctx;
     c->deadletter = deadletter;
     c->retry_backoff_max_ms = cfg->retry_backoff_max_ms;
@@ -962,10 +1094,32 @@ destroy_rk:
 destroy_conf:
     rd_kafka_conf_destroy(conf);
 free_c:
-    free(c->source);
-    free(c->group);
+    consumer_free_buffers(c);
     free(c);
     return NULL;
+}
+
+cc_consumer *cc_consumer_new(const struct cc_bus_config *cfg, const char *group,
+                             const char *const *topics, size_t ntopics, cc_bus_handler handler,
+                             void *ctx, cc_producer *deadletter)
+{
+    if (!handler) {
+        CC_ERROR("consumer not created: group, topics, handler and deadletter are required");
+        return NULL;
+    }
+    return consumer_new(cfg, group, topics, ntopics, handler, NULL, 1, ctx, deadletter);
+}
+
+cc_consumer *cc_consumer_new_batch(const struct cc_bus_config *cfg, const char *group,
+                                   const char *const *topics, size_t ntopics,
+                                   cc_bus_batch_handler handler, size_t batch_max, void *ctx,
+                                   cc_producer *deadletter)
+{
+    if (!handler) {
+        CC_ERROR("consumer not created: group, topics, handler and deadletter are required");
+        return NULL;
+    }
+    return consumer_new(cfg, group, topics, ntopics, NULL, handler, batch_max, ctx, deadletter);
 }
 
 void cc_consumer_free(cc_consumer *c)
@@ -974,14 +1128,13 @@ void cc_consumer_free(cc_consumer *c)
 
     if (!c)
         return;
-    consumer_drop_held(c, "consumer closing");
+    consumer_drop_held(c, NULL, "consumer closing");
     err = rd_kafka_consumer_close(c->rk);
     if (err) /* handlers are idempotent: the uncommitted tail is handled again after restart */
         CC_WARN("consumer close failed: %s: the last offsets of group \"%s\" may be redelivered",
                 rd_kafka_err2str(err), c->group);
     rd_kafka_destroy(c->rk);
-    free(c->source);
-    free(c->group);
+    consumer_free_buffers(c);
     free(c);
 }
 

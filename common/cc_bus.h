@@ -16,6 +16,11 @@
  * member stays in the group (max.poll.interval.ms never expires) and nothing is skipped.
  * A rejected message is stored only once its deadletter is acknowledged (waited for up to 30 s;
  * otherwise, or on a delivery failure, the verdict becomes a retry).
+ * A batch consumer (cc_consumer_new_batch) hands the handler every message one poll has ready,
+ * up to its batch size, and gets one verdict per message; offsets are stored per message as
+ * above, in order. A RETRY holds that message and every later message of its partition in the
+ * batch (already handled or not: they are handed over again, in order, with the retried one);
+ * messages of other partitions keep their own verdicts.
  * A consumer is single-threaded: call every cc_consumer_* function from one thread; the handler
  * runs on that thread. librdkafka's own logs go through cc_log.
  */
@@ -54,6 +59,8 @@
 #define CC_BUS_DEFAULT_RETRY_BACKOFF_MAX_MS  5000
 #define CC_BUS_DEFAULT_COMMIT_INTERVAL_MS    1000
 #define CC_BUS_DEFAULT_LINGER_MS             5
+#define CC_BUS_BATCH_MAX                     1024 /* largest batch a batch consumer accepts */
+#define CC_BUS_REASON_LEN                    256  /* a verdict's reason, NUL included */
 /* First delay of a CC_BUS_RETRY verdict; doubles up to retry_backoff_max_ms. */
 #define CC_BUS_RETRY_BACKOFF_MIN_MS 100
 
@@ -96,6 +103,7 @@ struct cc_bus_msg {
     size_t len;
     int64_t timestamp_ms; /* -1 when the broker gave none */
     const void *hdrs;     /* internal (the message's Kafka headers): read with cc_bus_msg_header */
+    int64_t consumed_us;  /* wall clock (us since the epoch) when this member polled it */
 };
 
 /* CloudEvents Kafka header names (binary-mode names) that cc_producer_send_event attaches beside
@@ -135,6 +143,20 @@ struct cc_bus_send {
  * reasonlen bytes at most) into reason; it is logged and, for a reject, put in the deadletter. */
 typedef enum cc_bus_verdict (*cc_bus_handler)(void *ctx, const struct cc_bus_msg *m, char *reason,
                                               size_t reasonlen);
+
+/* A batch handler's answer for one message: verdict, and why when it is not CC_BUS_OK. */
+struct cc_bus_outcome {
+    enum cc_bus_verdict verdict;
+    char reason[CC_BUS_REASON_LEN];
+};
+
+/* Handles msgs[0..n) (n >= 1, in consumption order: per partition, in offset order) and fills
+ * out[i] for each (preset to CC_BUS_OK with an empty reason). Once a message gets CC_BUS_RETRY,
+ * later messages of its partition are redelivered whatever their verdict, so a handler that must
+ * keep per-key order should not apply them (give them CC_BUS_RETRY too). Every pointer in msgs
+ * is borrowed and valid only during the call. */
+typedef void (*cc_bus_batch_handler)(void *ctx, const struct cc_bus_msg *msgs, size_t n,
+                                     struct cc_bus_outcome *out);
 
 /* Fills cfg with the CC_BUS_DEFAULT_* values; brokers and client_id become NULL. */
 void cc_bus_config_defaults(struct cc_bus_config *cfg);
@@ -198,14 +220,22 @@ cc_consumer *cc_consumer_new(const struct cc_bus_config *cfg, const char *group,
                              const char *const *topics, size_t ntopics, cc_bus_handler handler,
                              void *ctx, cc_producer *deadletter);
 
+/* As cc_consumer_new(), but handler gets up to batch_max (1..CC_BUS_BATCH_MAX) messages per call:
+ * everything one poll has ready, without waiting for more. NULL (logged) on invalid arguments. */
+cc_consumer *cc_consumer_new_batch(const struct cc_bus_config *cfg, const char *group,
+                                   const char *const *topics, size_t ntopics,
+                                   cc_bus_batch_handler handler, size_t batch_max, void *ctx,
+                                   cc_producer *deadletter);
+
 /* Polls and handles messages until *stop becomes non-zero (checked at least every 100 ms, also
  * while a message is being retried), then returns 0; returns a negative code on a fatal error
  * (-ENOTRECOVERABLE). Stored offsets are committed by cc_consumer_free(). */
 int cc_consumer_run(cc_consumer *c, volatile sig_atomic_t *stop);
 
-/* One poll step for tests and custom loops: handles at most one message. Returns 1 if a message
- * was handled (OK or deadlettered), 0 if none arrived within timeout_ms or the current one is
- * waiting for its retry, negative on a fatal error. */
+/* One poll step for tests and custom loops: hands at most one batch (one message for a
+ * single-message consumer) to the handler. Returns how many messages were handled (OK or
+ * deadlettered), 0 if none arrived within timeout_ms or the held ones are waiting for their
+ * retry, negative on a fatal error. */
 int cc_consumer_poll(cc_consumer *c, int timeout_ms);
 
 /* Drops a message held for retry (it is redelivered later), commits the stored offsets and leaves

@@ -94,8 +94,9 @@ static int start_consumers(struct consumer_thread *cts, long n, const struct rou
         ct->engine = router_engine_new(ecfg);
         if (!ct->engine)
             return -EIO;
-        ct->consumer = cc_consumer_new(bus, cfg->consumer_group, topics, 3, router_engine_handle,
-                                       ct->engine, deadletter);
+        ct->consumer =
+            cc_consumer_new_batch(bus, cfg->consumer_group, topics, 3, router_engine_handle_batch,
+                                  (size_t)cfg->batch_max, ct->engine, deadletter);
         if (!ct->consumer)
             return -EIO;
         if (pthread_create(&ct->thread, NULL, consumer_main, ct) != 0)

@@ -19,6 +19,10 @@ const struct cc_config_var router_config_vars[] = {
      "consumer threads per instance (each its own Redis and PostgreSQL connection; partitions "
      "are shared among them)",
      offsetof(struct router_config, consumers), 1, 32},
+    {"CC_ROUTER_BATCH_MAX", CC_CFG_INT, "256",
+     "most messages a consumer thread applies together (what one poll has ready): one database "
+     "statement and one Redis script call per group of route commands",
+     offsetof(struct router_config, batch_max), 1, 1024},
     {"CC_ROUTER_TICK_MS", CC_CFG_INT, "50",
      "period of the timer thread (ring timeouts, wrap-up ends, max waits, tiers): the lateness "
      "of a timer is at most this",

@@ -21,6 +21,7 @@ struct router_config {
     long pg_acquire_timeout_ms; /* CC_ROUTER_PG_ACQUIRE_TIMEOUT_MS */
     const char *consumer_group; /* CC_ROUTER_CONSUMER_GROUP */
     long consumers;             /* CC_ROUTER_CONSUMERS: consumer threads of the group */
+    long batch_max;             /* CC_ROUTER_BATCH_MAX: messages applied per batch */
     long tick_ms;               /* CC_ROUTER_TICK_MS: timer poll period */
     long outbox_batch;          /* CC_ROUTER_OUTBOX_BATCH: events per publish batch */
     long outbox_lease_ms;       /* CC_ROUTER_OUTBOX_LEASE_MS: publisher failover time */

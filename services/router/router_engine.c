@@ -35,6 +35,19 @@ struct engine_qmap {
     uint64_t gen;                 /* router_store queue change generation applied */
 };
 
+/* Buffers of the batch path, grown to the largest batch seen (one engine per thread). */
+struct engine_batch {
+    size_t cap;
+    struct router_cmd *cmds;
+    size_t *seg;                     /* the route commands being gathered (indices in cmds) */
+    struct router_enqueue *reqs;     /* per segment entry */
+    const char **skills;             /* per segment entry: the command's skills_json */
+    bool *ended;                     /* per segment entry: known and ended (not routed) */
+    struct router_enqueue *run;      /* the entries that go to Redis */
+    struct router_state_result *res; /* per entry of run */
+    int *rcs;                        /* per entry of run */
+};
+
 struct router_engine {
     router_state *rs;
     router_live *lv;
@@ -46,6 +59,7 @@ struct router_engine {
     struct cc_counter *handled[ROUTER_CMD_REGISTERED + 1];
     struct cc_counter *rebuilds;
     struct cc_histogram *duration;
+    struct engine_batch batch;
 };
 
 static const char *const engine_kind_names[] = {
@@ -568,10 +582,47 @@ out_free:
     return NULL;
 }
 
+static void engine_batch_free(struct engine_batch *b)
+{
+    free(b->cmds);
+    free(b->seg);
+    free(b->reqs);
+    free(b->skills);
+    free(b->ended);
+    free(b->run);
+    free(b->res);
+    free(b->rcs);
+    memset(b, 0, sizeof(*b));
+}
+
+/* Makes room for a batch of n. 0 or -ENOMEM (the buffers are then freed). */
+static int engine_batch_reserve(struct engine_batch *b, size_t n)
+{
+    if (n <= b->cap)
+        return 0;
+    engine_batch_free(b);
+    b->cmds = calloc(n, sizeof(*b->cmds));
+    b->seg = calloc(n, sizeof(*b->seg));
+    b->reqs = calloc(n, sizeof(*b->reqs));
+    b->skills = calloc(n, sizeof(*b->skills));
+    b->ended = calloc(n, sizeof(*b->ended));
+    b->run = calloc(n, sizeof(*b->run));
+    b->res = calloc(n, sizeof(*b->res));
+    b->rcs = calloc(n, sizeof(*b->rcs));
+    if (!b->cmds || !b->seg || !b->reqs || !b->skills || !b->ended || !b->run || !b->res ||
+        !b->rcs) {
+        engine_batch_free(b);
+        return -ENOMEM;
+    }
+    b->cap = n;
+    return 0;
+}
+
 void router_engine_free(router_engine *e)
 {
     if (!e)
         return;
+    engine_batch_free(&e->batch);
     engine_qmap_clear(&e->qmap);
     router_live_free(e->lv);
     router_state_free(e->rs);
@@ -719,11 +770,13 @@ static int engine_route_persist_outcome(router_engine *e, const struct router_cm
     }
 }
 
-static int engine_route(router_engine *e, const struct router_cmd *c, struct router_state_result *r)
+/* The enqueue request of route command c at now (its queue's schedule from the cache). */
+static void engine_route_request(router_engine *e, const struct router_cmd *c, int64_t now,
+                                 struct router_enqueue *req)
 {
     const struct router_queue *q = engine_queue(e, c->tenant, c->queue_id);
-    int64_t now = cc_time_now_ms();
-    struct router_enqueue req = {
+
+    *req = (struct router_enqueue){
         .tenant = c->tenant,
         .interaction_id = c->subject,
         .queue_id = c->queue_id,
@@ -736,15 +789,21 @@ static int engine_route(router_engine *e, const struct router_cmd *c, struct rou
         .now_ms = now,
         .seed = engine_seed(e),
     };
-    int rc;
-
     if (q) {
         int open = router_schedule_is_open(q, now);
         if (open < 0)
             CC_WARN("unknown time zone '%s' of queue '%s': treating it as open", q->timezone,
                     q->id);
-        req.closed = open == 0;
+        req->closed = open == 0;
     }
+}
+
+static int engine_route(router_engine *e, const struct router_cmd *c, struct router_state_result *r)
+{
+    struct router_enqueue req;
+    int rc;
+
+    engine_route_request(e, c, cc_time_now_ms(), &req);
     rc = router_live_route(e->lv, &req, c->skills_json);
     if (rc == -EALREADY) {
         r->status = ROUTER_ST_NOOP;
@@ -899,4 +958,171 @@ enum cc_bus_verdict router_engine_handle(void *ctx, const struct cc_bus_msg *m, 
     v = router_engine_apply(ctx, &cmd, reason, reasonlen);
     router_cmd_clear(&cmd);
     return v;
+}
+
+/* ---- batches ---------------------------------------------------------------------------- */
+
+/* Counts, times and logs an applied command. */
+static void engine_applied(router_engine *e, const struct router_cmd *c,
+                           const struct router_state_result *r, int64_t t0_us)
+{
+    if (e->duration)
+        cc_histogram_observe(e->duration, (double)(cc_time_mono_us() - t0_us) / 1e6);
+    if (e->handled[c->kind])
+        cc_counter_add(e->handled[c->kind], 1);
+    engine_log_result(c, r);
+}
+
+/* Runs b->run[0..m) through Redis, rebuilding once when Redis lost its state. */
+static void engine_batch_redis(router_engine *e, size_t m)
+{
+    struct engine_batch *b = &e->batch;
+    size_t first = m;
+    int rc;
+
+    rc = router_state_enqueue_batch(e->rs, b->run, m, b->res, b->rcs);
+    for (size_t j = 0; j < m; j++) {
+        if (rc < 0)
+            b->rcs[j] = -EIO;
+        if (b->rcs[j] == -ESTALE && first == m)
+            first = j; /* from here on nothing ran (a group runs whole or not at all) */
+    }
+    if (first == m)
+        return;
+    rc = router_engine_rebuild(e);
+    if (rc == 0)
+        rc = router_state_enqueue_batch(e->rs, b->run + first, m - first, b->res + first,
+                                        b->rcs + first);
+    for (size_t j = first; j < m; j++) {
+        if (rc < 0)
+            b->rcs[j] = rc;
+    }
+}
+
+/* Applies the route commands b->seg[0..k) (distinct interactions): one multi-row insert, then
+ * the Redis scripts in groups, then each verdict. Returns true when one of them is retried. */
+static bool engine_batch_routes(router_engine *e, const struct cc_bus_msg *msgs, size_t k,
+                                struct cc_bus_outcome *out)
+{
+    struct engine_batch *b = &e->batch;
+    int64_t t0 = cc_time_mono_us(), now = cc_time_now_ms();
+    static const struct router_state_result already = {.status = ROUTER_ST_NOOP,
+                                                       .detail = "already ended"};
+    bool retry = false;
+    size_t m = 0, p = 0;
+    int rc;
+
+    for (size_t j = 0; j < k; j++) {
+        const struct router_cmd *c = &b->cmds[b->seg[j]];
+        engine_route_request(e, c, now, &b->reqs[j]);
+        b->reqs[j].consumed_us = msgs[b->seg[j]].consumed_us;
+        b->skills[j] = c->skills_json;
+    }
+    rc = router_live_route_batch(e->lv, b->reqs, b->skills, k, b->ended);
+    if (rc < 0) {
+        for (size_t j = 0; j < k; j++) {
+            struct cc_bus_outcome *o = &out[b->seg[j]];
+            o->verdict = engine_verdict(rc, "route", o->reason, sizeof(o->reason));
+        }
+        return true;
+    }
+    for (size_t j = 0; j < k; j++) {
+        if (!b->ended[j])
+            b->run[m++] = b->reqs[j];
+    }
+    engine_batch_redis(e, m);
+    for (size_t j = 0; j < k; j++) {
+        const struct router_cmd *c = &b->cmds[b->seg[j]];
+        struct cc_bus_outcome *o = &out[b->seg[j]];
+        const struct router_state_result *r = b->ended[j] ? &already : &b->res[p];
+
+        rc = b->ended[j] ? 0 : b->rcs[p];
+        if (!b->ended[j])
+            p++;
+        if (rc == 0)
+            rc = engine_route_persist_outcome(e, c, r);
+        if (rc < 0) {
+            o->verdict = engine_verdict(rc, "route", o->reason, sizeof(o->reason));
+            retry = retry || o->verdict == CC_BUS_RETRY;
+            continue;
+        }
+        engine_applied(e, c, r, t0);
+    }
+    return retry;
+}
+
+/* True when the segment already holds a command for c's interaction. */
+static bool engine_batch_has(const struct engine_batch *b, size_t k, const struct router_cmd *c)
+{
+    for (size_t j = 0; j < k; j++) {
+        const struct router_cmd *o = &b->cmds[b->seg[j]];
+        if (strcmp(o->subject, c->subject) == 0 && strcmp(o->tenant, c->tenant) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Parses msgs into b->cmds; a message that is not valid gets CC_BUS_REJECT. */
+static void engine_batch_parse(router_engine *e, const struct cc_bus_msg *msgs, size_t n,
+                               struct cc_bus_outcome *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct router_cmd *c = &e->batch.cmds[i];
+        const char *src = cc_bus_msg_header(&msgs[i], CC_BUS_HEADER_SOURCE, NULL);
+
+        memset(c, 0, sizeof(*c));
+        if (src && strncmp(src, ENGINE_SOURCE_SELF, strlen(ENGINE_SOURCE_SELF)) == 0)
+            continue; /* our own event: see router_engine_handle */
+        if (router_engine_parse(msgs[i].topic, msgs[i].value, msgs[i].len, c, out[i].reason,
+                                sizeof(out[i].reason)) < 0)
+            out[i].verdict = CC_BUS_REJECT;
+        else if (!engine_serves(e, c->tenant))
+            c->kind = ROUTER_CMD_IGNORE;
+    }
+}
+
+void router_engine_handle_batch(void *ctx, const struct cc_bus_msg *msgs, size_t n,
+                                struct cc_bus_outcome *out)
+{
+    router_engine *e = ctx;
+    struct engine_batch *b = &e->batch;
+    bool retry = false;
+    size_t k = 0;
+
+    if (engine_batch_reserve(b, n) < 0) {
+        for (size_t i = 0; i < n; i++) {
+            out[i].verdict = CC_BUS_RETRY;
+            snprintf(out[i].reason, sizeof(out[i].reason), "out of memory");
+        }
+        return;
+    }
+    engine_batch_parse(e, msgs, n, out);
+    for (size_t i = 0; i < n; i++) {
+        struct router_cmd *c = &b->cmds[i];
+
+        if (out[i].verdict != CC_BUS_OK || c->kind == ROUTER_CMD_IGNORE)
+            continue;
+        /* routes gather into one segment of distinct interactions; anything else applies the
+         * segment first, so every interaction's commands keep their order */
+        if (!retry && c->kind == ROUTER_CMD_ROUTE && !engine_batch_has(b, k, c)) {
+            b->seg[k++] = i;
+            continue;
+        }
+        if (k && !retry)
+            retry = engine_batch_routes(e, msgs, k, out);
+        k = 0;
+        if (retry) { /* nothing after a retried message is applied: it comes again, in order */
+            out[i].verdict = CC_BUS_RETRY;
+            snprintf(out[i].reason, sizeof(out[i].reason), "behind a retried message");
+        } else if (c->kind == ROUTER_CMD_ROUTE) {
+            b->seg[k++] = i;
+        } else {
+            out[i].verdict = router_engine_apply(e, c, out[i].reason, sizeof(out[i].reason));
+            retry = out[i].verdict == CC_BUS_RETRY;
+        }
+    }
+    if (k && !retry)
+        engine_batch_routes(e, msgs, k, out);
+    for (size_t i = 0; i < n; i++)
+        router_cmd_clear(&b->cmds[i]);
 }

@@ -2,7 +2,9 @@
  * router_engine: the router's bus handlers -- validates commands (cc.routing.requests: route,
  * cancel, requeue, callback) and facts (cc.interactions: answered, ended, abandoned, no_answer;
  * cc.agents: registered) and applies each through router_state (Redis, one script per
- * command), persisting what a rebuild needs through router_live (PostgreSQL).
+ * command; consecutive route commands of a batch: one script call per group, see
+ * router_engine_handle_batch), persisting what a rebuild needs through router_live
+ * (PostgreSQL).
  *
  * Verdicts (cc_bus): a message that is not a valid CloudEvent, or whose data breaks its schema
  * (proto/schemas), is CC_BUS_REJECT (deadletter, with the reason); an event type the router
@@ -112,6 +114,14 @@ enum cc_bus_verdict router_engine_apply(router_engine *e, const struct router_cm
 /* The cc_bus_handler: ctx is a router_engine. parse + apply. */
 enum cc_bus_verdict router_engine_handle(void *ctx, const struct cc_bus_msg *m, char *reason,
                                          size_t reasonlen);
+
+/* The cc_bus_batch_handler: ctx is a router_engine. Parses every message, then applies them in
+ * order: consecutive route commands of distinct interactions together (one multi-row insert,
+ * then one script call per ROUTER_STATE_BATCH_MAX), anything else one by one as
+ * router_engine_handle does. Once a message is retried, the later ones are not applied and get
+ * CC_BUS_RETRY too (they come again, in order). */
+void router_engine_handle_batch(void *ctx, const struct cc_bus_msg *msgs, size_t n,
+                                struct cc_bus_outcome *out);
 
 /* Handles one due timer popped from cc:timers (router_state_handle_timer) and persists its
  * outcome: an overflow moves the interaction, a no_agent_timeout closes it, a ring timeout

@@ -101,6 +101,131 @@ int router_live_route(router_live *lv, const struct router_enqueue *req, const c
     return rc;
 }
 
+/* A growable text buffer for the JSON parameter of a batch statement. */
+struct live_buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void live_put(struct live_buf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        char *p;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void live_puts(struct live_buf *b, const char *s)
+{
+    live_put(b, s, strlen(s));
+}
+
+/* s as a JSON string (null for NULL). s is valid UTF-8 (it came out of a parsed JSON event). */
+static void live_put_json_str(struct live_buf *b, const char *s)
+{
+    char esc[8];
+
+    if (!s) {
+        live_puts(b, "null");
+        return;
+    }
+    live_puts(b, "\"");
+    for (const char *p = s; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            live_put(b, esc, 2);
+        } else if (c < 0x20) {
+            snprintf(esc, sizeof(esc), "\\u%04x", c);
+            live_put(b, esc, 6);
+        } else {
+            live_put(b, (const char *)p, 1);
+        }
+    }
+    live_puts(b, "\"");
+}
+
+int router_live_route_batch(router_live *lv, const struct router_enqueue *reqs,
+                            const char *const *skills_json, size_t n, bool *ended)
+{
+    struct live_buf b = {0};
+    char num[64];
+    PGresult *res;
+    int rc = 0;
+
+    if (n == 0)
+        return 0;
+    live_puts(&b, "[");
+    for (size_t i = 0; i < n; i++) {
+        const struct router_enqueue *r = &reqs[i];
+        ended[i] = false;
+        live_puts(&b, i ? ",{\"t\":" : "{\"t\":");
+        live_put_json_str(&b, r->tenant);
+        live_puts(&b, ",\"i\":");
+        live_put_json_str(&b, r->interaction_id);
+        live_puts(&b, ",\"q\":");
+        live_put_json_str(&b, r->queue_id);
+        live_puts(&b, ",\"c\":");
+        live_put_json_str(&b, router_channel_name(r->channel));
+        snprintf(num, sizeof(num), ",\"p\":%d,\"e\":%lld,\"s\":", r->priority,
+                 (long long)(r->enqueued_ms > 0 ? r->enqueued_ms : r->now_ms));
+        live_puts(&b, num);
+        live_puts(&b, skills_json && skills_json[i] ? skills_json[i] : "[]");
+        live_puts(&b, ",\"cb\":");
+        live_put_json_str(&b, r->callback_number);
+        live_puts(&b, ",\"r\":");
+        live_put_json_str(&b, r->request_id);
+        live_puts(&b, "}");
+    }
+    live_puts(&b, "]");
+    if (b.oom) {
+        free(b.p);
+        return -ENOMEM;
+    }
+    /* one statement for the batch: insert the new ones (in key order, so that two instances
+     * inserting overlapping batches lock rows in the same order), and name the rows that were
+     * already there and ended -- the outer SELECT sees the table as it was before the insert */
+    res = cc_pg_query_prepared(
+        lv->pg, "router_live_route_batch",
+        "WITH v AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(t text, i text, q text, "
+        "c text, p int, e bigint, s jsonb, cb text, r text)), "
+        "ins AS (INSERT INTO router.interactions (tenant, id, queue_id, channel, priority, skills, "
+        "callback_number, request_id, enqueued_ms) "
+        "SELECT t, i, q, c, p, s, cb, r, e FROM v ORDER BY t, i "
+        "ON CONFLICT (tenant, id) DO NOTHING) "
+        "SELECT v.t, v.i FROM v JOIN router.interactions x ON x.tenant = v.t AND x.id = v.i "
+        "WHERE x.state = 'ended'",
+        1, (const char *const[]){b.p});
+    free(b.p);
+    if (!res)
+        return -EIO;
+    for (int row = 0; row < PQntuples(res); row++) {
+        const char *t = PQgetvalue(res, row, 0), *id = PQgetvalue(res, row, 1);
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(reqs[i].interaction_id, id) == 0 && strcmp(reqs[i].tenant, t) == 0)
+                ended[i] = true;
+        }
+    }
+    PQclear(res);
+    return rc;
+}
+
 int router_live_assigned(router_live *lv, const char *tenant, const char *ix, const char *agent_id)
 {
     return live_exec(lv, "router_live_assigned",

@@ -47,6 +47,14 @@ void router_live_free(router_live *lv);
  * end: do not route it again), -EIO on a database failure.
  */
 int router_live_route(router_live *lv, const struct router_enqueue *req, const char *skills_json);
+/*
+ * router_live_route for reqs[0..n) in ONE statement (a multi-row insert from a JSON parameter):
+ * skills_json[i] as above (skills_json itself may be NULL: none). ended[i] becomes true for an
+ * interaction already known and ended. The interaction ids must be distinct within one call.
+ * Returns 0, -EIO on a database failure (then nothing was stored), -ENOMEM.
+ */
+int router_live_route_batch(router_live *lv, const struct router_enqueue *reqs,
+                            const char *const *skills_json, size_t n, bool *ended);
 /* In progress with agent_id. */
 int router_live_assigned(router_live *lv, const char *tenant, const char *ix, const char *agent_id);
 /* Waiting again (e.g. the assignment was taken back). */

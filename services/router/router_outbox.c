@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cc_event.h"
@@ -23,8 +24,15 @@
 #define OUTBOX_STANDBY_MS   250 /* how often a standby tries the lease */
 #define OUTBOX_FIELDS_MAX   16  /* name/value pairs read per entry */
 #define OUTBOX_ACK_MAX      512 /* ids per XACK + XDEL call */
-#define OUTBOX_INFLIGHT_WAIT_MS                                                                    \
-    5 /* longest a read or a full ring waits while entries are in flight */
+/* Longest a read or a full ring waits while entries are in flight: delivery reports are served
+ * between reads, so this bounds how late one is seen (acknowledged, timed). With the linger
+ * below it is most of the publisher's share of router_decision_latency_seconds; 1 ms for both
+ * cut the steady p50 from ~15 to ~9 ms but cost ~0.05 ms of cc-router CPU per decision in a
+ * burst (bench-router, DESIGN.md), so both stay at 5 ms until the broker hop is measured. */
+#define OUTBOX_INFLIGHT_WAIT_MS 5
+/* The publisher producer's linger (the bus default): it batches by itself too (a read of up to
+ * batch entries is produced in one go). */
+#define OUTBOX_LINGER_MS 5
 
 /* Renews the lease when we hold it, takes it when free: 1 renewed, 2 taken, 0 held by another. */
 static const char outbox_lease_lua[] =
@@ -57,6 +65,7 @@ struct outbox_item {
     const char *topic, *key; /* point into topic_buf / key_buf */
     char topic_buf[64];
     char key_buf[ROUTER_STATE_IX_MAX + 1];
+    int64_t consumed_us; /* the command's consume time (field ct; 0 = none): see delivered */
 };
 
 /* A ring slot: the entry, the sequence number its delivery report carries, its state. */
@@ -91,6 +100,7 @@ struct router_outbox {
     struct cc_backoff backoff;
     struct outbox_item *tmp; /* batch entries as read, before they enter the ring */
     struct cc_counter *published, *poison, *failed_batches;
+    struct cc_histogram *latency_route; /* consumed -> produced of route commands */
     struct cc_gauge *leader_gauge;
 };
 
@@ -239,6 +249,29 @@ static int outbox_lease(router_outbox *ob)
 
 /* Parses an array of [id, [f, v, ...]] entries (XREADGROUP / XAUTOCLAIM) into items. Entries
  * deleted meanwhile (nil) are skipped. */
+/* Buckets of router_decision_latency_seconds: sub-millisecond steps up to the 2 ms goal. */
+static const double outbox_latency_bounds[] = {0.00025, 0.0005, 0.00075, 0.001, 0.0015,
+                                               0.002,   0.003,  0.005,   0.01,  0.025,
+                                               0.05,    0.1,    0.25,    1,     5};
+
+/* Wall clock in microseconds (the consumer's clock: cc_bus_msg.consumed_us). */
+static int64_t outbox_wall_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The consume time an entry carries (fields ct and ck, set by the script on the first event of
+ * a batched route command): timed from there to its delivery report. */
+static void outbox_entry_latency(struct outbox_item *it, const char *const *fields, size_t nf)
+{
+    const char *ct = outbox_field(fields, nf, "ct"), *ck = outbox_field(fields, nf, "ck");
+
+    it->consumed_us = ct && ck && strcmp(ck, "enqueue") == 0 ? strtoll(ct, NULL, 10) : 0;
+}
+
 static size_t outbox_parse_entries(router_outbox *ob, const redisReply *arr,
                                    struct outbox_item *items, size_t cap)
 {
@@ -272,6 +305,7 @@ static size_t outbox_parse_entries(router_outbox *ob, const redisReply *arr,
             snprintf(it->key_buf, sizeof(it->key_buf), "%s", key ? key : "");
             it->topic = it->topic_buf;
             it->key = key ? it->key_buf : NULL;
+            outbox_entry_latency(it, fields, nf);
         }
         n++;
     }
@@ -324,6 +358,9 @@ static void outbox_delivered(void *ctx, uint64_t tag, int err)
     if (s->seq != tag || s->state != SLOT_PENDING)
         return;
     s->state = err ? SLOT_FAILED : SLOT_DELIVERED;
+    if (!err && s->it.consumed_us > 0 && ob->latency_route)
+        cc_histogram_observe(ob->latency_route,
+                             (double)(outbox_wall_us() - s->it.consumed_us) / 1e6);
     ob->pending--;
     if (err)
         ob->failed = true;
@@ -655,11 +692,20 @@ router_outbox *router_outbox_start(const struct router_outbox_config *cfg)
                                "Outbox publish retries after a failed delivery", NULL);
         ob->leader_gauge = cc_metrics_gauge(cfg->metrics, "router_outbox_leader",
                                             "1 when this instance publishes the outbox", NULL);
+        ob->latency_route = cc_metrics_histogram(
+            cfg->metrics, "router_decision_latency_seconds",
+            "Route command consumed (poll) -> its first event delivered to Kafka, by kind",
+            "kind=\"route\"", outbox_latency_bounds,
+            sizeof(outbox_latency_bounds) / sizeof(outbox_latency_bounds[0]));
     }
     ob->redis = cc_redis_new(ob->redis_url);
     if (!ob->redis)
         goto out_free;
-    ob->producer = cc_producer_new(cfg->bus);
+    {
+        struct cc_bus_config bus = *cfg->bus;
+        bus.linger_ms = OUTBOX_LINGER_MS;
+        ob->producer = cc_producer_new(&bus);
+    }
     if (!ob->producer)
         goto out_redis;
     if (pthread_create(&ob->thread, NULL, outbox_main, ob) != 0) {

@@ -196,21 +196,26 @@ static bool function_missing(const redisReply *reply)
 
 /* FCALL cc_router 2 <outbox> <timers> <args...>; loads the library again once when the server
  * lost it (restart without persistence, FUNCTION FLUSH). NULL when Redis is unreachable. */
-static redisReply *fcall(router_state *rs, const struct rs_args *a)
+static redisReply *fcall_argv(router_state *rs, int argc, const char **argv)
 {
-    const char *argv[RS_ARGS_MAX + 3] = {"FCALL", RS_FUNCTION, "2"};
-    redisReply *reply;
+    redisReply *reply = cc_redis_commandv(rs->redis, argc, argv, NULL);
 
-    memcpy(argv + 3, a->v, sizeof(a->v[0]) * (size_t)a->n);
-    reply = cc_redis_commandv(rs->redis, a->n + 3, argv, NULL);
     if (reply && function_missing(reply)) {
         CC_INFO("router state library missing, loading it again");
         freeReplyObject(reply);
         reply = NULL;
         if (library_load(rs) == 0)
-            reply = cc_redis_commandv(rs->redis, a->n + 3, argv, NULL);
+            reply = cc_redis_commandv(rs->redis, argc, argv, NULL);
     }
     return reply;
+}
+
+static redisReply *fcall(router_state *rs, const struct rs_args *a)
+{
+    const char *argv[RS_ARGS_MAX + 3] = {"FCALL", RS_FUNCTION, "2"};
+
+    memcpy(argv + 3, a->v, sizeof(a->v[0]) * (size_t)a->n);
+    return fcall_argv(rs, a->n + 3, argv);
 }
 
 /* Runs the function with a; *out gets the reply (caller frees) when the call returns 0. */
@@ -704,6 +709,160 @@ int router_state_enqueue(router_state *rs, const struct router_enqueue *req,
                          struct router_state_result *res)
 {
     return enqueue_run(rs, req, NULL, false, res);
+}
+
+/* The arguments of a batch of enqueues: the FCALL head, then per command its count and ARGV. */
+struct rs_batch {
+    const char **argv;
+    int argc;
+    char (*num)[RS_NUM_LEN]; /* RS_BATCH_NUMS per command */
+    char **skills;           /* per command, free()d */
+    size_t *sent;            /* index in reqs of each command sent */
+    size_t nsent;
+};
+
+#define RS_BATCH_ARGS 17 /* per command: its count, its consume time, 15 arguments */
+#define RS_BATCH_NUMS 6
+
+static void batch_release(struct rs_batch *b, size_t n)
+{
+    if (b->skills) {
+        for (size_t i = 0; i < n; i++)
+            free(b->skills[i]);
+    }
+    free(b->skills);
+    free(b->argv);
+    free(b->num);
+    free(b->sent);
+}
+
+/* Appends the ARGV of enqueue req (as enqueue_run builds it) to b. 0 or -ENOMEM. */
+static int batch_add(struct rs_batch *b, const struct router_enqueue *req)
+{
+    const size_t k = b->nsent;
+    char(*num)[RS_NUM_LEN] = b->num + k * RS_BATCH_NUMS;
+    const char **v = b->argv + b->argc;
+
+    b->skills[k] = skills_json(req->skills, req->nskills);
+    if (!b->skills[k])
+        return -ENOMEM;
+    snprintf(num[0], RS_NUM_LEN, "%d", RS_BATCH_ARGS - 2);
+    snprintf(num[1], RS_NUM_LEN, "%lld", (long long)req->now_ms);
+    snprintf(num[2], RS_NUM_LEN, "%lld", (long long)(req->seed % 2147483646u));
+    snprintf(num[3], RS_NUM_LEN, "%d", req->priority);
+    snprintf(num[4], RS_NUM_LEN, "%lld", (long long)req->enqueued_ms);
+    if (req->consumed_us > 0)
+        snprintf(num[5], RS_NUM_LEN, "%lld", (long long)req->consumed_us);
+    v[0] = num[0];
+    v[1] = num[5]; /* "" when unknown */
+    v[2] = "enqueue";
+    v[3] = req->tenant;
+    v[4] = num[1];
+    v[5] = num[2];
+    v[6] = req->interaction_id;
+    v[7] = req->queue_id;
+    v[8] = router_channel_name(req->channel);
+    v[9] = num[3];
+    v[10] = b->skills[k];
+    v[11] = req->callback_number ? req->callback_number : "";
+    v[12] = req->request_id ? req->request_id : "";
+    v[13] = req->closed ? "1" : "0";
+    v[14] = num[4];
+    v[15] = "";
+    v[16] = "0";
+    b->argc += RS_BATCH_ARGS;
+    b->nsent++;
+    return 0;
+}
+
+/* One script call for reqs[0..n): fills rcs[] (and res[]) of the commands sent. */
+static int batch_run(router_state *rs, const struct router_enqueue *reqs, size_t n,
+                     struct router_state_result *res, int *rcs)
+{
+    struct rs_batch b = {0};
+    char count[RS_NUM_LEN];
+    redisReply *reply;
+    int rc = -ENOMEM;
+
+    b.argv = calloc(7 + n * RS_BATCH_ARGS, sizeof(*b.argv)); /* FCALL head (7), then commands */
+    b.num = calloc(n * RS_BATCH_NUMS, sizeof(*b.num));
+    b.skills = calloc(n, sizeof(*b.skills));
+    b.sent = calloc(n, sizeof(*b.sent));
+    if (!b.argv || !b.num || !b.skills || !b.sent)
+        goto release;
+    b.argv[0] = "FCALL";
+    b.argv[1] = RS_FUNCTION;
+    b.argv[2] = "2";
+    b.argv[3] = rs->outbox;
+    b.argv[4] = rs->timers;
+    b.argv[5] = "batch";
+    b.argc = 7; /* argv[6]: the count, set below */
+    for (size_t i = 0; i < n; i++) {
+        if (!enqueue_valid(&reqs[i])) {
+            rcs[i] = -EINVAL;
+            continue;
+        }
+        b.sent[b.nsent] = i;
+        if (batch_add(&b, &reqs[i]) < 0)
+            goto release;
+    }
+    if (b.nsent == 0) {
+        rc = 0;
+        goto release;
+    }
+    snprintf(count, sizeof(count), "%zu", b.nsent);
+    b.argv[6] = count;
+    reply = fcall_argv(rs, b.argc, b.argv);
+    rc = 0;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != b.nsent) {
+        int code = !reply                             ? -EIO
+                   : reply->type == REDIS_REPLY_ERROR ? error_code(reply, "batch")
+                                                      : -EPROTO;
+        for (size_t k = 0; k < b.nsent; k++)
+            rcs[b.sent[k]] = code;
+        if (reply)
+            freeReplyObject(reply);
+        goto release;
+    }
+    for (size_t k = 0; k < b.nsent; k++) {
+        const redisReply *e = reply->element[k];
+        size_t i = b.sent[k];
+        if (e->type == REDIS_REPLY_ERROR)
+            rcs[i] = error_code(e, "enqueue");
+        else if (parse_result(e, res ? &res[i] : NULL) < 0)
+            rcs[i] = -EPROTO;
+        else
+            rcs[i] = 0;
+    }
+    freeReplyObject(reply);
+release:
+    batch_release(&b, b.nsent);
+    return rc;
+}
+
+int router_state_enqueue_batch(router_state *rs, const struct router_enqueue *reqs, size_t n,
+                               struct router_state_result *res, int *rcs)
+{
+    size_t done = 0;
+    int rc;
+
+    if (!rs || (n > 0 && (!reqs || !rcs)))
+        return -EINVAL;
+    while (done < n) {
+        size_t k = n - done < ROUTER_STATE_BATCH_MAX ? n - done : ROUTER_STATE_BATCH_MAX;
+        rc = batch_run(rs, reqs + done, k, res ? res + done : NULL, rcs + done);
+        if (rc < 0)
+            return rc;
+        for (size_t i = done; i < done + k; i++) {
+            if (rcs[i] == -ESTALE || rcs[i] == -EIO) { /* the rest did not run: stop here */
+                for (size_t j = done + k; j < n; j++)
+                    rcs[j] = rcs[i];
+                return 0;
+            }
+        }
+        done += k;
+    }
+    return 0;
 }
 
 int router_state_restore_interaction(router_state *rs, const struct router_enqueue *req,

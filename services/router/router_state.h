@@ -58,6 +58,7 @@
 
 #define ROUTER_STATE_IX_MAX            128 /* characters of an interaction id (common.schema id) */
 #define ROUTER_STATE_OFFERS_MAX        16  /* offers kept in one result (ring_all may make more) */
+#define ROUTER_STATE_BATCH_MAX         64  /* commands per script call of a batch */
 #define ROUTER_STATE_KIND_MAX          15
 #define ROUTER_STATE_DETAIL_MAX        63
 #define ROUTER_STATE_OUTBOX            "cc:outbox" /* stream of events to publish */
@@ -121,6 +122,10 @@ struct router_enqueue {
     int64_t enqueued_ms; /* 0 = now_ms; a rebuild passes the original time */
     int64_t now_ms;
     uint64_t seed;
+    /* router_state_enqueue_batch only: when the command was consumed (wall clock us; 0 =
+     * unknown). Its first outbox event carries it (fields ct, ck) so that the publisher can
+     * time consumed -> produced. */
+    int64_t consumed_us;
 };
 
 /* A requeue command: new values for a waiting interaction. */
@@ -253,6 +258,14 @@ int router_state_agent_set_contact(router_state *rs, const char *tenant, const c
  */
 int router_state_enqueue(router_state *rs, const struct router_enqueue *req,
                          struct router_state_result *res);
+/* Runs reqs[0..n) as router_state_enqueue each, in order, ROUTER_STATE_BATCH_MAX per script
+ * call (one round trip and one atomic run for each group: the epoch is checked once per group,
+ * so a group runs whole or not at all). rcs[i] gets what router_state_enqueue would return
+ * (0, -EINVAL, -ENOENT, -ESTALE, -EIO); once a group fails with -ESTALE or -EIO the later
+ * commands are not sent and get the same code. res (may be NULL) gets each result. Returns 0,
+ * or -EINVAL / -ENOMEM (then rcs is unspecified and nothing may have run: treat as -EIO). */
+int router_state_enqueue_batch(router_state *rs, const struct router_enqueue *reqs, size_t n,
+                               struct router_state_result *res, int *rcs);
 int router_state_requeue(router_state *rs, const struct router_requeue *req,
                          struct router_state_result *res);
 int router_state_set_callback(router_state *rs, const char *tenant, const char *interaction_id,

@@ -642,3 +642,210 @@ Test(bus, raw_messages_carry_exactly_the_headers_given, .timeout = 120)
     cr_assert(memcmp(seen.extra, "v\0w", 3) == 0, "expected the header's bytes unchanged");
     cr_assert_str_eq(seen.source, "", "expected no ce_source on a raw message");
 }
+
+/* What a batch handler saw: the calls, their sizes, every OK in order, the calls per offset. */
+struct bus_batch_rec {
+    int64_t retry_offset; /* answer RETRY for this offset ... */
+    int retries_left;     /* ... this many times */
+    int64_t reject_offset;
+    int calls, largest;
+    int n;
+    int64_t ok[BUS_REC_MAX];
+    int seen[BUS_REC_MAX];
+};
+
+static void bus_batch_handler(void *ctx, const struct cc_bus_msg *msgs, size_t n,
+                              struct cc_bus_outcome *out)
+{
+    struct bus_batch_rec *rec = ctx;
+    bool retrying = false;
+
+    rec->calls++;
+    if ((int)n > rec->largest)
+        rec->largest = (int)n;
+    for (size_t i = 0; i < n; i++) {
+        int64_t off = msgs[i].offset;
+        if (off >= 0 && off < BUS_REC_MAX)
+            rec->seen[off]++;
+        if (retrying) { /* keep per-partition order: nothing after a retry is applied */
+            out[i].verdict = CC_BUS_RETRY;
+            snprintf(out[i].reason, sizeof(out[i].reason), "behind a retry");
+            continue;
+        }
+        if (off == rec->retry_offset && rec->retries_left > 0) {
+            rec->retries_left--;
+            retrying = true;
+            out[i].verdict = CC_BUS_RETRY;
+            snprintf(out[i].reason, sizeof(out[i].reason), "simulated outage");
+            continue;
+        }
+        if (off == rec->reject_offset) {
+            out[i].verdict = CC_BUS_REJECT;
+            snprintf(out[i].reason, sizeof(out[i].reason), "simulated bad message");
+            continue;
+        }
+        if (rec->n < BUS_REC_MAX)
+            rec->ok[rec->n++] = off;
+    }
+}
+
+static void bus_batch_poll_until(cc_consumer *c, const struct bus_batch_rec *rec, int want,
+                                 int timeout_ms)
+{
+    int64_t deadline = cc_time_mono_ms() + timeout_ms;
+
+    while (rec->n < want && cc_time_mono_ms() < deadline)
+        cr_assert_geq(cc_consumer_poll(c, 100), 0, "expected no fatal consumer error");
+}
+
+/* Sends n events to a new one-partition topic and starts a batch consumer of it. */
+static cc_consumer *bus_batch_setup(const struct cc_bus_config *cfg, char *topic, size_t topiclen,
+                                    const char *prefix, int n, size_t batch_max,
+                                    struct bus_batch_rec *rec, cc_producer **p)
+{
+    char key[32], group[128];
+    cc_consumer *c;
+
+    bus_new_topic(cfg, topic, topiclen, prefix, 1);
+    *p = cc_producer_new(cfg);
+    cr_assert_not_null(*p);
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "b-%d", i);
+        bus_send_event(*p, topic, key, NULL);
+    }
+    cr_assert_eq(cc_producer_flush(*p, 10000), 0, "expected %d events delivered", n);
+    itest_unique(group, sizeof(group), prefix);
+    c = cc_consumer_new_batch(cfg, group, (const char *const[]){topic}, 1, bus_batch_handler,
+                              batch_max, rec, *p);
+    cr_assert_not_null(c, "expected a batch consumer of %s", topic);
+    return c;
+}
+
+Test(bus, a_batch_consumer_hands_over_several_messages_per_call_and_stores_each, .timeout = 120)
+{
+    struct cc_bus_config cfg = bus_cfg();
+    struct bus_batch_rec rec = {.retry_offset = -1, .reject_offset = 7};
+    char topic[128];
+    cc_producer *p;
+    cc_consumer *c = bus_batch_setup(&cfg, topic, sizeof(topic), "bus-bb", 40, 16, &rec, &p);
+
+    bus_batch_poll_until(c, &rec, 39, 60000);
+    cc_consumer_free(c);
+    cr_assert_eq(rec.n, 39, "expected 39 messages handled (one rejected), got %d", rec.n);
+    cr_assert_gt(rec.largest, 1, "expected more than one message in some call, largest %d",
+                 rec.largest);
+    cr_assert_leq(rec.largest, 16, "expected at most the batch size per call, got %d", rec.largest);
+    for (int i = 0; i < 40; i++)
+        cr_assert_eq(rec.seen[i], 1, "expected offset %d handed over once, got %d", i, rec.seen[i]);
+    for (int i = 1; i < rec.n; i++)
+        cr_assert_gt(rec.ok[i], rec.ok[i - 1], "expected offsets in order");
+    cc_producer_free(p);
+}
+
+Test(bus, a_retry_in_the_middle_of_a_batch_redelivers_it_and_everything_after_it, .timeout = 120)
+{
+    struct cc_bus_config cfg = bus_cfg();
+    struct bus_batch_rec rec = {.retry_offset = 5, .retries_left = 2, .reject_offset = -1};
+    char topic[128];
+    cc_producer *p;
+    cc_consumer *c;
+    int64_t t0;
+
+    c = bus_batch_setup(&cfg, topic, sizeof(topic), "bus-br", 20, 64, &rec, &p);
+    t0 = cc_time_mono_ms();
+    bus_batch_poll_until(c, &rec, 20, 60000);
+    cc_consumer_free(c);
+    cr_assert_eq(rec.n, 20, "expected every message handled once, got %d", rec.n);
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(rec.ok[i], i, "expected offset %d in position %d, got %lld", i, i,
+                     (long long)rec.ok[i]);
+    cr_assert_eq(rec.seen[5], 3, "expected offset 5 handed over 3 times, got %d", rec.seen[5]);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(rec.seen[i], 1, "expected offset %d (before the retry) handed over once", i);
+    cr_assert_geq(cc_time_mono_ms() - t0, 100 + 200, "expected the retry backoff to be waited");
+    cc_producer_free(p);
+}
+
+Test(bus, a_batch_still_retrying_at_close_is_redelivered_from_the_retried_message, .timeout = 120)
+{
+    struct cc_bus_config cfg = bus_cfg();
+    struct bus_batch_rec first = {.retry_offset = 3, .retries_left = 1000000, .reject_offset = -1};
+    struct bus_batch_rec second = {.retry_offset = -1, .reject_offset = -1};
+    char topic[128], group[128];
+    int64_t until;
+    cc_producer *p;
+    cc_consumer *c;
+
+    bus_new_topic(&cfg, topic, sizeof(topic), "bus-bc", 1);
+    itest_unique(group, sizeof(group), "bus-bc-group");
+    p = cc_producer_new(&cfg);
+    cr_assert_not_null(p);
+    for (int i = 0; i < 8; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "c-%d", i);
+        bus_send_event(p, topic, key, NULL);
+    }
+    cr_assert_eq(cc_producer_flush(p, 10000), 0);
+    c = cc_consumer_new_batch(&cfg, group, (const char *const[]){topic}, 1, bus_batch_handler, 64,
+                              &first, p);
+    cr_assert_not_null(c);
+    until = cc_time_mono_ms() + 30000;
+    while (first.seen[3] < 2 && cc_time_mono_ms() < until)
+        cr_assert_geq(cc_consumer_poll(c, 100), 0);
+    cc_consumer_free(c); /* stops mid-retry: offsets 0..2 are committed, 3.. are not */
+    cr_assert_geq(first.seen[3], 2, "expected offset 3 to be retried");
+    cr_assert_eq(first.n, 3, "expected offsets 0..2 handled before the retry, got %d", first.n);
+
+    c = cc_consumer_new_batch(&cfg, group, (const char *const[]){topic}, 1, bus_batch_handler, 64,
+                              &second, p);
+    cr_assert_not_null(c);
+    bus_batch_poll_until(c, &second, 5, 60000);
+    cc_consumer_free(c);
+    cr_assert_eq(second.n, 5, "expected offsets 3..7 redelivered, got %d", second.n);
+    cr_assert_eq(second.ok[0], 3, "expected redelivery from offset 3, got %lld",
+                 (long long)second.ok[0]);
+    cr_assert_eq(second.seen[0] + second.seen[1] + second.seen[2], 0,
+                 "expected the committed offsets 0..2 not to be redelivered");
+    cc_producer_free(p);
+}
+
+/* The offset committed after handled messages is the next one to handle: a member that closes
+ * while retrying offset 3 leaves exactly 3..7 to the next one (regression: it once skipped 3). */
+Test(bus, the_next_member_resumes_at_the_message_being_retried_not_after_it, .timeout = 120)
+{
+    struct cc_bus_config cfg = bus_cfg();
+    struct bus_record first = {.retries_for = 3, .retries_left = 1000000};
+    struct bus_record second = {.retries_for = -1};
+    char topic[128], group[128], key[16];
+    int64_t until;
+    cc_producer *p;
+    cc_consumer *c;
+
+    bus_new_topic(&cfg, topic, sizeof(topic), "bus-n", 1);
+    itest_unique(group, sizeof(group), "bus-n-group");
+    p = cc_producer_new(&cfg);
+    cr_assert_not_null(p);
+    for (int i = 0; i < 8; i++) {
+        snprintf(key, sizeof(key), "n-%d", i);
+        bus_send_event(p, topic, key, NULL);
+    }
+    cr_assert_eq(cc_producer_flush(p, 10000), 0);
+    c = cc_consumer_new(&cfg, group, (const char *const[]){topic}, 1, bus_record_handler, &first,
+                        p);
+    cr_assert_not_null(c);
+    until = cc_time_mono_ms() + 30000;
+    while (first.calls[3] < 2 && cc_time_mono_ms() < until)
+        cr_assert_geq(cc_consumer_poll(c, 100), 0);
+    cc_consumer_free(c);
+    cr_assert_eq(first.n, 3, "expected offsets 0..2 handled before the retry, got %d", first.n);
+
+    c = cc_consumer_new(&cfg, group, (const char *const[]){topic}, 1, bus_record_handler, &second,
+                        p);
+    cr_assert_not_null(c);
+    bus_poll_until(c, &second, 5, 60000);
+    cc_consumer_free(c);
+    cr_assert_eq(second.n, 5, "expected offsets 3..7 for the next member, got %d", second.n);
+    cr_assert_eq(second.offsets[0], 3, "expected the next member to start at offset 3, got %lld",
+                 (long long)second.offsets[0]);
+    cc_producer_free(p);
+}

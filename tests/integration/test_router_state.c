@@ -351,8 +351,8 @@ Test(router_state, best_skill_offers_the_most_proficient_agent)
     json_decref(d);
 }
 
-/* Park-Miller with seed 2 (state 3, three steps): 0.8041 x 7 agents sorted by id -> index 5 =
- * a6. */
+/* Park-Miller with seed 2 (state 3, two warm-up steps): the draw 0.8041 x 7 free agents -> rank
+ * 5 of queue:q:avail (by idle: a1 logged in first) = a6, who is eligible: a6. */
 Test(router_state, random_is_seeded_and_picks_by_the_seed)
 {
     rs_it_scenario(ROUTER_STRAT_RANDOM);
@@ -360,9 +360,9 @@ Test(router_state, random_is_seeded_and_picks_by_the_seed)
     rs_it_offer_is(&res, "i1", "a6");
 }
 
-/* Weights 1/(1+penalty): a1..a6 0.01 each, a7 1; total 1.06. Seed 1 draws 0.2027 x 1.06 =
- * 0.2149: minus 6 x 0.01 leaves 0.1549 > 0, a7 takes it below zero -> a7 (plain random with
- * that draw would pick index 1 = a2). */
+/* Weights 1/(1+penalty): a1..a6 0.01 each, a7 1. Seed 1 (after two warm-up steps): 0.2027 x 7
+ * -> rank 1 = a2, accepted only if the next draw 0.7832 < 0.01: no; 0.9359 x 7 -> rank 6 = a7,
+ * accepted as 0.3794 < 1 -> a7 (plain random would have taken a2). */
 Test(router_state, weighted_random_follows_the_penalty_weights)
 {
     rs_it_scenario(ROUTER_STRAT_WEIGHTED_RANDOM);
@@ -1179,4 +1179,79 @@ Test(router_state, best_skill_without_required_skills_offers_the_longest_idle)
     rs_it_offer_is(&res, "i1", "b1");
     res = rs_it_enqueue_p("i2", "q", ROUTER_CH_CHAT, 0, RS_S(11), 1);
     rs_it_offer_is(&res, "i2", "b2");
+}
+
+/* A batch of enqueues is one script call per group with the results of single calls: in order
+ * (the first two chats take d1's capacity of 2, the third waits), a repeated interaction is a
+ * no-op, an unknown queue is rejected, and an invalid request is refused alone. More than
+ * ROUTER_STATE_BATCH_MAX commands are split into groups. */
+Test(router_state, a_batch_of_enqueues_gives_the_results_of_single_calls_in_order)
+{
+    enum { N = ROUTER_STATE_BATCH_MAX + 6 };
+    static struct router_state_result res[N];
+    struct router_enqueue reqs[N];
+    char ids[N][16];
+    int rcs[N];
+
+    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
+    rs_it_agent("d1", 1, 2, true, NULL);
+    rs_it_member("q", "d1", 1, 1, 0);
+    rs_it_login("d1", RS_S(1));
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "b%d", i);
+        reqs[i] = (struct router_enqueue){.tenant = rs_tenant,
+                                          .interaction_id = ids[i],
+                                          .queue_id = "q",
+                                          .channel = ROUTER_CH_CHAT,
+                                          .now_ms = RS_S(10 + i),
+                                          .seed = 1};
+    }
+    reqs[3].interaction_id = ids[0]; /* again: a no-op */
+    reqs[4].queue_id = "nope";       /* unknown queue: rejected */
+    reqs[5].priority = -1;           /* invalid: refused before Redis */
+    cr_assert_eq(router_state_enqueue_batch(rs, reqs, N, res, rcs), 0, "expected the batch to run");
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(rcs[i], i == 5 ? -EINVAL : 0, "expected rc %d for command %d, got %d",
+                     i == 5 ? -EINVAL : 0, i, rcs[i]);
+    rs_it_offer_is(&res[0], "b0", "d1");
+    rs_it_offer_is(&res[1], "b1", "d1");
+    cr_assert_eq(res[2].noffers, 0u, "expected the third chat to wait (capacity 2)");
+    cr_assert_eq(res[3].status, ROUTER_ST_NOOP, "expected a repeated enqueue to do nothing");
+    cr_assert_eq(res[4].status, ROUTER_ST_REJECTED, "expected an unknown queue to be rejected");
+    cr_assert_str_eq(res[N - 1].queue_id, "q", "expected the last group to run too");
+    cr_assert_eq(rs_it_events("cc.interaction.queued", "b0", NULL), 1, "expected one queued b0");
+    cr_assert_eq(rs_it_events("cc.interaction.queued", ids[N - 1], NULL), 1,
+                 "expected the last command of the second group queued");
+}
+
+/* random draws agents until one is eligible: here only a4 has the required skill at level 3, so
+ * whatever the draws, a4 wins, and the decision counts the 7 free agents of the level. */
+Test(router_state, random_skips_ineligible_agents_it_draws)
+{
+    struct router_queue q;
+    struct router_skill sk = {.skill = "s", .level = 3};
+    json_t *d = NULL;
+
+    rs_it_queue_init(&q, "q", ROUTER_STRAT_RANDOM);
+    q.skills = &sk;
+    q.nskills = 1;
+    rs_it_queue_sync(&q);
+    for (int i = 1; i <= 7; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "a%d", i);
+        rs_it_agent(id, 1, 3, true, i == 4 ? "s:3" : "s:2");
+        rs_it_member("q", id, 1, i, 0);
+        rs_it_login(id, RS_S(i));
+    }
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        char ix[8];
+        struct router_state_result res;
+        snprintf(ix, sizeof(ix), "i%d", (int)seed);
+        res = rs_it_enqueue_p(ix, "q", ROUTER_CH_CHAT, 0, RS_S(100), seed);
+        rs_it_offer_is(&res, ix, "a4");
+    }
+    rs_it_events("cc.routing.assigned", "i1", &d);
+    cr_assert_eq(json_integer_value(json_object_get(d, "candidates_considered")), 7,
+                 "expected the 7 free agents of the level to be counted");
+    json_decref(d);
 }

@@ -14,7 +14,9 @@
 #        CC_BENCH_ROUTER_KEEP=1 leaves the router running at the end until Enter (profiling).
 # Prints:
 #   bench: router.decisions_per_s <v> 1/s phase=burst ...
-#   bench: router.decision_latency_p50_ms / _p99_ms <v> ms phase=burst|steady ... (inside)
+#   bench: router.decision_latency_p50_ms / _p99_ms <v> ms phase=burst|steady ... (inside: the
+#          request polled -> its first event delivered to Kafka, router_decision_latency_seconds)
+#   bench: router.decision_ts_latency_p50_ms / _p99_ms (apply start -> Kafka CreateTime, 1 ms)
 #   bench: router.apply_latency_p50_ms / _p99_ms / _mean_ms (the router's own histogram)
 #   bench: router.e2e_latency_p50_ms / _p99_ms <v> ms phase=steady ...
 #   bench: router.cpu_ms_per_decision <v> ms process=... ; router.redis_fcall_* ...

@@ -25,9 +25,12 @@
  *      ("name:pid,...": a pid and its direct children) are taken over the same window;
  *   3. steady: CC_BENCH_ROUTER_RATE requests/s (default 500) for CC_BENCH_ROUTER_SECONDS
  *      (default 10): end-to-end latency request produced -> decision consumed.
- * "Inside the router" per decision = the decision's Kafka timestamp (CreateTime: when the outbox
- * produced it) - its CloudEvents time (the now_ms the engine took when it began to apply the
- * request), both wall-clock milliseconds of this machine: 1 ms resolution.
+ * "Inside the router" (router.decision_latency_*) = the router's histogram
+ * router_decision_latency_seconds{kind="route"}: request polled by the consumer -> its first event
+ * delivered to Kafka (the outbox publisher's delivery report), scraped before and after each
+ * phase, quantiles interpolated inside sub-millisecond buckets. The coarser
+ * router.decision_ts_latency_* = the decision's Kafka timestamp (CreateTime) - its CloudEvents
+ * time (when the engine began to apply the request), 1 ms resolution.
  * Every expected decision must arrive as cc.routing.assigned, else exit 1. Prints "bench:" lines
  * on stdout, progress and the profile on stderr.
  */
@@ -504,14 +507,29 @@ struct rb_hist {
     double count, sum, routes;
 };
 
-static int rb_scrape(int port, struct rb_hist *out)
+/* Adds a bucket line's bound and count to h. */
+static void rb_hist_line(struct rb_hist *h, const char *v)
+{
+    const char *sp = strchr(v, ' ');
+
+    if (h->n >= RB_HIST_MAX)
+        return;
+    h->le[h->n] = strncmp(v, "+Inf", 4) == 0 ? 1e300 : strtod(v, NULL);
+    h->cum[h->n++] = sp ? strtod(sp + 1, NULL) : 0;
+}
+
+/* Scrapes /metrics: the apply histogram into out, the route decision latency into dl. */
+static int rb_scrape(int port, struct rb_hist *out, struct rb_hist *dl)
 {
     static const char bucket[] = "router_command_duration_seconds_bucket{le=\"";
+    static const char dl_bucket[] = "router_decision_latency_seconds_bucket{kind=\"route\",le=\"";
+    static const char dl_count[] = "router_decision_latency_seconds_count{kind=\"route\"} ";
     struct rb_http h = {.fd = -1};
     const char *text, *line;
     int st;
 
     memset(out, 0, sizeof(*out));
+    memset(dl, 0, sizeof(*dl));
     if (rb_http_connect(&h, port) < 0)
         return -EIO;
     st = rb_http_do(&h, "GET", "/metrics", NULL, NULL, &text);
@@ -520,10 +538,12 @@ static int rb_scrape(int port, struct rb_hist *out)
         return -EIO;
     }
     for (line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        if (strncmp(line, bucket, sizeof(bucket) - 1) == 0 && out->n < RB_HIST_MAX) {
-            const char *v = line + sizeof(bucket) - 1, *sp = strchr(v, ' ');
-            out->le[out->n] = strncmp(v, "+Inf", 4) == 0 ? 1e300 : strtod(v, NULL);
-            out->cum[out->n++] = sp ? strtod(sp + 1, NULL) : 0;
+        if (strncmp(line, bucket, sizeof(bucket) - 1) == 0) {
+            rb_hist_line(out, line + sizeof(bucket) - 1);
+        } else if (strncmp(line, dl_bucket, sizeof(dl_bucket) - 1) == 0) {
+            rb_hist_line(dl, line + sizeof(dl_bucket) - 1);
+        } else if (strncmp(line, dl_count, sizeof(dl_count) - 1) == 0) {
+            dl->count = strtod(line + sizeof(dl_count) - 1, NULL);
         } else if (strncmp(line, "router_command_duration_seconds_count ", 38) == 0) {
             out->count = strtod(line + 38, NULL);
         } else if (strncmp(line, "router_command_duration_seconds_sum ", 36) == 0) {
@@ -850,13 +870,32 @@ static void rb_report_router_ms(const struct rb_run *r, long from, long to, cons
         if (r->recv_us[i] && r->router_ms[i] >= 0)
             v[n++] = r->router_ms[i];
     rb_pcts(v, n, &p50, &p99);
-    printf("bench: router.decision_latency_p50_ms %lld ms phase=%s from=apply_start "
-           "to=decision_produced resolution=1ms samples=%ld %s\n",
+    printf("bench: router.decision_ts_latency_p50_ms %lld ms phase=%s from=apply_start "
+           "to=decision_kafka_timestamp resolution=1ms samples=%ld %s\n",
            (long long)p50, phase, n, keys);
-    printf("bench: router.decision_latency_p99_ms %lld ms phase=%s from=apply_start "
-           "to=decision_produced resolution=1ms samples=%ld %s\n",
+    printf("bench: router.decision_ts_latency_p99_ms %lld ms phase=%s from=apply_start "
+           "to=decision_kafka_timestamp resolution=1ms samples=%ld %s\n",
            (long long)p99, phase, n, keys);
     free(v);
+}
+
+/* Prints router.decision_latency_p50/p99_ms of one phase from two scrapes of the router's
+ * consumed -> produced histogram. */
+static void rb_report_decision_latency(const struct rb_hist *a, const struct rb_hist *b,
+                                       const char *phase, const char *keys)
+{
+    bool o50, o99;
+    double p50 = rb_hist_quantile(a, b, 0.50, &o50) * 1000.0;
+    double p99 = rb_hist_quantile(a, b, 0.99, &o99) * 1000.0;
+
+    printf("bench: router.decision_latency_p50_ms %s%.3f ms phase=%s from=request_consumed "
+           "to=decision_produced source=router_decision_latency_seconds interpolated=buckets "
+           "samples=%.0f %s\n",
+           o50 ? ">" : "", p50, phase, b->count - a->count, keys);
+    printf("bench: router.decision_latency_p99_ms %s%.3f ms phase=%s from=request_consumed "
+           "to=decision_produced source=router_decision_latency_seconds interpolated=buckets "
+           "samples=%.0f %s\n",
+           o99 ? ">" : "", p99, phase, b->count - a->count, keys);
 }
 
 /* Diagnostics on stderr: end-to-end p50/max of each second of the steady phase. */
@@ -888,7 +927,7 @@ static int rb_run_phases(struct rb_run *r, int port, const char *keys)
     struct rb_proc procs[RB_PIDS_MAX];
     size_t nprocs = rb_procs_parse(procs);
     uint64_t rng = 0x7e57ULL;
-    struct rb_hist h0, h1;
+    struct rb_hist h0, h1, d0, d1;
     cc_producer *prod = NULL, *lprod = NULL;
     redisContext *redis = rb_redis_connect();
     char group[96];
@@ -923,7 +962,7 @@ static int rb_run_phases(struct rb_run *r, int port, const char *keys)
     usleep(500000);
 
     /* 2. burst */
-    if (rb_scrape(port, &h0) < 0) {
+    if (rb_scrape(port, &h0, &d0) < 0) {
         fprintf(stderr, "router_bench: no router_command_duration_seconds in /metrics\n");
         goto out;
     }
@@ -944,10 +983,11 @@ static int rb_run_phases(struct rb_run *r, int port, const char *keys)
     }
     t1 = atomic_load(&r->last_us);
     rb_procs_sample(procs, nprocs, 1);
-    if (rb_scrape(port, &h1) < 0)
+    if (rb_scrape(port, &h1, &d1) < 0)
         goto out;
     printf("bench: router.decisions_per_s %.0f 1/s phase=burst decisions=%ld %s\n",
            (double)p->count * 1e6 / (double)(t1 - t0), p->count, keys);
+    rb_report_decision_latency(&d0, &d1, "burst", keys);
     rb_report_router_ms(r, warm, burst_end, "burst", keys);
     v = malloc(sizeof(int64_t) * (size_t)(p->count > steady ? p->count : steady));
     if (!v)
@@ -1000,6 +1040,10 @@ static int rb_run_phases(struct rb_run *r, int port, const char *keys)
             fprintf(stderr, "router_bench: settled after %ld probes\n", probes);
         usleep(100000);
     }
+    if (rb_scrape(port, &h0, &d0) < 0) {
+        free(v);
+        goto out;
+    }
     t0 = cc_time_mono_us();
     for (long i = 0; i < steady; i++) {
         int64_t due = t0 + i * 1000000 / p->rate, left = due - cc_time_mono_us();
@@ -1029,6 +1073,8 @@ static int rb_run_phases(struct rb_run *r, int port, const char *keys)
     printf("bench: router.e2e_latency_p99_ms %.2f ms phase=steady rate=%ld/s seconds=%ld "
            "path=request_produced->decision_consumed broker=dev %s\n",
            (double)p99 / 1000.0, p->rate, p->seconds, keys);
+    if (rb_scrape(port, &h1, &d1) == 0)
+        rb_report_decision_latency(&d0, &d1, "steady", keys);
     rb_report_router_ms(r, burst_end, burst_end + steady, "steady", keys);
     rc = 0;
 out:

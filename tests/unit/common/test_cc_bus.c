@@ -142,6 +142,33 @@ Test(cc_bus, consumer_requires_a_deadletter_producer_and_topics)
     cc_producer_free(p);
 }
 
+static void bus_ok_batch(void *ctx, const struct cc_bus_msg *msgs, size_t n,
+                         struct cc_bus_outcome *out)
+{
+    (void)ctx, (void)msgs, (void)n, (void)out;
+}
+
+Test(cc_bus, batch_consumer_refuses_a_batch_size_outside_its_range)
+{
+    struct cc_bus_config cfg = bus_valid_config();
+    const char *topics[] = {"cc.agents"};
+    cc_producer *p = cc_producer_new(&cfg);
+    cc_consumer *c;
+
+    cr_assert_not_null(p);
+    cr_assert_null(cc_consumer_new_batch(&cfg, "g", topics, 1, bus_ok_batch, 0, NULL, p),
+                   "expected NULL for a batch size of 0");
+    cr_assert_null(
+        cc_consumer_new_batch(&cfg, "g", topics, 1, bus_ok_batch, CC_BUS_BATCH_MAX + 1, NULL, p),
+        "expected NULL above CC_BUS_BATCH_MAX");
+    cr_assert_null(cc_consumer_new_batch(&cfg, "g", topics, 1, NULL, 16, NULL, p),
+                   "expected NULL without a handler");
+    c = cc_consumer_new_batch(&cfg, "g", topics, 1, bus_ok_batch, CC_BUS_BATCH_MAX, NULL, p);
+    cr_assert_not_null(c, "expected a consumer at the largest batch size");
+    cc_consumer_free(c);
+    cc_producer_free(p);
+}
+
 Test(cc_bus, create_topic_refuses_zero_partitions)
 {
     struct cc_bus_config cfg = bus_valid_config();
