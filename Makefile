@@ -1,6 +1,7 @@
 # Contact-center platform: build, test, run, bench, lint.
 #
 #   make run        install what is missing, build, start the local stack and every service
+#                   (DEMO=1: plus agent phones and callers over sipp, see deploy/local/README.md)
 #   make test       install, build with ASan+UBSan, start a private stack, run unit + integration tests
 #   make build      release build of libcc, the dev broker and every service
 #   make test-unit  unit tests only (no servers)
@@ -119,7 +120,7 @@ $(OUT)/bench/%: $(OUT)/obj/tests/load/%.o $(SERVICE_LIBS) $(LIBCC)
 # ---- top-level targets -----------------------------------------------------
 run: deps
 	@$(BUILD_LOCK) $(MAKE) --no-print-directory build VARIANT=release
-	@deploy/local/run.sh $(BUILD)/release
+	@$(if $(DEMO),CC_RUN_DEMO=$(DEMO) )deploy/local/run.sh $(BUILD)/release
 
 # The build step holds a lock so that two `make test` runs in one checkout never compile into
 # the same objects at once; their stacks are private anyway (.stack/test-<pid>).

@@ -49,6 +49,7 @@ struct cc_consumer {
     void *ctx;
     cc_producer *deadletter;
     atomic_bool fatal;
+    atomic_bool assigned; /* a first assignment arrived (read by other threads) */
     int retry_backoff_max_ms;
     volatile sig_atomic_t *stop; /* set by cc_consumer_run; NULL when polled by hand */
     size_t batch_max;            /* messages per handler call; 1 for a single-message handler */
@@ -641,6 +642,7 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             aerr = rd_kafka_assign(rk, parts);
         if (c->nheld) /* still retrying: new partitions wait too */
             rd_kafka_pause_partitions(rk, parts);
+        atomic_store(&c->assigned, true);
         break;
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
         CC_INFO("partitions %s: %d in group \"%s\"",
@@ -666,6 +668,11 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     if (aerr)
         CC_ERROR("assignment failed: %s", rd_kafka_err2str(aerr));
+}
+
+bool cc_consumer_assigned(const cc_consumer *c)
+{
+    return c && atomic_load(&c->assigned);
 }
 
 /* Waits for the delivery report of a deadletter; bounded so that a dead bus turns into a retry

@@ -241,6 +241,11 @@ int cc_consumer_poll(cc_consumer *c, int timeout_ms);
 /* Drops a message held for retry (it is redelivered later), commits the stored offsets and leaves
  * the group (rd_kafka_consumer_close), then destroys. NULL ok. */
 void cc_consumer_free(cc_consumer *c);
+/* True once the group has given this consumer its first assignment (possibly empty: more
+ * members than partitions), i.e. its partitions are being read from their committed offsets --
+ * or, for a new group with start_at_latest, from their end as of a few milliseconds after this
+ * turns true. What a service waits for before it tells the world it is ready. Any thread. */
+bool cc_consumer_assigned(const cc_consumer *c);
 
 /* The value of the last Kafka header called name on m (borrowed, valid during the handler call,
  * NUL-terminated for convenience; its length in *len when len is non-NULL), or NULL when m has

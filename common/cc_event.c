@@ -1,6 +1,7 @@
 /* cc_event: CloudEvents 1.0 structured JSON envelope; see cc_event.h. */
 #include "cc_event.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -24,6 +25,18 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, 
         va_end(ap);
     }
     return -EINVAL;
+}
+
+bool cc_event_id_valid(const char *s, size_t max)
+{
+    size_t n = s ? strlen(s) : 0;
+
+    if (n == 0 || n > max || !isalnum((unsigned char)s[0]))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("._:@-", s[i]))
+            return false;
+    return true;
 }
 
 bool cc_tenant_valid(const char *t)

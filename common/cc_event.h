@@ -28,6 +28,11 @@ typedef struct cc_event { /* strings are borrowed from `json` and live as long a
 /* True when t is a valid tenant id: 1..CC_EVENT_TENANT_MAX characters of [A-Za-z0-9_-]. The one
  * rule for tenants everywhere (events, tokens, REST paths). */
 bool cc_tenant_valid(const char *t);
+/* True when s is an id as proto/schemas/common.schema.json#/$defs/id defines ids -- an ASCII
+ * letter or digit, then letters, digits and . _ : @ - -- of at most max characters (the
+ * schema's 128, or a service's tighter column size). NULL is false. */
+bool cc_event_id_valid(const char *s, size_t max);
+#define CC_EVENT_ID_MAX 128 /* common.schema.json's longest id */
 /* Builds an envelope with a fresh UUIDv7 id, the current time and datacontenttype
  * "application/json". Steals `data` (may be NULL; must be an object otherwise). subject may be
  * NULL. Returns a new json_t, or NULL (and frees data) on invalid arguments or ENOMEM. */

@@ -5,7 +5,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/random.h>
+
+#include <openssl/evp.h>
 
 #include "cc_time.h"
 
@@ -55,9 +58,23 @@ static void next_stamp(uint16_t seed, int64_t *ms, uint16_t *counter)
     pthread_mutex_unlock(&uuid_lock);
 }
 
-int cc_uuid_v7(char out[37])
+/* out[37] = the canonical lowercase text of the 16 bytes b. */
+static void uuid_format(const uint8_t b[16], char out[37])
 {
     static const char hex[] = "0123456789abcdef";
+    char *o = out;
+
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 0xf];
+    }
+    *o = '\0';
+}
+
+int cc_uuid_v7(char out[37])
+{
     uint8_t rnd[10], b[16];
     int64_t ms;
     uint16_t counter;
@@ -76,14 +93,24 @@ int cc_uuid_v7(char out[37])
     for (int i = 9; i < 16; i++)
         b[i] = rnd[i - 6];
 
-    char *o = out;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *o++ = '-';
-        *o++ = hex[b[i] >> 4];
-        *o++ = hex[b[i] & 0xf];
-    }
-    *o = '\0';
+    uuid_format(b, out);
+    return 0;
+}
+
+int cc_uuid_v7_derived(int64_t ms, const void *key, size_t keylen, char out[37])
+{
+    unsigned char h[EVP_MAX_MD_SIZE], b[16];
+    unsigned int hlen = 0;
+
+    out[0] = '\0';
+    if (!key || ms < 0 || EVP_Digest(key, keylen, h, &hlen, EVP_sha256(), NULL) != 1 || hlen < 10)
+        return -EINVAL;
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)((uint64_t)ms >> (40 - 8 * i));
+    memcpy(b + 6, h, 10);
+    b[6] = (uint8_t)(0x70 | (b[6] & 0x0f)); /* version 7 */
+    b[8] = (uint8_t)(0x80 | (b[8] & 0x3f)); /* variant 10 */
+    uuid_format(b, out);
     return 0;
 }
 

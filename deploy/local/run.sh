@@ -7,8 +7,11 @@
 #   deploy/local/run.sh BUILDROOT          e.g. deploy/local/run.sh build/release
 #
 # Services get the stack's env plus CC_HTTP_PORT: 8081, 8082, ... in
-# alphabetical order of service (base: $CC_RUN_PORT_BASE). Their logs go to
-# .stack/run/<service>.log. Variables exported by the caller pass through.
+# alphabetical order of service (base: $CC_RUN_PORT_BASE); sip-edge listens for
+# SIP on 127.0.0.1:$CC_RUN_SIP_PORT (5060; CC_SIPEDGE_SIP_URL overrides it).
+# Their logs go to .stack/run/<service>.log. Variables exported by the caller
+# pass through. CC_RUN_DEMO=1 (make run DEMO=1) then starts deploy/local/demo.sh
+# (agent phones and callers over sipp, logs in .stack/run/demo/), stopped first.
 set -euo pipefail
 set +m
 
@@ -16,10 +19,12 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 STACK=$TOP/deploy/local/stack.sh
 DIR=$TOP/.stack/run
 PORT_BASE=${CC_RUN_PORT_BASE:-8081}
+SIP_PORT=${CC_RUN_SIP_PORT:-5060}
 GRACE_S=10
 
 declare -a SVC_NAMES=() SVC_PIDS=() SVC_PORTS=()
 DEV_TOKEN=
+DEMO_PID=
 STARTED_STACK=0
 
 say() {
@@ -46,8 +51,17 @@ stop_services() {
     SVC_PIDS=()
 }
 
+stop_demo() {
+    [[ -n $DEMO_PID ]] || return 0
+    say "stopping the demo"
+    kill -TERM "$DEMO_PID" 2>/dev/null || true
+    wait "$DEMO_PID" 2>/dev/null || true
+    DEMO_PID=
+}
+
 cleanup() {
     trap '' INT TERM HUP # a second Ctrl-C must not cut the clean-up short
+    stop_demo
     if ((${#SVC_PIDS[@]})); then
         say "stopping services"
         stop_services
@@ -85,7 +99,12 @@ start_services() {
         [[ $name == devbroker ]] && continue
         port=$((PORT_BASE + i))
         i=$((i + 1))
-        CC_HTTP_PORT=$port "$bin" </dev/null >"$DIR/$name.log" 2>&1 &
+        if [[ $name == sip-edge ]]; then
+            CC_SIPEDGE_SIP_URL=${CC_SIPEDGE_SIP_URL:-sip:127.0.0.1:$SIP_PORT} CC_HTTP_PORT=$port \
+                "$bin" </dev/null >"$DIR/$name.log" 2>&1 &
+        else
+            CC_HTTP_PORT=$port "$bin" </dev/null >"$DIR/$name.log" 2>&1 &
+        fi
         SVC_NAMES+=("$name")
         SVC_PIDS+=($!)
         SVC_PORTS+=("$port")
@@ -117,6 +136,10 @@ EOF
     for i in "${!SVC_NAMES[@]}"; do
         printf '  %-19s http://127.0.0.1:%s  (log: .stack/run/%s.log)\n' \
             "${SVC_NAMES[$i]}" "${SVC_PORTS[$i]}" "${SVC_NAMES[$i]}"
+        if [[ ${SVC_NAMES[$i]} == sip-edge ]]; then
+            printf '  %-19s sip udp/tcp %s  (CC_RUN_SIP_PORT)\n' "" \
+                "$(sip_hostport "${CC_SIPEDGE_SIP_URL:-sip:127.0.0.1:$SIP_PORT}")"
+        fi
     done
     if [[ -n ${DEV_TOKEN:-} ]]; then
         echo "  admin token         $DEV_TOKEN  (tenant demo; this run only)"
@@ -130,6 +153,41 @@ EOF
   press Ctrl-C to stop
 
 EOF
+}
+
+# "sip:127.0.0.1:5060;transport=udp" -> "127.0.0.1:5060"
+sip_hostport() {
+    local u=${1#sip:}
+    echo "${u%%;*}"
+}
+
+# service_port NAME: the HTTP port of a started service, or nothing.
+service_port() {
+    local i
+    for i in "${!SVC_NAMES[@]}"; do
+        [[ ${SVC_NAMES[$i]} == "$1" ]] && echo "${SVC_PORTS[$i]}"
+    done
+    return 0
+}
+
+# With CC_RUN_DEMO=1: deploy/local/demo.sh in the background (it prints its own summary).
+start_demo() {
+    local rport eport sip
+    [[ ${CC_RUN_DEMO:-} == 1 ]] || return 0
+    rport=$(service_port router)
+    eport=$(service_port sip-edge)
+    if [[ -z $rport || -z $eport ]]; then
+        say "warning: the demo needs cc-router and cc-sip-edge; not started"
+        return 0
+    fi
+    if [[ -z $DEV_TOKEN ]]; then
+        say "warning: the demo needs this run's own admin token: unset CC_AUTH_TOKENS; not started"
+        return 0
+    fi
+    sip=$(sip_hostport "${CC_SIPEDGE_SIP_URL:-sip:127.0.0.1:$SIP_PORT}")
+    "$TOP/deploy/local/demo.sh" "$rport" "$eport" "${sip##*:}" "$DEV_TOKEN" "$DIR/demo" \
+        </dev/null &
+    DEMO_PID=$!
 }
 
 # Without CC_AUTH_TOKENS from the caller, makes one admin token of tenant "demo" for this run
@@ -152,6 +210,11 @@ watch_services() {
                 reported[$i]=1
             fi
         done
+        if [[ -n $DEMO_PID ]] && ! kill -0 "$DEMO_PID" 2>/dev/null; then
+            wait "$DEMO_PID" 2>/dev/null || true
+            DEMO_PID=
+            say "warning: the demo stopped; see .stack/run/demo/"
+        fi
         sleep 1 &
         wait $! || true
     done
@@ -184,6 +247,7 @@ main() {
     start_services "$root" || exit 1
     print_summary
     say "up in $((SECONDS - t0)) s"
+    start_demo
     watch_services
 }
 

@@ -80,6 +80,33 @@ static int wait_synced(router_live_listener *l, long timeout_ms, const sigset_t 
     return 0;
 }
 
+/* Waits until every consumer has its first partition assignment, so that "routing" is logged
+ * (and tests and operators go on) only once requests are being read; gives up after timeout_ms
+ * with a warning -- the consumers keep trying in the background. -EINTR on a stop signal. */
+static int wait_assigned(const struct consumer_thread *cts, long n, long timeout_ms,
+                         const sigset_t *stop)
+{
+    int64_t until = cc_time_mono_ms() + timeout_ms;
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    long i = 0;
+
+    while (i < n) {
+        if (cc_consumer_assigned(cts[i].consumer)) {
+            i++;
+            continue;
+        }
+        if (cc_time_mono_ms() > until) {
+            CC_WARN("consumer %ld of %ld has no partitions yet after %ld ms: routing starts when "
+                    "the group assigns them",
+                    i + 1, n, timeout_ms);
+            return 0;
+        }
+        if (sigtimedwait(stop, NULL, &ts) > 0)
+            return -EINTR;
+    }
+    return 0;
+}
+
 static int start_consumers(struct consumer_thread *cts, long n, const struct router_config *cfg,
                            const struct cc_bus_config *bus, const struct router_engine_config *ecfg,
                            cc_producer *deadletter)
@@ -217,6 +244,10 @@ int main(int argc, char **argv)
     if (!deadletter || !cts ||
         start_consumers(cts, cfg.consumers, &cfg, &bus, &ecfg, deadletter) < 0) {
         CC_ERROR("cannot start the kafka consumers of group '%s'", cfg.consumer_group);
+        goto out_consumers;
+    }
+    if (wait_assigned(cts, cfg.consumers, cfg.sync_timeout_ms, &stop) < 0) {
+        rc = EXIT_SUCCESS; /* stopped while joining the group: a clean exit */
         goto out_consumers;
     }
     CC_INFO("router '%s' routing: http %s:%d, %ld consumer(s) in group '%s', %zu token(s)",

@@ -83,21 +83,10 @@ static int engine_fail(char *err, size_t errlen, const char *fmt, ...)
     return -EINVAL;
 }
 
-/* common.schema.json#/$defs/id: ^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$ */
+/* common.schema.json#/$defs/id */
 static bool engine_id_valid(const char *s)
 {
-    size_t n;
-
-    if (!s || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
-        return false;
-    for (n = 0; s[n]; n++) {
-        char c = s[n];
-        if (n >= 128 ||
-            !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == ':' || c == '@' || c == '-'))
-            return false;
-    }
-    return true;
+    return cc_event_id_valid(s, CC_EVENT_ID_MAX);
 }
 
 /* An optional id field: absent -> NULL, present -> must be an id. */
@@ -263,10 +252,12 @@ static int engine_parse_requests(const cc_event *ev, const json_t *d, struct rou
         return engine_opt_id(d, "queue_id", &c->queue_id, err, errlen);
     }
     if (strcmp(ev->type, "cc.routing.requeue") == 0) {
+        int why = engine_enum(d, "reason", requeue_reasons, err, errlen);
+
         c->kind = ROUTER_CMD_REQUEUE;
-        if (engine_enum(d, "reason", requeue_reasons, err, errlen) < 0 ||
-            engine_req_id(d, "queue_id", &c->queue_id, err, errlen) < 0)
+        if (why < 0 || engine_req_id(d, "queue_id", &c->queue_id, err, errlen) < 0)
             return -EINVAL;
+        c->reason = requeue_reasons[why];
         v = json_object_get(d, "at_head");
         if (!json_is_boolean(v))
             return engine_fail(err, errlen, "data.at_head: required, a boolean");
@@ -856,12 +847,18 @@ static int engine_apply(router_engine *e, const struct router_cmd *c, struct rou
                                     .skills = c->skills,
                                     .nskills = c->nskills,
                                     .set_skills = c->has_skills,
+                                    .reason = c->reason,
+                                    .request_id = c->ev.id,
                                     .now_ms = now,
                                     .seed = engine_seed(e)};
+        /* persisted first (a transfer: waiting in the new queue, no agent), so a rebuild after
+         * the script ran restores the interaction there */
         rc = router_live_requeue(e->lv, c->tenant, c->subject, c->queue_id, c->priority,
                                  c->skills_json);
         if (rc == 0)
             rc = ROUTER_ENGINE_RETRY_STALE(e, router_state_requeue(e->rs, &rq, r));
+        if (rc == 0 && r->status == ROUTER_ST_REJECTED) /* transfer to an unknown queue */
+            rc = router_live_closed(e->lv, c->tenant, c->subject);
         return rc;
     }
     case ROUTER_CMD_CALLBACK:

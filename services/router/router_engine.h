@@ -78,6 +78,7 @@ struct router_cmd {
     char *skills_json;  /* malloc'd "[...]" of skills (route, requeue); NULL = none */
     const char *number; /* route callback / callback command / registered contact */
     bool at_head;       /* requeue */
+    const char *reason; /* requeue: the reason (static string) */
     int64_t talk_ms;    /* ended */
     long expires_s;     /* registered: 0 = contact removed */
 };

@@ -2,7 +2,6 @@
 #include "router_outbox.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -13,6 +12,7 @@
 #include <unistd.h>
 
 #include "cc_event.h"
+#include "cc_id.h"
 #include "cc_log.h"
 #include "cc_redis.h"
 #include "cc_time.h"
@@ -109,9 +109,7 @@ struct router_outbox {
 int router_outbox_event_id(const char *entry_id, const char *tenant, const char *type,
                            const char *subject, char out[37])
 {
-    unsigned char h[EVP_MAX_MD_SIZE], b[16];
     char buf[512];
-    unsigned int hlen = 0;
     unsigned long long ms;
     char *end;
     int len;
@@ -124,18 +122,9 @@ int router_outbox_event_id(const char *entry_id, const char *tenant, const char 
         return -EINVAL;
     len = snprintf(buf, sizeof(buf), "%s|%s|%s|%s", entry_id, tenant ? tenant : "",
                    type ? type : "", subject ? subject : "");
-    if (len < 0 || (size_t)len >= sizeof(buf) ||
-        EVP_Digest(buf, (size_t)len, h, &hlen, EVP_sha256(), NULL) != 1 || hlen < 10)
+    if (len < 0 || (size_t)len >= sizeof(buf))
         return -EINVAL;
-    for (int i = 0; i < 6; i++)
-        b[i] = (unsigned char)(ms >> (8 * (5 - i)));
-    memcpy(b + 6, h, 10);
-    b[6] = (unsigned char)(0x70 | (b[6] & 0x0f)); /* version 7 */
-    b[8] = (unsigned char)(0x80 | (b[8] & 0x3f)); /* variant 10 */
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
-    return 0;
+    return cc_uuid_v7_derived((int64_t)ms, buf, (size_t)len, out);
 }
 
 static const char *outbox_field(const char *const *fields, size_t nfields, const char *name)

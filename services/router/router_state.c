@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc_event.h"
 #include "cc_log.h"
 #include "cc_redis.h"
 #include "router_lua.h"
@@ -78,20 +79,10 @@ const char *router_state_status_name(enum router_state_status s)
 
 /* ---- argument checks ---------------------------------------------------------------------- */
 
-/* An interaction id as the event schemas define ids: [A-Za-z0-9][A-Za-z0-9._:@-]{0,127}. */
+/* An interaction id as the event schemas define ids (common.schema.json#/$defs/id). */
 static bool ix_id_valid(const char *s)
 {
-    size_t n = 0;
-
-    if (!s)
-        return false;
-    for (const char *p = s; *p; p++, n++) {
-        char c = *p;
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        if (!alnum && (n == 0 || !strchr("._:@-", c)))
-            return false;
-    }
-    return n >= 1 && n <= ROUTER_STATE_IX_MAX;
+    return cc_event_id_valid(s, ROUTER_STATE_IX_MAX);
 }
 
 static bool party_valid(const char *by)
@@ -925,6 +916,8 @@ int router_state_requeue(router_state *rs, const struct router_requeue *req,
     args_ll(&args, req->priority < 0 ? -1 : req->priority);
     args_str(&args, req->set_skills ? "1" : "0");
     args_str(&args, skills);
+    args_str(&args, req->reason ? req->reason : "");
+    args_str(&args, req->request_id ? req->request_id : "");
     rc = run_result(rs, &args, res);
     free(skills);
     return rc;

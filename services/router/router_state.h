@@ -128,7 +128,8 @@ struct router_enqueue {
     int64_t consumed_us;
 };
 
-/* A requeue command: new values for a waiting interaction. */
+/* A requeue command: new values for a waiting interaction, or (reason "transfer") a blind
+ * transfer of an interaction an agent holds to queue_id. */
 struct router_requeue {
     const char *tenant;
     const char *interaction_id;
@@ -137,6 +138,8 @@ struct router_requeue {
     const struct router_skill *skills; /* with set_skills: replace the extra skills */
     size_t nskills;
     bool set_skills;
+    const char *reason;     /* the command's reason (schema enum); NULL = none */
+    const char *request_id; /* event id of the command: a repeat is a NOOP; NULL = none */
     int64_t now_ms;
     uint64_t seed;
 };
@@ -241,6 +244,12 @@ int router_state_agent_set_contact(router_state *rs, const char *tenant, const c
  *   requeue: new priority / skills / queue for a waiting interaction; it keeps its original
  *     enqueued_ms (its place by age), takes effect at once, and the queue is re-dispatched.
  *     An offered interaction gets the new values for its next offer. NOOP when unknown/ended.
+ *     With reason "transfer", an interaction an agent holds is transferred: the agent is
+ *     released as by ended (talk = time since answered; wrap-up of the old queue), the
+ *     interaction waits in queue_id with its original enqueued_ms and is offered (QUEUED,
+ *     detail "transfer"), to the transferring agent only when nobody else is eligible; an
+ *     unknown queue_id ends it REJECTED unknown_queue (cc.routing.rejected). A request_id seen
+ *     before for the interaction is a NOOP "duplicate".
  *   set_callback: marks a waiting interaction as a queued callback (it keeps its place; its
  *     assignment carries callback.number). NOOP when unknown or ended.
  *   cancel / abandoned: the interaction leaves (waiting: removed; offered: the offers are

@@ -1,11 +1,15 @@
 /*
  * cc-sip-edge: the SIP registrar of agent phones and the B2BUA between callers and agents.
  *
- * Start: config -> store (+ migrations) -> producer -> HTTP + REST API -> SIP stack -> decisions
- * consumer -> the su_root loop on this thread until SIGTERM/SIGINT (a signalfd in the root).
- * Stop, the reverse order: the loop ends every call and shuts NUA down -> consumer (commits,
- * leaves the group) -> SIP stack -> HTTP -> producer (flushes) -> store.
+ * Start: config -> store (+ migrations) -> producer -> HTTP + REST API -> SIP stack -> call
+ * control routes -> HTTP listening -> decisions consumer (waits for its partitions) -> the
+ * su_root loop on this thread until SIGTERM/SIGINT (a signalfd in the root).
+ * Stop: the loop ends every call and shuts NUA down -> consumer (commits, leaves the group) ->
+ * HTTP (call control handlers get 503 from the stopped loop) -> SIP stack -> producer (flushes)
+ * -> store.
  */
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +23,15 @@
 #include "cc_http.h"
 #include "cc_log.h"
 #include "cc_metrics.h"
+#include "cc_time.h"
 #include "sipedge_api.h"
+#include "sipedge_api_calls.h"
 #include "sipedge_bus.h"
 #include "sipedge_config.h"
 #include "sipedge_sip.h"
 #include "sipedge_store.h"
+
+#define SIP_ASSIGN_WAIT_MS 60000 /* longest wait for the decisions consumer's partitions */
 
 /* "sip:127.0.0.1:5070;transport=udp" -> "127.0.0.1:5070" (for the start-up line). */
 static void sip_hostport(const char *url, char *out, size_t cap)
@@ -46,6 +54,25 @@ static int stop_signals_fd(void)
     return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+/* Waits until the decisions consumer has its partitions (or SIP_ASSIGN_WAIT_MS passed: then
+ * goes on with a warning). -EINTR when SIGTERM/SIGINT arrived on sfd meanwhile. */
+static int wait_assigned(const sipedge_bus_consumer *consumer, int sfd)
+{
+    int64_t until = cc_time_mono_ms() + SIP_ASSIGN_WAIT_MS;
+    struct pollfd pfd = {.fd = sfd, .events = POLLIN};
+
+    while (!sipedge_bus_consumer_assigned(consumer)) {
+        if (cc_time_mono_ms() > until) {
+            CC_WARN("no partitions of cc.routing.decisions after %d ms: serving sip anyway",
+                    SIP_ASSIGN_WAIT_MS);
+            return 0;
+        }
+        if (poll(&pfd, 1, 20) > 0)
+            return -EINTR;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct sipedge_config cfg = {0};
@@ -55,6 +82,7 @@ int main(int argc, char **argv)
     unsigned char secret[SIPEDGE_SECRET_MAX];
     char err[256] = "", source[160], group[160], hostport[160];
     sipedge_bus_consumer *consumer = NULL;
+    sipedge_api_calls *calls_api = NULL;
     sipedge_api *api = NULL;
     sipedge_sip *sip = NULL;
     cc_producer *producer;
@@ -80,8 +108,8 @@ int main(int argc, char **argv)
     metrics = cc_metrics_new();
     if (!metrics)
         goto out_auth;
-    store =
-        sipedge_store_new(cfg.common.pg_dsn, (unsigned)cfg.pg_pool_size, cfg.pg_acquire_timeout_ms);
+    store = sipedge_store_new_cached(cfg.common.pg_dsn, (unsigned)cfg.pg_pool_size,
+                                     cfg.pg_acquire_timeout_ms, cfg.cache_ttl_ms);
     if (!store)
         goto out_metrics;
     if (sipedge_store_migrate(store, cfg.migrations_dir) < 0) {
@@ -107,10 +135,8 @@ int main(int argc, char **argv)
                                                .auth = auth,
                                                .metrics = metrics});
     api = srv ? sipedge_api_new(srv, store) : NULL;
-    if (!api || cc_http_start(srv) < 0) {
-        CC_ERROR("cannot serve http on %s:%ld", cfg.common.http_addr, cfg.common.http_port);
+    if (!api)
         goto out_http;
-    }
 
     secret_len = sipedge_config_nonce_secret(&cfg, secret, sizeof(secret));
     if (secret_len <= 0) {
@@ -124,6 +150,11 @@ int main(int argc, char **argv)
                                                        .secret_len = (size_t)secret_len});
     if (!sip)
         goto out_http;
+    calls_api = sipedge_api_calls_new(srv, sip);
+    if (!calls_api || cc_http_start(srv) < 0) {
+        CC_ERROR("cannot serve http on %s:%ld", cfg.common.http_addr, cfg.common.http_port);
+        goto out_sip;
+    }
     if (cfg.consumer_group && *cfg.consumer_group)
         snprintf(group, sizeof(group), "%s", cfg.consumer_group);
     else
@@ -132,6 +163,14 @@ int main(int argc, char **argv)
     if (!consumer)
         goto out_sip;
 
+    /* the SIP loop runs only once decisions reach us: a call taken earlier could miss its
+     * decision (a new group starts at the end of the topic); meanwhile requests wait in the
+     * socket buffers and SIP retransmits */
+    if (wait_assigned(consumer, sfd) < 0) {
+        rc = EXIT_SUCCESS;
+        sipedge_bus_consumer_stop(consumer);
+        goto out_sip;
+    }
     sip_hostport(cfg.sip_url, hostport, sizeof(hostport));
     CC_INFO("sip-edge '%s' serving: sip udp/tcp %s, http %s:%d, decisions in group '%s'",
             cfg.common.instance_id, hostport, cfg.common.http_addr, cc_http_port(srv), group);
@@ -141,9 +180,12 @@ int main(int argc, char **argv)
 
     sipedge_bus_consumer_stop(consumer);
 out_sip:
+    cc_http_free(srv); /* waits for in-flight handlers, which may wait for the sip thread */
+    srv = NULL;
+    sipedge_api_calls_free(calls_api);
     sipedge_sip_free(sip);
 out_http:
-    cc_http_free(srv); /* waits for in-flight handlers */
+    cc_http_free(srv);
     sipedge_api_free(api);
     cc_producer_free(producer);
 out_store:

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -188,6 +187,11 @@ out_free:
     return NULL;
 }
 
+bool sipedge_bus_consumer_assigned(const sipedge_bus_consumer *c)
+{
+    return c && cc_consumer_assigned(c->consumer);
+}
+
 void sipedge_bus_consumer_stop(sipedge_bus_consumer *c)
 {
     if (!c)
@@ -205,24 +209,12 @@ void sipedge_bus_consumer_stop(sipedge_bus_consumer *c)
  * published twice gets the same id, which consumers deduplicate on. */
 static int bus_event_id(const struct sipedge_ix *ix, const char *type, int attempt, char out[37])
 {
-    unsigned char h[EVP_MAX_MD_SIZE], b[16];
-    unsigned int hlen = 0;
-    char buf[256];
-    uint64_t ms = (uint64_t)ix->created_ms;
-    int len = snprintf(buf, sizeof(buf), "%s|%s|%d", ix->id, type, attempt);
+    char key[256];
+    int len = snprintf(key, sizeof(key), "%s|%s|%d", ix->id, type, attempt);
 
-    if (len < 0 || (size_t)len >= sizeof(buf) ||
-        EVP_Digest(buf, (size_t)len, h, &hlen, EVP_sha256(), NULL) != 1 || hlen < 10)
+    if (len < 0 || (size_t)len >= sizeof(key))
         return -EINVAL;
-    for (int i = 0; i < 6; i++)
-        b[i] = (unsigned char)(ms >> (8 * (5 - i)));
-    memcpy(b + 6, h, 10);
-    b[6] = (unsigned char)(0x70 | (b[6] & 0x0f));
-    b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
-    return 0;
+    return cc_uuid_v7_derived(ix->created_ms, key, (size_t)len, out);
 }
 
 /* Sends type about subject with data (stolen); id from bus_event_id when ix is given. */
@@ -274,13 +266,13 @@ int sipedge_bus_route(const struct sipedge_pub *pub, const struct sipedge_ix *ix
 }
 
 int sipedge_bus_answered(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
-                         const char *agent_id, int64_t wait_ms, int64_t ring_ms)
+                         const char *agent_id, int64_t wait_ms, int64_t ring_ms, int attempt)
 {
     json_t *d = json_pack("{s:s, s:s, s:s, s:I, s:I}", "answered_by", "agent", "agent_id", agent_id,
                           "queue_id", ix->queue_id, "wait_ms", (json_int_t)wait_ms, "ring_ms",
                           (json_int_t)ring_ms);
 
-    return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.answered", ix, 0, d);
+    return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.answered", ix, attempt, d);
 }
 
 int sipedge_bus_no_answer(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
@@ -304,6 +296,45 @@ int sipedge_bus_abandoned(const struct sipedge_pub *pub, const struct sipedge_ix
     if (d && ringing_agent_id && *ringing_agent_id)
         json_object_set_new(d, "ringing_agent_id", json_string(ringing_agent_id));
     return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.abandoned", ix, 0, d);
+}
+
+int sipedge_bus_held(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                     const char *agent_id, const char *held_by, int seq)
+{
+    json_t *d = json_pack("{s:s, s:s}", "agent_id", agent_id, "held_by", held_by);
+
+    return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.held", ix, seq, d);
+}
+
+int sipedge_bus_resumed(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                        const char *agent_id, int64_t hold_ms, int seq)
+{
+    json_t *d = json_pack("{s:s, s:I}", "agent_id", agent_id, "hold_ms", (json_int_t)hold_ms);
+
+    return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.resumed", ix, seq, d);
+}
+
+int sipedge_bus_transferred(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                            const char *transfer_type, const char *target_type, const char *target,
+                            const char *from_agent_id, const char *from_queue_id, int64_t talk_ms,
+                            int seq)
+{
+    json_t *d = json_pack("{s:s, s:s, s:s, s:I}", "transfer_type", transfer_type, "target_type",
+                          target_type, "target", target, "talk_ms", (json_int_t)talk_ms);
+
+    if (d && from_agent_id && *from_agent_id)
+        json_object_set_new(d, "from_agent_id", json_string(from_agent_id));
+    if (d && from_queue_id && *from_queue_id)
+        json_object_set_new(d, "from_queue_id", json_string(from_queue_id));
+    return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.transferred", ix, seq, d);
+}
+
+int sipedge_bus_requeue(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                        const char *reason, const char *queue_id, int seq)
+{
+    json_t *d = json_pack("{s:s, s:s, s:b}", "reason", reason, "queue_id", queue_id, "at_head", 0);
+
+    return bus_ix_publish(pub, CC_TOPIC_ROUTING_REQUESTS, "cc.routing.requeue", ix, seq, d);
 }
 
 int sipedge_bus_ended(const struct sipedge_pub *pub, const struct sipedge_ix *ix,

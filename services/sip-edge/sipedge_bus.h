@@ -1,7 +1,8 @@
 /*
  * sipedge_bus: sip-edge's side of the Kafka bus -- the routing decisions consumer and the
  * builders of the events sip-edge publishes (cc.interaction.created/answered/no_answer/
- * abandoned/ended, cc.routing.route, cc.agent.registered), shaped as proto/schemas says.
+ * abandoned/held/resumed/transferred/ended, cc.routing.route/requeue, cc.agent.registered),
+ * shaped as proto/schemas says.
  *
  * Threads: the consumer runs on a thread of its own (group `sip-edge-<instance>`, starting at
  * the latest offsets: decisions for calls that died with a previous process are worthless) and
@@ -73,6 +74,9 @@ sipedge_bus_consumer *sipedge_bus_consumer_start(const struct cc_bus_config *cfg
                                                  sipedge_decision_fn deliver, void *ctx);
 /* Stops the thread, commits, leaves the group and frees. NULL ok. */
 void sipedge_bus_consumer_stop(sipedge_bus_consumer *c);
+/* True once the group assigned the consumer its partitions (cc_consumer_assigned): decisions
+ * produced from then on reach this instance. Any thread. */
+bool sipedge_bus_consumer_assigned(const sipedge_bus_consumer *c);
 
 /* Event publishers: each builds the CloudEvent, sends it keyed by the interaction (agent) id and
  * returns 0 or a negative code from cc_producer_send_event (logged). Ids are deterministic --
@@ -81,8 +85,9 @@ void sipedge_bus_consumer_stop(sipedge_bus_consumer *c);
 int sipedge_bus_created(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
                         const char *from, const char *to, int priority);
 int sipedge_bus_route(const struct sipedge_pub *pub, const struct sipedge_ix *ix, int priority);
+/* attempt: the answering offer's number (a transferred call is answered again). */
 int sipedge_bus_answered(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
-                         const char *agent_id, int64_t wait_ms, int64_t ring_ms);
+                         const char *agent_id, int64_t wait_ms, int64_t ring_ms, int attempt);
 /* reason: timeout|busy|declined|unreachable|failed; attempt numbers the offers of one call. */
 int sipedge_bus_no_answer(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
                           const char *agent_id, const char *reason, int64_t ring_ms, int sip_status,
@@ -90,6 +95,21 @@ int sipedge_bus_no_answer(const struct sipedge_pub *pub, const struct sipedge_ix
 /* ringing_agent_id may be NULL. */
 int sipedge_bus_abandoned(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
                           int64_t wait_ms, const char *ringing_agent_id);
+/* held_by: agent|customer|supervisor|system; seq numbers the holds of one call. */
+int sipedge_bus_held(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                     const char *agent_id, const char *held_by, int seq);
+int sipedge_bus_resumed(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                        const char *agent_id, int64_t hold_ms, int seq);
+/* One transfer of the call (seq numbers them): transfer_type blind|attended, target_type
+ * queue|agent|number; talk_ms is the transferring agent's talk (ended counts only the last
+ * agent's); from_agent_id may be NULL. */
+int sipedge_bus_transferred(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                            const char *transfer_type, const char *target_type, const char *target,
+                            const char *from_agent_id, const char *from_queue_id, int64_t talk_ms,
+                            int seq);
+/* cc.routing.requeue {reason, queue_id, at_head false} (the interaction waits anew). */
+int sipedge_bus_requeue(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                        const char *reason, const char *queue_id, int seq);
 /* ended_by: customer|agent|system; reason: normal|abandoned|rejected|failed; agent_id may be
  * NULL; sip_status 0 = none. */
 int sipedge_bus_ended(const struct sipedge_pub *pub, const struct sipedge_ix *ix,

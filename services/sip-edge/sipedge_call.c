@@ -20,9 +20,19 @@
 #define CALL_ADDR_MAX 128
 
 enum call_state {
-    CALL_QUEUED,   /* the caller hears ringing; waiting for (or ringing) an agent */
+    CALL_QUEUED,   /* waiting for (or ringing) an agent: the caller hears ringing, or after a
+                      transfer is connected to nobody (caller.up) */
     CALL_ANSWERED, /* bridged */
     CALL_ENDED,    /* over; waiting for the legs' handles to terminate */
+};
+
+/* The re-INVITE in progress toward one leg (at most one per call: glare gets 491). */
+enum call_reinv {
+    REINV_NONE,
+    REINV_PASS,   /* a leg's re-INVITE passed to the other one: its answer goes back */
+    REINV_HOLD,   /* ours: the caller sendonly */
+    REINV_RESUME, /* ours: the caller back to the agent's SDP */
+    REINV_BRIDGE, /* ours: the caller to the new agent after a transfer */
 };
 
 struct sipedge_leg {
@@ -36,7 +46,12 @@ struct sipedge_leg {
     int attempt;             /* offer number within the call */
     int64_t invited_mono_ms; /* when the INVITE left */
     su_timer_t *ring_timer;
-    char *sdp; /* the SDP this leg's party sent (malloc'd) */
+    char *sdp;             /* the SDP this leg's party sent (malloc'd) */
+    char *sent_sdp;        /* the last SDP sent to it (malloc'd) */
+    char *o_prefix;        /* "o=<user> <sess-id> " of the first SDP sent to this leg */
+    char *o_suffix;        /* " <nettype> <addrtype> <address>" of it */
+    long long o_version;   /* the last sess-version sent to this leg */
+    bool bye_after_notify; /* transferred by REFER: BYE once the NOTIFY is answered */
 };
 
 struct sipedge_call {
@@ -51,6 +66,13 @@ struct sipedge_call {
     enum call_state state;
     int64_t created_ms, created_mono_ms, answered_mono_ms;
     int attempts;
+    int64_t queued_mono_ms; /* created, or the last transfer */
+    bool held;
+    int holds, transfers;
+    int64_t held_mono_ms, hold_ms; /* current hold's start; finished holds' total */
+    enum call_reinv reinv;
+    struct sipedge_leg *reinv_from; /* REINV_PASS: the leg whose re-INVITE waits */
+    nua_handle_t *reinv_nh;
     struct sipedge_leg caller;
     struct sipedge_leg agents[SIPEDGE_CALL_MAX_LEGS];
     struct cc_log_ctx log;
@@ -87,7 +109,10 @@ static void leg_clear(struct sipedge_leg *l)
         su_timer_destroy(l->ring_timer);
     l->ring_timer = NULL;
     free(l->sdp);
-    l->sdp = NULL;
+    free(l->o_prefix);
+    free(l->o_suffix);
+    free(l->sent_sdp);
+    l->sdp = l->o_prefix = l->o_suffix = l->sent_sdp = NULL;
 }
 
 static void call_free(struct sipedge_call *c)
@@ -166,6 +191,109 @@ static char *sdp_of(const sip_t *sip)
     return s;
 }
 
+/* ---- SDP (passed through; only the origin version and the direction are rewritten) ------- */
+
+static const char *sdp_next_line(const char *p)
+{
+    const char *nl = strchr(p, '\n');
+    return nl ? nl + 1 : NULL;
+}
+
+static bool sdp_line_is(const char *p, const char *prefix)
+{
+    return strncmp(p, prefix, strlen(prefix)) == 0;
+}
+
+static bool sdp_line_is_direction(const char *p)
+{
+    return sdp_line_is(p, "a=sendrecv") || sdp_line_is(p, "a=sendonly") ||
+           sdp_line_is(p, "a=recvonly") || sdp_line_is(p, "a=inactive");
+}
+
+/* True when an offer puts its receiver on hold: a=sendonly or a=inactive (session or media
+ * level), or a connection address 0.0.0.0 (RFC 2543 style). */
+static bool sdp_is_hold(const char *sdp)
+{
+    for (const char *p = sdp; p && *p; p = sdp_next_line(p))
+        if (sdp_line_is(p, "a=sendonly") || sdp_line_is(p, "a=inactive") ||
+            sdp_line_is(p, "c=IN IP4 0.0.0.0"))
+            return true;
+    return false;
+}
+
+/* Remembers the origin line of the first SDP sent to l: later ones keep its user, session id
+ * and address (RFC 3264 section 8) with an increasing version. */
+static void sdp_origin_learn(struct sipedge_leg *l, const char *sdp)
+{
+    const char *p, *f2, *f3, *end;
+
+    for (p = sdp; p && *p && !sdp_line_is(p, "o="); p = sdp_next_line(p))
+        ;
+    if (!p || !*p || l->o_prefix)
+        return;
+    end = p + strcspn(p, "\r\n");
+    f2 = memchr(p, ' ', (size_t)(end - p));                       /* before sess-id */
+    f2 = f2 ? memchr(f2 + 1, ' ', (size_t)(end - f2 - 1)) : NULL; /* before sess-version */
+    f3 = f2 ? memchr(f2 + 1, ' ', (size_t)(end - f2 - 1)) : NULL; /* after it */
+    if (!f3)
+        return;
+    l->o_prefix = strndup(p, (size_t)(f2 + 1 - p));
+    l->o_suffix = strndup(f3, (size_t)(end - f3));
+    l->o_version = strtoll(f2 + 1, NULL, 10);
+}
+
+static char *sdp_rewrite(struct sipedge_leg *l, const char *sdp, const char *dir);
+
+/* The SDP to send to l (malloc'd, and remembered as l->sent_sdp): sdp with the origin line l
+ * first saw at a new version and, with dir, every direction attribute replaced by one
+ * session-level a=<dir>. The first SDP sent to a leg goes out unchanged. NULL when sdp is NULL
+ * or on ENOMEM. */
+static char *sdp_for_leg(struct sipedge_leg *l, const char *sdp, const char *dir)
+{
+    char *out = sdp_rewrite(l, sdp, dir);
+
+    free(l->sent_sdp);
+    l->sent_sdp = out ? strdup(out) : NULL;
+    return out;
+}
+
+static char *sdp_rewrite(struct sipedge_leg *l, const char *sdp, const char *dir)
+{
+    const char *eol = strstr(sdp ? sdp : "", "\r\n") ? "\r\n" : "\n";
+    bool first = !l->o_prefix, dir_done = !dir;
+    size_t cap, n = 0;
+    char *out;
+
+    if (!sdp)
+        return NULL;
+    sdp_origin_learn(l, sdp);
+    if (first && !dir)
+        return strdup(sdp);
+    cap = strlen(sdp) + (l->o_prefix ? strlen(l->o_prefix) + strlen(l->o_suffix) : 0) + 64;
+    out = malloc(cap);
+    if (!out)
+        return NULL;
+    for (const char *p = sdp; p && *p; p = sdp_next_line(p)) {
+        size_t len = strcspn(p, "\n");
+        if (len && p[len - 1] == '\r')
+            len--;
+        if (!dir_done && sdp_line_is(p, "m=")) {
+            n += (size_t)snprintf(out + n, cap - n, "a=%s%s", dir, eol);
+            dir_done = true;
+        }
+        if (dir && sdp_line_is_direction(p))
+            continue;
+        if (sdp_line_is(p, "o=") && l->o_prefix && !first)
+            n += (size_t)snprintf(out + n, cap - n, "%s%lld%s%s", l->o_prefix, ++l->o_version,
+                                  l->o_suffix, eol);
+        else
+            n += (size_t)snprintf(out + n, cap - n, "%.*s%s", (int)len, p, eol);
+    }
+    if (!dir_done)
+        snprintf(out + n, cap - n, "a=%s%s", dir, eol);
+    return out;
+}
+
 static bool did_valid(const char *s)
 {
     size_t n = 0;
@@ -230,25 +358,71 @@ static void call_finish(struct sipedge_call *c, const struct sipedge_leg *except
             leg_cancel(&c->agents[i]);
 }
 
+/* The agent leg that is connected to the caller (answered, not released), or NULL. */
+static struct sipedge_leg *call_agent_leg(struct sipedge_call *c)
+{
+    for (int i = 0; i < SIPEDGE_CALL_MAX_LEGS; i++)
+        if (c->agents[i].nh && c->agents[i].up && !c->agents[i].cancelled)
+            return &c->agents[i];
+    return NULL;
+}
+
 static const char *call_agent(const struct sipedge_call *c)
 {
     for (int i = 0; i < SIPEDGE_CALL_MAX_LEGS; i++)
-        if (c->agents[i].up)
+        if (c->agents[i].up && !c->agents[i].cancelled)
             return c->agents[i].agent_id;
     return NULL;
 }
 
-/* BYE seen from one side of an answered call: BYE the other, ended. */
-static void call_hangup(struct sipedge_call *c, struct sipedge_leg *from, const char *ended_by)
+/* Hold time so far: the finished holds plus the current one. */
+static int64_t call_hold_ms(const struct sipedge_call *c)
+{
+    return c->hold_ms + (c->held ? since(c->held_mono_ms) : 0);
+}
+
+static void call_set_held(struct sipedge_call *c, const char *agent_id, const char *held_by)
+{
+    struct sipedge_ix ix = call_ix(c);
+
+    if (c->held)
+        return;
+    c->held = true;
+    c->held_mono_ms = cc_time_mono_ms();
+    CC_INFO_CTX(&c->log, "call on hold (by the %s)", held_by);
+    sipedge_bus_held(c->cs->c.pub, &ix, agent_id ? agent_id : "", held_by, ++c->holds);
+}
+
+/* Ends the current hold; publishes resumed unless quietly (a transfer ends it too). */
+static void call_set_resumed(struct sipedge_call *c, const char *agent_id, bool quietly)
+{
+    struct sipedge_ix ix = call_ix(c);
+    int64_t took;
+
+    if (!c->held)
+        return;
+    took = since(c->held_mono_ms);
+    c->held = false;
+    c->hold_ms += took;
+    CC_INFO_CTX(&c->log, "call off hold after %lld ms", (long long)took);
+    if (!quietly)
+        sipedge_bus_resumed(c->cs->c.pub, &ix, agent_id ? agent_id : "", took, c->holds);
+}
+
+/* One side of an answered call is gone (its BYE, or NUA ended the dialog: reason): BYE the
+ * other, ended. */
+static void call_hangup(struct sipedge_call *c, struct sipedge_leg *from, const char *ended_by,
+                        const char *reason)
 {
     struct sipedge_ix ix = call_ix(c);
     int64_t talk = since(c->answered_mono_ms);
 
     if (c->state != CALL_ANSWERED)
         return;
-    CC_INFO_CTX(&c->log, "call ended by the %s after %lld ms of talk", ended_by, (long long)talk);
-    sipedge_bus_ended(c->cs->c.pub, &ix, ended_by, talk, 0, since(c->created_mono_ms),
-                      call_agent(c), "normal", 0);
+    CC_INFO_CTX(&c->log, "call ended by the %s after %lld ms of talk (%s)", ended_by,
+                (long long)talk, reason);
+    sipedge_bus_ended(c->cs->c.pub, &ix, ended_by, talk, call_hold_ms(c), since(c->created_mono_ms),
+                      from->is_caller ? call_agent(c) : from->agent_id, reason, 0);
     if (!from->is_caller && c->caller.nh && !c->caller.cancelled) {
         c->caller.cancelled = true;
         nua_bye(c->caller.nh, TAG_END());
@@ -261,21 +435,21 @@ static void call_abandon(struct sipedge_call *c)
 {
     struct sipedge_ix ix = call_ix(c);
     struct sipedge_leg *ringing = leg_ringing(c);
-    int64_t wait = since(c->created_mono_ms);
+    int64_t wait = since(c->queued_mono_ms);
 
     if (c->state != CALL_QUEUED)
         return;
     CC_INFO_CTX(&c->log, "caller abandoned after %lld ms", (long long)wait);
     sipedge_bus_abandoned(c->cs->c.pub, &ix, wait, ringing ? ringing->agent_id : NULL);
-    sipedge_bus_ended(c->cs->c.pub, &ix, "customer", 0, 0, wait, ringing ? ringing->agent_id : NULL,
-                      "abandoned", 487);
+    sipedge_bus_ended(c->cs->c.pub, &ix, "customer", 0, call_hold_ms(c), wait,
+                      ringing ? ringing->agent_id : NULL, "abandoned", c->caller.up ? 0 : 487);
     c->caller.cancelled = true;
     call_finish(c, NULL);
 }
 
 /* Final error to a caller still waiting, then ended (reason, status). */
 static void call_reject(struct sipedge_call *c, int status, const char *reason,
-                        const char *ended_reason)
+                        const char *ended_by, const char *ended_reason)
 {
     struct sipedge_ix ix = call_ix(c);
     char hdr[200];
@@ -284,12 +458,14 @@ static void call_reject(struct sipedge_call *c, int status, const char *reason,
         return;
     CC_INFO_CTX(&c->log, "call rejected with %d: %s", status, reason);
     snprintf(hdr, sizeof(hdr), "SIP;cause=%d;text=\"%s\"", status, reason);
-    if (c->caller.nh)
+    if (c->caller.nh && c->caller.up) /* transferred: connected to nobody */
+        nua_bye(c->caller.nh, SIPTAG_REASON_STR(hdr), TAG_END());
+    else if (c->caller.nh)
         nua_respond(c->caller.nh, status, sip_status_phrase(status), SIPTAG_REASON_STR(hdr),
                     TAG_END());
     c->caller.cancelled = true;
-    sipedge_bus_ended(c->cs->c.pub, &ix, "system", 0, 0, since(c->created_mono_ms), NULL,
-                      ended_reason, status);
+    sipedge_bus_ended(c->cs->c.pub, &ix, ended_by, 0, call_hold_ms(c), since(c->created_mono_ms),
+                      NULL, ended_reason, status);
     call_finish(c, NULL);
 }
 
@@ -326,6 +502,7 @@ static int call_start(sipedge_calls *cs, nua_handle_t *nh, const sip_t *sip,
     c->priority = did->priority;
     c->created_ms = cc_time_now_ms();
     c->created_mono_ms = cc_time_mono_ms();
+    c->queued_mono_ms = c->created_mono_ms;
     c->caller.call = c;
     c->caller.is_caller = true;
     c->caller.nh = nh;
@@ -390,7 +567,7 @@ static void leg_ring_timeout(su_root_magic_t *magic, su_timer_t *t, su_timer_arg
     (void)t;
     if (!l->nh || l->up || l->cancelled || l->failed || c->state != CALL_QUEUED)
         return;
-    CC_INFO_CTX(&c->log, "agent '%s' did not answer within the ring timeout", l->agent_id);
+    CC_INFO_CTX(&c->log, "agent '%s' did not answer within the ring timeout (+2 s)", l->agent_id);
     sipedge_bus_no_answer(c->cs->c.pub, &ix, l->agent_id, "timeout", since(l->invited_mono_ms), 408,
                           l->attempt);
     leg_cancel(l);
@@ -418,7 +595,7 @@ static void call_offer(struct sipedge_call *c, const struct sipedge_decision *d)
 {
     sipedge_calls *cs = c->cs;
     struct sipedge_leg *l = NULL;
-    char from[2 * CALL_ADDR_MAX + 16], xhdr[96];
+    char from[2 * CALL_ADDR_MAX + 16], xhdr[96], *sdp;
     int timeout_s =
         d->ring_timeout_s > 0 ? d->ring_timeout_s : (int)cs->c.cfg->default_ring_timeout_s;
 
@@ -450,19 +627,36 @@ static void call_offer(struct sipedge_call *c, const struct sipedge_decision *d)
         return;
     }
     l->invited_mono_ms = cc_time_mono_ms();
-    l->ring_timer = su_timer_create(su_root_task(cs->c.root), timeout_s * 1000);
+    /* a backstop: the router's own ring timer withdraws the offer first */
+    l->ring_timer = su_timer_create(su_root_task(cs->c.root), (timeout_s + 2) * 1000);
     if (l->ring_timer)
         su_timer_set(l->ring_timer, leg_ring_timeout, l);
     CC_INFO_CTX(&c->log, "ringing agent '%s' at '%s' for %d s (offer %d)", d->agent_id, d->contact,
                 timeout_s, l->attempt);
-    nua_invite(l->nh, TAG_IF(c->caller.sdp, SIPTAG_CONTENT_TYPE_STR("application/sdp")),
-               TAG_IF(c->caller.sdp, SIPTAG_PAYLOAD_STR(c->caller.sdp)), SIPTAG_HEADER_STR(xhdr),
-               TAG_END());
+    sdp = sdp_for_leg(l, c->caller.sdp, NULL);
+    nua_invite(l->nh, TAG_IF(sdp, SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+               TAG_IF(sdp, SIPTAG_PAYLOAD_STR(sdp)), SIPTAG_HEADER_STR(xhdr), TAG_END());
+    free(sdp);
+}
+
+/* Sends the caller sdp (for the caller's leg) in a re-INVITE of ours; dir as sdp_for_leg. */
+static void call_reinvite_caller(struct sipedge_call *c, enum call_reinv what, const char *sdp,
+                                 const char *dir)
+{
+    char *out = sdp_for_leg(&c->caller, sdp, dir);
+
+    c->reinv = what;
+    c->reinv_from = NULL;
+    c->reinv_nh = NULL;
+    nua_invite(c->caller.nh, TAG_IF(out, SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+               TAG_IF(out, SIPTAG_PAYLOAD_STR(out)), TAG_END());
+    free(out);
 }
 
 static void call_answered(struct sipedge_call *c, struct sipedge_leg *l, const sip_t *sip)
 {
     struct sipedge_ix ix = call_ix(c);
+    char *sdp;
 
     if (l->ring_timer)
         su_timer_reset(l->ring_timer);
@@ -477,14 +671,20 @@ static void call_answered(struct sipedge_call *c, struct sipedge_leg *l, const s
     }
     c->state = CALL_ANSWERED;
     c->answered_mono_ms = cc_time_mono_ms();
-    c->caller.up = true;
-    nua_respond(c->caller.nh, SIP_200_OK,
-                TAG_IF(l->sdp, SIPTAG_CONTENT_TYPE_STR("application/sdp")),
-                TAG_IF(l->sdp, SIPTAG_PAYLOAD_STR(l->sdp)), TAG_END());
+    if (c->caller.up) { /* after a transfer: the caller's media moves to this agent */
+        call_reinvite_caller(c, REINV_BRIDGE, l->sdp, NULL);
+    } else {
+        c->caller.up = true;
+        sdp = sdp_for_leg(&c->caller, l->sdp, NULL);
+        nua_respond(c->caller.nh, SIP_200_OK,
+                    TAG_IF(sdp, SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+                    TAG_IF(sdp, SIPTAG_PAYLOAD_STR(sdp)), TAG_END());
+        free(sdp);
+    }
     CC_INFO_CTX(&c->log, "agent '%s' answered after %lld ms of ringing", l->agent_id,
                 (long long)since(l->invited_mono_ms));
-    sipedge_bus_answered(c->cs->c.pub, &ix, l->agent_id, since(c->created_mono_ms),
-                         since(l->invited_mono_ms));
+    sipedge_bus_answered(c->cs->c.pub, &ix, l->agent_id, since(c->queued_mono_ms),
+                         since(l->invited_mono_ms), l->attempt);
     for (int i = 0; i < SIPEDGE_CALL_MAX_LEGS; i++)
         if (&c->agents[i] != l)
             leg_cancel(&c->agents[i]);
@@ -530,10 +730,10 @@ static void leg_terminated(struct sipedge_call *c, struct sipedge_leg *l)
 {
     if (l->is_caller && c->state == CALL_QUEUED)
         call_abandon(c); /* its transaction ended without a CANCEL we saw */
-    else if (l->is_caller && c->state == CALL_ANSWERED)
-        call_hangup(c, l, "customer");
-    else if (!l->is_caller && l->up && c->state == CALL_ANSWERED)
-        call_hangup(c, l, "agent");
+    else if (c->state == CALL_ANSWERED && (l->is_caller || l->up))
+        call_hangup(c, l, "system", "session_timeout"); /* no BYE seen: NUA ended the dialog
+                                                           (session timer expired, or no answer
+                                                           to a refresh) */
     else if (!l->is_caller && !l->up && !l->failed)
         leg_failed(c, l, 500);
     if (l->ring_timer) {
@@ -546,21 +746,307 @@ static void leg_terminated(struct sipedge_call *c, struct sipedge_leg *l)
     call_maybe_free(c);
 }
 
-/* A re-INVITE (hold, resume, session refresh) on one leg: answered with the other side's SDP
- * until the media relay exists (held/resumed events come with it). */
-static void leg_reinvite(struct sipedge_call *c, struct sipedge_leg *l, nua_handle_t *nh)
+/* The leg on the other side of l in a connected call, or NULL. */
+static struct sipedge_leg *leg_peer(struct sipedge_call *c, const struct sipedge_leg *l)
 {
-    const char *sdp = NULL;
+    if (!l->is_caller)
+        return c->caller.nh && !c->caller.cancelled ? &c->caller : NULL;
+    return call_agent_leg(c);
+}
 
-    if (l->is_caller) {
-        for (int i = 0; i < SIPEDGE_CALL_MAX_LEGS; i++)
-            if (c->agents[i].up)
-                sdp = c->agents[i].sdp;
-    } else {
-        sdp = c->caller.sdp;
+/* A re-INVITE (hold, resume, a new codec, a session refresh) on leg l: an offer goes to the
+ * other leg and its answer comes back in the 200; an offerless one (or one with nobody on the
+ * other side, after a transfer) is answered at once with the SDP l last got. Hold and resume
+ * are read from the offer. */
+static void leg_reinvite(struct sipedge_call *c, struct sipedge_leg *l, nua_handle_t *nh,
+                         const sip_t *sip)
+{
+    struct sipedge_leg *peer = c->state == CALL_ANSWERED ? leg_peer(c, l) : NULL;
+    char *offer = sdp_of(sip), *out;
+    const char *agent;
+
+    if (c->reinv != REINV_NONE) {
+        free(offer);
+        nua_respond(nh, SIP_491_REQUEST_PENDING, TAG_END());
+        return;
     }
-    nua_respond(nh, SIP_200_OK, TAG_IF(sdp, SIPTAG_CONTENT_TYPE_STR("application/sdp")),
-                TAG_IF(sdp, SIPTAG_PAYLOAD_STR(sdp)), TAG_END());
+    if (!offer || !peer) { /* a refresh, or nobody on the other side: what l last got */
+        out = l->sent_sdp;
+        nua_respond(nh, SIP_200_OK, TAG_IF(out, SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+                    TAG_IF(out, SIPTAG_PAYLOAD_STR(out)), TAG_END());
+        free(offer);
+        return;
+    }
+    free(l->sdp);
+    l->sdp = offer;
+    agent = l->is_caller ? peer->agent_id : l->agent_id;
+    if (sdp_is_hold(offer))
+        call_set_held(c, agent, l->is_caller ? "customer" : "agent");
+    else
+        call_set_resumed(c, agent, false);
+    c->reinv = REINV_PASS;
+    c->reinv_from = l;
+    c->reinv_nh = nh;
+    out = sdp_for_leg(peer, offer, NULL);
+    nua_invite(peer->nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+               TAG_IF(out, SIPTAG_PAYLOAD_STR(out)), TAG_END());
+    free(out);
+}
+
+/* The answer to a re-INVITE sip-edge sent on leg l. */
+static void leg_reinvite_done(struct sipedge_call *c, struct sipedge_leg *l, int status,
+                              const sip_t *sip)
+{
+    enum call_reinv what = c->reinv;
+    struct sipedge_leg *from = c->reinv_from;
+    char *answer = status < 300 ? sdp_of(sip) : NULL, *out;
+
+    if (status < 200)
+        return;
+    c->reinv = REINV_NONE;
+    c->reinv_from = NULL;
+    if (answer) {
+        free(l->sdp);
+        l->sdp = answer;
+    }
+    if (status >= 300)
+        CC_WARN_CTX(&c->log, "re-INVITE of the %s refused: %d", l->is_caller ? "caller" : "agent",
+                    status);
+    switch (what) {
+    case REINV_PASS:
+        if (!from || !from->nh || !c->reinv_nh)
+            break;
+        if (status >= 300) {
+            nua_respond(c->reinv_nh, status, sip_status_phrase(status), TAG_END());
+            break;
+        }
+        out = sdp_for_leg(from, l->sdp, NULL);
+        nua_respond(c->reinv_nh, SIP_200_OK,
+                    TAG_IF(out, SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+                    TAG_IF(out, SIPTAG_PAYLOAD_STR(out)), TAG_END());
+        free(out);
+        break;
+    case REINV_HOLD:
+    case REINV_RESUME:
+    case REINV_BRIDGE:
+    case REINV_NONE:
+        break;
+    }
+    c->reinv_nh = NULL;
+}
+
+/* ---- transfers -------------------------------------------------------------------------- */
+
+/* Blind transfer of a connected call to queue: the agent leg is released (BYE now, or once
+ * the REFER's NOTIFY is answered), transferred + requeue are published, and the caller stays
+ * up, connected to nobody, until the next assigned agent answers. The transferring agent's
+ * talk goes into transferred.talk_ms; ended.talk_ms counts the last agent's only. */
+static int call_transfer_queue(struct sipedge_call *c, const char *queue, bool bye_after_notify)
+{
+    struct sipedge_leg *a = call_agent_leg(c);
+    struct sipedge_ix ix;
+    char from_queue[SIPEDGE_ID_MAX + 1];
+    int64_t talk;
+
+    if (c->state != CALL_ANSWERED || !a || c->reinv != REINV_NONE)
+        return -EBUSY;
+    talk = since(c->answered_mono_ms);
+    call_set_resumed(c, a->agent_id, true);
+    snprintf(from_queue, sizeof(from_queue), "%s", c->queue_id);
+    snprintf(c->queue_id, sizeof(c->queue_id), "%s", queue);
+    ix = call_ix(c);
+    c->transfers++;
+    CC_INFO_CTX(&c->log, "agent '%s' transferred the call from '%s' to queue '%s'", a->agent_id,
+                from_queue, queue);
+    sipedge_bus_transferred(c->cs->c.pub, &ix, "blind", "queue", queue, a->agent_id, from_queue,
+                            talk, c->transfers);
+    sipedge_bus_requeue(c->cs->c.pub, &ix, "transfer", queue, c->transfers);
+    c->state = CALL_QUEUED;
+    c->queued_mono_ms = cc_time_mono_ms();
+    a->cancelled = true;
+    if (bye_after_notify)
+        a->bye_after_notify = true;
+    else
+        nua_bye(a->nh, TAG_END());
+    return 0;
+}
+
+/* Refer-To's user part as a queue of the call's tenant: a DID of the tenant names its queue,
+ * anything else is taken as a queue id (the router refuses an unknown one). */
+static int refer_queue(struct sipedge_call *c, const sip_t *sip, char *out, size_t cap)
+{
+    const url_t *u = sip && sip->sip_refer_to ? sip->sip_refer_to->r_url : NULL;
+    struct sipedge_did did;
+
+    if (!u || !u->url_user || !*u->url_user || strlen(u->url_user) >= cap)
+        return -EINVAL;
+    if (u->url_headers && strstr(u->url_headers, "Replaces"))
+        return -ENOTSUP; /* attended transfer */
+    if (did_valid(u->url_user) && sipedge_store_did_get(c->cs->c.store, u->url_user, &did) == 0 &&
+        strcmp(did.tenant, c->tenant) == 0) {
+        snprintf(out, cap, "%s", did.queue_id);
+        return 0;
+    }
+    for (const char *p = u->url_user; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("._:@-", *p))
+            return -EINVAL;
+    snprintf(out, cap, "%s", u->url_user);
+    return 0;
+}
+
+/* REFER from the agent's phone (NUA has answered it 202): a blind transfer to a queue; the
+ * outcome goes back as a NOTIFY with a sipfrag (RFC 3515), then the agent leg gets its BYE. */
+static void leg_refer(struct sipedge_call *c, struct sipedge_leg *l, nua_handle_t *nh,
+                      const sip_t *sip, tagi_t tags[])
+{
+    sip_event_t const *event = NULL;
+    char queue[SIPEDGE_ID_MAX + 1];
+    const char *frag = "SIP/2.0 200 OK\r\n";
+    int rc = l->is_caller ? -EPERM : refer_queue(c, sip, queue, sizeof(queue));
+
+    tl_gets(tags, NUTAG_REFER_EVENT_REF(event), TAG_END());
+    if (rc == 0)
+        rc = call_transfer_queue(c, queue, true);
+    if (rc < 0) {
+        CC_INFO_CTX(&c->log, "refusing a REFER from the %s: %s", l->is_caller ? "caller" : "agent",
+                    strerror(-rc));
+        frag = rc == -ENOTSUP ? "SIP/2.0 501 Not Implemented\r\n"
+               : rc == -EBUSY ? "SIP/2.0 491 Request Pending\r\n"
+                              : "SIP/2.0 603 Declined\r\n";
+    }
+    nua_notify(nh, NUTAG_SUBSTATE(nua_substate_terminated), TAG_IF(event, SIPTAG_EVENT(event)),
+               SIPTAG_CONTENT_TYPE_STR("message/sipfrag;version=2.0"), SIPTAG_PAYLOAD_STR(frag),
+               TAG_END());
+}
+
+/* ---- control ---------------------------------------------------------------------------- */
+
+static const char *call_state_name(struct sipedge_call *c)
+{
+    if (c->state == CALL_ANSWERED)
+        return c->held ? "held" : "connected";
+    if (c->state == CALL_QUEUED)
+        return leg_ringing(c) ? "ringing" : "queued";
+    return "ended";
+}
+
+static json_t *call_json(struct sipedge_call *c)
+{
+    const char *agent = c->state == CALL_ANSWERED ? call_agent(c) : NULL;
+    struct sipedge_leg *ringing = leg_ringing(c);
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:b}", "interaction_id", c->id,
+                  "queue_id", c->queue_id, "state", call_state_name(c), "from", c->from, "to",
+                  c->to, "duration_ms", (json_int_t)since(c->created_mono_ms), "hold_ms",
+                  (json_int_t)call_hold_ms(c), "transfers", c->transfers, "held", c->held);
+
+    if (j && agent)
+        json_object_set_new(j, "agent_id", json_string(agent));
+    if (j && c->state == CALL_ANSWERED)
+        json_object_set_new(j, "talk_ms", json_integer(since(c->answered_mono_ms)));
+    if (j && ringing)
+        json_object_set_new(j, "ringing_agent_id", json_string(ringing->agent_id));
+    return j;
+}
+
+/* Whether the request may see c: its tenant's, and for an agent only a call it is on. */
+static bool call_visible(const struct sipedge_call *c, const struct sipedge_ctl *req)
+{
+    if (c->state == CALL_ENDED || strcmp(c->tenant, req->tenant) != 0)
+        return false;
+    if (!req->agent_id[0])
+        return true;
+    for (int i = 0; i < SIPEDGE_CALL_MAX_LEGS; i++)
+        if (c->agents[i].nh && !c->agents[i].cancelled && !c->agents[i].failed &&
+            strcmp(c->agents[i].agent_id, req->agent_id) == 0)
+            return true;
+    return false;
+}
+
+static int calls_list(sipedge_calls *cs, const struct sipedge_ctl *req, json_t **out)
+{
+    json_t *items = json_array();
+
+    if (!items)
+        return -ENOMEM;
+    for (size_t b = 0; b < CALLS_BUCKETS; b++)
+        for (struct sipedge_call *c = cs->buckets[b]; c; c = c->next)
+            if (call_visible(c, req) && json_array_append_new(items, call_json(c)) < 0) {
+                json_decref(items);
+                return -ENOMEM;
+            }
+    *out = json_pack("{s:o}", "items", items);
+    return *out ? 0 : -ENOMEM;
+}
+
+/* Releases a call on request: a connected one both ways, a waiting one with 480. */
+static void call_control_hangup(struct sipedge_call *c, const char *by)
+{
+    struct sipedge_ix ix = call_ix(c);
+    const char *ended_by = strcmp(by, "agent") == 0 ? "agent" : by;
+
+    if (c->state == CALL_QUEUED) {
+        call_reject(c, 480, "released by request", ended_by, "rejected");
+        return;
+    }
+    CC_INFO_CTX(&c->log, "call released by a %s's request", by);
+    sipedge_bus_ended(c->cs->c.pub, &ix, ended_by, since(c->answered_mono_ms), call_hold_ms(c),
+                      since(c->created_mono_ms), call_agent(c), "normal", 0);
+    if (c->caller.nh && !c->caller.cancelled) {
+        c->caller.cancelled = true;
+        nua_bye(c->caller.nh, TAG_END());
+    }
+    call_finish(c, NULL);
+}
+
+static int call_control_hold(struct sipedge_call *c, bool hold, const char *by)
+{
+    struct sipedge_leg *a = call_agent_leg(c);
+
+    if (c->state != CALL_ANSWERED || !a || c->reinv != REINV_NONE || c->held == hold)
+        return -EBUSY;
+    if (hold) {
+        call_set_held(c, a->agent_id, by);
+        call_reinvite_caller(c, REINV_HOLD, a->sdp, "sendonly");
+    } else {
+        call_set_resumed(c, a->agent_id, false);
+        call_reinvite_caller(c, REINV_RESUME, a->sdp, NULL);
+    }
+    return 0;
+}
+
+int sipedge_calls_control(sipedge_calls *cs, const struct sipedge_ctl *req, json_t **out)
+{
+    struct sipedge_call *c;
+    int rc = 0;
+
+    *out = NULL;
+    if (req->op == SIPEDGE_CTL_LIST)
+        return calls_list(cs, req, out);
+    c = calls_find(cs, req->interaction_id);
+    if (!c || !call_visible(c, req))
+        return -ENOENT;
+    switch (req->op) {
+    case SIPEDGE_CTL_HANGUP:
+        call_control_hangup(c, req->by);
+        break;
+    case SIPEDGE_CTL_HOLD:
+    case SIPEDGE_CTL_RESUME:
+        rc = call_control_hold(c, req->op == SIPEDGE_CTL_HOLD, req->by);
+        break;
+    case SIPEDGE_CTL_TRANSFER:
+        if (strcmp(req->target_type, "queue") != 0)
+            return -ENOTSUP; /* a number needs the trunk */
+        rc = call_transfer_queue(c, req->target, false);
+        break;
+    case SIPEDGE_CTL_LIST:
+    case SIPEDGE_CTL_GET:
+        break;
+    }
+    if (rc < 0)
+        return rc;
+    *out = call_json(c);
+    return *out ? 0 : -ENOMEM;
 }
 
 void sipedge_calls_on_event(sipedge_calls *cs, nua_event_t event, int status, const char *phrase,
@@ -574,24 +1060,38 @@ void sipedge_calls_on_event(sipedge_calls *cs, nua_event_t event, int status, co
     (void)phrase;
     switch (event) {
     case nua_i_invite: /* re-INVITE within the dialog */
-        leg_reinvite(c, l, nh);
+        leg_reinvite(c, l, nh, sip);
+        break;
+    case nua_i_refer:
+        leg_refer(c, l, nh, sip, tags);
+        break;
+    case nua_r_notify:
+        if (l->bye_after_notify && status >= 200) {
+            l->bye_after_notify = false;
+            nua_bye(l->nh, TAG_END());
+        }
         break;
     case nua_i_cancel:
         if (l->is_caller)
             call_abandon(c);
         break;
     case nua_i_bye:
-        if (c->state == CALL_ANSWERED) {
+        l->bye_after_notify = false;
+        if (c->state == CALL_QUEUED && l->is_caller && c->caller.up) {
+            call_abandon(c); /* hung up while waiting after a transfer */
+        } else if (c->state == CALL_ANSWERED) {
             if (!l->is_caller)
                 l->cancelled = true; /* no BYE back */
             else
                 c->caller.cancelled = true;
-            call_hangup(c, l, l->is_caller ? "customer" : "agent");
+            call_hangup(c, l, l->is_caller ? "customer" : "agent", "normal");
         }
         break;
     case nua_r_invite:
-        if (l->is_caller)
+        if (l->is_caller || l->up) {
+            leg_reinvite_done(c, l, status, sip);
             break;
+        }
         if (status >= 200 && status < 300)
             call_answered(c, l, sip);
         else if (status >= 300)
@@ -633,7 +1133,7 @@ void sipedge_calls_on_decision(sipedge_calls *cs, const struct sipedge_decision 
         }
         break;
     case SIPEDGE_DECISION_REJECTED:
-        call_reject(c, d->sip_status, d->reason, "rejected");
+        call_reject(c, d->sip_status, d->reason, "system", "rejected");
         break;
     case SIPEDGE_DECISION_OVERFLOWED:
         if (d->queue_id[0]) {
@@ -651,10 +1151,11 @@ void sipedge_calls_end_all(sipedge_calls *cs)
             struct sipedge_ix ix = call_ix(c);
 
             if (c->state == CALL_QUEUED) {
-                call_reject(c, 503, "service shutting down", "failed");
+                call_reject(c, 503, "service shutting down", "system", "failed");
             } else if (c->state == CALL_ANSWERED) {
-                sipedge_bus_ended(cs->c.pub, &ix, "system", since(c->answered_mono_ms), 0,
-                                  since(c->created_mono_ms), call_agent(c), "failed", 0);
+                sipedge_bus_ended(cs->c.pub, &ix, "system", since(c->answered_mono_ms),
+                                  call_hold_ms(c), since(c->created_mono_ms), call_agent(c),
+                                  "failed", 0);
                 if (c->caller.nh && !c->caller.cancelled) {
                     c->caller.cancelled = true;
                     nua_bye(c->caller.nh, TAG_END());

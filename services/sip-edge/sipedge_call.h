@@ -11,7 +11,13 @@
  *   caller CANCEL while queued -> agent legs cancelled, abandoned + ended
  *   BYE from either side -> BYE the other, ended (ended_by, talk_ms)
  *   agent 486/600/603, ring timeout, unreachable -> no_answer (the router re-offers)
- *   withdrawn -> CANCEL that agent leg;  rejected -> the caller gets the decision's status
+ *   withdrawn -> CANCEL that agent leg (no no_answer: the router counted it); rejected -> the
+ *   caller gets the decision's status
+ *   re-INVITE from either leg -> passed to the other leg, its answer back (held/resumed when
+ *   the offer puts the other side on hold or takes it off)
+ *   control (REST, REFER): hangup; hold/resume (sip-edge re-INVITEs the caller); blind transfer
+ *   to a queue -> BYE the agent leg, transferred + requeue, the caller stays up; the next
+ *   assigned agent gets the caller's last SDP and the caller a re-INVITE with the agent's
  *
  * Thread-safety: none -- every function runs on the SIP (su_root) thread.
  */
@@ -19,6 +25,8 @@
 #define SIPEDGE_CALL_H
 
 #include <stddef.h>
+
+#include <jansson.h>
 
 #include <sofia-sip/nua.h>
 #include <sofia-sip/su_wait.h>
@@ -39,6 +47,28 @@ struct sipedge_calls_config {
     su_root_t *root;                  /* borrowed: ring timers */
 };
 
+/* What a control request does (sipedge_calls_control). */
+enum sipedge_ctl_op {
+    SIPEDGE_CTL_LIST,    /* the tenant's calls (the agent's, with agent_id) */
+    SIPEDGE_CTL_GET,     /* one call */
+    SIPEDGE_CTL_HANGUP,  /* release both sides (a waiting caller gets 480) */
+    SIPEDGE_CTL_HOLD,    /* re-INVITE the caller sendonly */
+    SIPEDGE_CTL_RESUME,  /* re-INVITE the caller with the agent's SDP */
+    SIPEDGE_CTL_TRANSFER /* blind, to target_type/target */
+};
+
+/* One call-control request (a plain value, copied freely). */
+struct sipedge_ctl {
+    enum sipedge_ctl_op op;
+    char tenant[SIPEDGE_BUS_ID_MAX + 1];
+    char agent_id[SIPEDGE_BUS_ID_MAX + 1]; /* "" = any call of the tenant, else only the calls
+                                              this agent is on (an agent's token) */
+    char by[16];                           /* who acts: agent|supervisor|system */
+    char interaction_id[SIPEDGE_BUS_ID_MAX + 1];
+    char target_type[16]; /* transfer: queue|number */
+    char target[SIPEDGE_BUS_ID_MAX + 1];
+};
+
 /* Makes the (empty) call table. NULL on ENOMEM. */
 sipedge_calls *sipedge_calls_new(const struct sipedge_calls_config *c);
 /* Frees every call without touching its NUA handles (call after nua_destroy). NULL ok. */
@@ -52,6 +82,11 @@ void sipedge_calls_on_event(sipedge_calls *cs, nua_event_t event, int status, co
 /* A routing decision (from the bus thread, through the command queue): acts on it when the
  * interaction is one of ours, ignores it otherwise. */
 void sipedge_calls_on_decision(sipedge_calls *cs, const struct sipedge_decision *d);
+/* Applies one control request. 0 with *out a new reference (the list {"items": [...]}, or the
+ * call as it is after the request was started); -ENOENT no such call for that tenant / agent,
+ * -EBUSY the call is not in a state for it (not connected, already held, a re-INVITE under
+ * way), -ENOTSUP a transfer target sip-edge cannot reach (number: no trunk), -ENOMEM. */
+int sipedge_calls_control(sipedge_calls *cs, const struct sipedge_ctl *req, json_t **out);
 /* Shutdown: ends every call (BYE, CANCEL, 503 to queued callers), publishing ended. */
 void sipedge_calls_end_all(sipedge_calls *cs);
 /* Calls not yet ended (what CC_SIPEDGE_MAX_CALLS counts). */

@@ -50,6 +50,10 @@ const struct cc_config_var sipedge_config_vars[] = {
     {"CC_SIPEDGE_PG_ACQUIRE_TIMEOUT_MS", CC_CFG_INT, "2000",
      "longest a request waits for a free PostgreSQL connection",
      offsetof(struct sipedge_config, pg_acquire_timeout_ms), 1, 60000},
+    {"CC_SIPEDGE_CACHE_TTL_MS", CC_CFG_INT, "5000",
+     "how long a DID or credential looked up in PostgreSQL is reused (0: no cache); a change made "
+     "through another instance is seen after at most this long, through this one at once",
+     offsetof(struct sipedge_config, cache_ttl_ms), 0, 60000},
     {"CC_SIPEDGE_DEFAULT_RING_TIMEOUT_S", CC_CFG_INT, "20",
      "how long an agent's phone rings when the routing decision names no ring timeout",
      offsetof(struct sipedge_config, default_ring_timeout_s), 1, 600},

@@ -30,6 +30,7 @@ struct sipedge_config {
     const char *migrations_dir;  /* CC_SIPEDGE_MIGRATIONS_DIR */
     long pg_pool_size;           /* CC_SIPEDGE_PG_POOL: connections (REST + SIP thread) */
     long pg_acquire_timeout_ms;  /* CC_SIPEDGE_PG_ACQUIRE_TIMEOUT_MS */
+    long cache_ttl_ms;           /* CC_SIPEDGE_CACHE_TTL_MS: DID/credential lookups cached */
     long default_ring_timeout_s; /* CC_SIPEDGE_DEFAULT_RING_TIMEOUT_S: decision without one */
     const char *consumer_group;  /* CC_SIPEDGE_CONSUMER_GROUP ("" = sip-edge-<instance>) */
 };

@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sofia-sip/nua.h>
+#include <sofia-sip/tport_tag.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su_tag_io.h>
 #include <sofia-sip/su_wait.h>
@@ -21,9 +23,28 @@
 #include "sipedge_registrar.h"
 
 #define SIP_SHUTDOWN_MS 5000
+/* RFC 4028 on both legs: a peer that stops refreshing (or answering our UPDATE refreshes)
+ * has its call ended after at most this long (ended reason session_timeout). */
+#define SIP_SESSION_EXPIRES_S 1800
+#define SIP_UDP_BUFFER_BYTES                                                                       \
+    (4 * 1024 * 1024) /* SO_RCVBUF/SO_SNDBUF (capped by net.core.*mem_max) */
 
+/* A control request and its outcome, shared by the waiting thread and the SIP thread: freed
+ * by whichever of the two lets go of it last (refs, under lock). */
+struct sip_job {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int refs;
+    bool done;
+    int rc;
+    json_t *out;
+    struct sipedge_ctl req;
+};
+
+/* One queued command: a decision, or a control job (job != NULL). */
 struct sip_cmd {
     struct sip_cmd *next;
+    struct sip_job *job;
     struct sipedge_decision d;
 };
 
@@ -36,28 +57,118 @@ struct sipedge_sip {
     su_timer_t *sweep, *shutdown_timer;
     int efd, efd_index, stop_index;
     bool stopping, shut_down;
-    pthread_mutex_t lock; /* guards head/tail: the only state other threads touch */
+    pthread_mutex_t lock; /* guards head/tail/closed: the only state other threads touch */
     struct sip_cmd *head, **tail;
+    bool closed; /* the loop has stopped: control requests are refused */
 };
 
 /* ---- command queue ---------------------------------------------------------------------- */
 
-int sipedge_sip_post(sipedge_sip *s, const struct sipedge_decision *d)
+static void job_unref(struct sip_job *job)
 {
-    struct sip_cmd *cmd = malloc(sizeof(*cmd));
-    uint64_t one = 1;
+    bool last;
 
-    if (!cmd)
-        return -ENOMEM;
+    pthread_mutex_lock(&job->lock);
+    last = --job->refs == 0;
+    pthread_mutex_unlock(&job->lock);
+    if (!last)
+        return;
+    json_decref(job->out);
+    pthread_cond_destroy(&job->cond);
+    pthread_mutex_destroy(&job->lock);
+    free(job);
+}
+
+/* Queues cmd (taken) and wakes the SIP thread; -ESHUTDOWN (cmd freed) once it has stopped. */
+static int sip_enqueue(sipedge_sip *s, struct sip_cmd *cmd)
+{
+    uint64_t one = 1;
+    bool closed;
+
     cmd->next = NULL;
-    cmd->d = *d;
     pthread_mutex_lock(&s->lock);
-    *s->tail = cmd;
-    s->tail = &cmd->next;
+    closed = s->closed;
+    if (!closed) {
+        *s->tail = cmd;
+        s->tail = &cmd->next;
+    }
     pthread_mutex_unlock(&s->lock);
+    if (closed) {
+        free(cmd);
+        return -ESHUTDOWN;
+    }
     if (write(s->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
         CC_ERROR("cannot wake the sip thread up: %s", strerror(errno));
     return 0;
+}
+
+int sipedge_sip_post(sipedge_sip *s, const struct sipedge_decision *d)
+{
+    struct sip_cmd *cmd = calloc(1, sizeof(*cmd));
+
+    if (!cmd)
+        return -ENOMEM;
+    cmd->d = *d;
+    (void)sip_enqueue(s, cmd); /* -ESHUTDOWN: a decision after the loop is moot */
+    return 0;
+}
+
+static int job_wait(struct sip_job *job, int timeout_ms, json_t **out)
+{
+    struct timespec until;
+    int rc = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&job->lock);
+    while (!job->done && rc == 0)
+        rc = pthread_cond_timedwait(&job->cond, &job->lock, &until);
+    if (job->done) {
+        rc = job->rc;
+        *out = job->out;
+        job->out = NULL;
+    } else {
+        rc = -ETIMEDOUT;
+    }
+    pthread_mutex_unlock(&job->lock);
+    return rc;
+}
+
+int sipedge_sip_control(sipedge_sip *s, const struct sipedge_ctl *req, int timeout_ms, json_t **out)
+{
+    struct sip_cmd *cmd = calloc(1, sizeof(*cmd));
+    struct sip_job *job = calloc(1, sizeof(*job));
+    pthread_condattr_t ca;
+    int rc;
+
+    *out = NULL;
+    if (!cmd || !job) {
+        free(cmd);
+        free(job);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&job->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&job->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    job->refs = 2; /* this thread and the SIP thread */
+    job->req = *req;
+    cmd->job = job;
+    rc = sip_enqueue(s, cmd);
+    if (rc < 0) {
+        job->refs = 1;
+        job_unref(job);
+        return rc;
+    }
+    rc = job_wait(job, timeout_ms, out);
+    job_unref(job);
+    return rc;
 }
 
 void sipedge_sip_post_fn(void *s, const struct sipedge_decision *d)
@@ -65,6 +176,42 @@ void sipedge_sip_post_fn(void *s, const struct sipedge_decision *d)
     if (sipedge_sip_post(s, d) < 0)
         CC_ERROR_CTX(&(struct cc_log_ctx){.interaction_id = d->interaction_id},
                      "cannot queue a decision: out of memory");
+}
+
+/* Runs a control job on the SIP thread and hands the outcome to the waiting thread. */
+static void sip_run_job(sipedge_sip *s, struct sip_job *job)
+{
+    json_t *out = NULL;
+    int rc = s->stopping ? -ESHUTDOWN : sipedge_calls_control(s->calls, &job->req, &out);
+
+    pthread_mutex_lock(&job->lock);
+    job->rc = rc;
+    job->out = out;
+    job->done = true;
+    pthread_cond_signal(&job->cond);
+    pthread_mutex_unlock(&job->lock);
+    job_unref(job);
+}
+
+/* Stops taking commands; what is still queued is dropped, control requests answered
+ * -ESHUTDOWN. */
+static void sip_close(sipedge_sip *s)
+{
+    struct sip_cmd *list, *next;
+
+    pthread_mutex_lock(&s->lock);
+    s->closed = true;
+    list = s->head;
+    s->head = NULL;
+    s->tail = &s->head;
+    pthread_mutex_unlock(&s->lock);
+    s->stopping = true;
+    for (; list; list = next) {
+        next = list->next;
+        if (list->job)
+            sip_run_job(s, list->job);
+        free(list);
+    }
 }
 
 static int sip_drain(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *arg)
@@ -83,7 +230,9 @@ static int sip_drain(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *arg)
     pthread_mutex_unlock(&s->lock);
     for (; list; list = next) {
         next = list->next;
-        if (!s->stopping)
+        if (list->job)
+            sip_run_job(s, list->job);
+        else if (!s->stopping)
             sipedge_calls_on_decision(s->calls, &list->d);
         free(list);
     }
@@ -214,9 +363,14 @@ sipedge_sip *sipedge_sip_new(const struct sipedge_sip_config *c)
     s->root = su_root_create(s);
     if (!s->root)
         goto out_fail;
-    s->nua = nua_create(s->root, sip_event, s, NUTAG_URL(c->cfg->sip_url), NUTAG_MEDIA_ENABLE(0),
-                        NUTAG_APPL_METHOD("REGISTER"), NUTAG_ALLOW("REGISTER"),
-                        NUTAG_USER_AGENT("cc-sip-edge"), NUTAG_ENABLEMESSAGE(0), TAG_END());
+    s->nua = nua_create(
+        s->root, sip_event, s, NUTAG_URL(c->cfg->sip_url), NUTAG_MEDIA_ENABLE(0),
+        NUTAG_APPL_METHOD("REGISTER"), NUTAG_ALLOW("REGISTER"), NUTAG_USER_AGENT("cc-sip-edge"),
+        NUTAG_ENABLEMESSAGE(0), NUTAG_SESSION_TIMER(SIP_SESSION_EXPIRES_S), NUTAG_MIN_SE(90),
+        NUTAG_SESSION_REFRESHER(nua_any_refresher), NUTAG_UPDATE_REFRESH(1),
+        /* bursts arrive while this thread is descheduled: the default ~200 kB UDP buffers
+         * drop them (seen as retransmissions in make bench-sip) */
+        TPTAG_UDP_RMEM(SIP_UDP_BUFFER_BYTES), TPTAG_UDP_WMEM(SIP_UDP_BUFFER_BYTES), TAG_END());
     if (!s->nua) {
         CC_ERROR("cannot listen for sip on '%s'", c->cfg->sip_url);
         goto out_fail;
@@ -253,13 +407,12 @@ int sipedge_sip_run(sipedge_sip *s, int stop_fd)
     if (s->stop_index < 0)
         return -EIO;
     su_root_run(s->root);
+    sip_close(s);
     return 0;
 }
 
 void sipedge_sip_free(sipedge_sip *s)
 {
-    struct sip_cmd *next;
-
     if (!s)
         return;
     if (s->sweep)
@@ -284,10 +437,7 @@ void sipedge_sip_free(sipedge_sip *s)
         close(s->efd);
     if (s->root)
         su_root_destroy(s->root);
-    for (; s->head; s->head = next) {
-        next = s->head->next;
-        free(s->head);
-    }
+    sip_close(s);
     pthread_mutex_destroy(&s->lock);
     su_deinit();
     free(s);

@@ -4,15 +4,19 @@
  * registrar and the calls, and the command queue through which other threads reach them.
  *
  * The command queue is a mutex-protected list plus an eventfd registered in the root: any thread
- * may post (sipedge_sip_post); the SIP thread wakes up, drains the list and applies each command
- * in order. Everything else here runs on the thread that calls sipedge_sip_run.
+ * may post (sipedge_sip_post, sipedge_sip_control); the SIP thread wakes up, drains the list and
+ * applies each command in order. Everything else here runs on the thread that calls
+ * sipedge_sip_run.
  */
 #ifndef SIPEDGE_SIP_H
 #define SIPEDGE_SIP_H
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "sipedge_bus.h"
+#include "sipedge_call.h"
 #include "sipedge_config.h"
 #include "sipedge_store.h"
 
@@ -31,6 +35,12 @@ struct sipedge_sip_config {
 sipedge_sip *sipedge_sip_new(const struct sipedge_sip_config *c);
 /* Queues a decision for the SIP thread (copied). 0, or -ENOMEM. Thread-safe. */
 int sipedge_sip_post(sipedge_sip *s, const struct sipedge_decision *d);
+/* Runs a call-control request on the SIP thread and waits up to timeout_ms for its outcome:
+ * sipedge_calls_control's result and *out (a new reference or NULL); -ETIMEDOUT when the SIP
+ * thread did not get to it in time (it may still run it later), -ESHUTDOWN once the loop has
+ * stopped, -ENOMEM. Thread-safe; never call it from the SIP thread (it would wait for itself). */
+int sipedge_sip_control(sipedge_sip *s, const struct sipedge_ctl *req, int timeout_ms,
+                        json_t **out);
 /* Same as sipedge_sip_post, shaped as a sipedge_decision_fn for the bus consumer. */
 void sipedge_sip_post_fn(void *s, const struct sipedge_decision *d);
 /* Runs the loop until stop_fd (e.g. a signalfd) is readable, then ends every call, shuts NUA

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "cc_log.h"
 #include "cc_pg.h"
 #include "cc_pg_pool.h"
+#include "cc_time.h"
 
 #define MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
 #define TS(p)   "to_timestamp(" p "::double precision / 1000)"
@@ -22,25 +24,66 @@
     "tenant, agent_id, domain, username, contact, call_id, cseq, " MS("expires_at") ", " MS(       \
         "updated_at") ", user_agent, source, transport"
 
+#define CACHE_SLOTS   4096 /* direct-mapped: a collision only costs a lookup */
+#define CACHE_KEY_MAX (2 * SIPEDGE_NAME_MAX + 4)
+
+enum cache_kind { CACHE_EMPTY, CACHE_DID, CACHE_CRED };
+
+/* One looked-up key: its row, or that there was none (found false: -ENOENT is cached too, so a
+ * flood of unknown numbers or users does not reach PostgreSQL). */
+struct cache_entry {
+    enum cache_kind kind;
+    bool found;
+    int64_t expires_mono_ms;
+    char key[CACHE_KEY_MAX];
+    union {
+        struct sipedge_did did;
+        struct sipedge_credential cred;
+    } v;
+};
+
 struct sipedge_store {
     cc_pg_pool *pool;
+    long cache_ttl_ms;          /* 0: no cache */
+    pthread_mutex_t cache_lock; /* guards cache and cache_gen */
+    uint64_t cache_gen;         /* +1 per invalidation: a lookup racing a write is not cached */
+    struct cache_entry *cache;  /* CACHE_SLOTS, NULL when ttl is 0 */
 };
 
 /* ---- plumbing ------------------------------------------------------------------------------- */
 
-sipedge_store *sipedge_store_new(const char *dsn, unsigned pool_size, long acquire_timeout_ms)
+sipedge_store *sipedge_store_new_cached(const char *dsn, unsigned pool_size,
+                                        long acquire_timeout_ms, long cache_ttl_ms)
 {
     sipedge_store *st = calloc(1, sizeof(*st));
 
     if (!st)
         return NULL;
+    st->cache_ttl_ms = cache_ttl_ms > 0 ? cache_ttl_ms : 0;
+    if (st->cache_ttl_ms > 0) {
+        st->cache = calloc(CACHE_SLOTS, sizeof(*st->cache));
+        if (!st->cache)
+            goto out_store;
+    }
+    pthread_mutex_init(&st->cache_lock, NULL);
     st->pool = cc_pg_pool_new(dsn, pool_size, acquire_timeout_ms);
     if (!st->pool) {
         CC_ERROR("sipedge store: cannot open the connection pool");
-        free(st);
-        return NULL;
+        goto out_lock;
     }
     return st;
+out_lock:
+    pthread_mutex_destroy(&st->cache_lock);
+    free(st->cache);
+out_store:
+    free(st);
+    return NULL;
+}
+
+sipedge_store *sipedge_store_new(const char *dsn, unsigned pool_size, long acquire_timeout_ms)
+{
+    return sipedge_store_new_cached(dsn, pool_size, acquire_timeout_ms,
+                                    SIPEDGE_STORE_CACHE_TTL_MS_DEFAULT);
 }
 
 void sipedge_store_free(sipedge_store *st)
@@ -48,7 +91,89 @@ void sipedge_store_free(sipedge_store *st)
     if (!st)
         return;
     cc_pg_pool_free(st->pool);
+    pthread_mutex_destroy(&st->cache_lock);
+    free(st->cache);
     free(st);
+}
+
+/* ---- lookup cache --------------------------------------------------------------------------- */
+
+/* "d:<number>" or "c:<lowercased domain>\n<username>" (domains compare case-insensitively). */
+static void cache_key(char key[CACHE_KEY_MAX], enum cache_kind kind, const char *a, const char *b)
+{
+    size_t n = 0;
+
+    key[n++] = kind == CACHE_DID ? 'd' : 'c';
+    key[n++] = ':';
+    for (; *a && n < CACHE_KEY_MAX - 2; a++)
+        key[n++] = (char)(*a >= 'A' && *a <= 'Z' ? *a + 32 : *a);
+    if (b) {
+        key[n++] = '\n';
+        for (; *b && n < CACHE_KEY_MAX - 1; b++)
+            key[n++] = *b;
+    }
+    key[n] = '\0';
+}
+
+static struct cache_entry *cache_slot(sipedge_store *st, const char *key)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (const char *p = key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return &st->cache[h % CACHE_SLOTS];
+}
+
+/* 1 and *e copied on a fresh hit, 0 on a miss (with *gen for cache_put). */
+static int cache_get(sipedge_store *st, const char *key, struct cache_entry *e, uint64_t *gen)
+{
+    struct cache_entry *slot;
+    int hit;
+
+    if (!st->cache)
+        return 0;
+    pthread_mutex_lock(&st->cache_lock);
+    slot = cache_slot(st, key);
+    hit = slot->kind != CACHE_EMPTY && slot->expires_mono_ms > cc_time_mono_ms() &&
+          strcmp(slot->key, key) == 0;
+    if (hit)
+        *e = *slot;
+    *gen = st->cache_gen;
+    pthread_mutex_unlock(&st->cache_lock);
+    return hit;
+}
+
+/* Keeps e unless an invalidation happened since the lookup began (gen from cache_get). */
+static void cache_put(sipedge_store *st, const struct cache_entry *e, uint64_t gen)
+{
+    struct cache_entry *slot;
+
+    if (!st->cache)
+        return;
+    pthread_mutex_lock(&st->cache_lock);
+    if (st->cache_gen == gen) {
+        slot = cache_slot(st, e->key);
+        *slot = *e;
+        slot->expires_mono_ms = cc_time_mono_ms() + st->cache_ttl_ms;
+    }
+    pthread_mutex_unlock(&st->cache_lock);
+}
+
+/* Forgets a key after a write through this instance (whatever the write's outcome). */
+static void cache_forget(sipedge_store *st, enum cache_kind kind, const char *a, const char *b)
+{
+    char key[CACHE_KEY_MAX];
+    struct cache_entry *slot;
+
+    if (!st->cache || !a)
+        return;
+    cache_key(key, kind, a, b);
+    pthread_mutex_lock(&st->cache_lock);
+    st->cache_gen++;
+    slot = cache_slot(st, key);
+    if (strcmp(slot->key, key) == 0)
+        slot->kind = CACHE_EMPTY;
+    pthread_mutex_unlock(&st->cache_lock);
 }
 
 int sipedge_store_migrate(sipedge_store *st, const char *dir)
@@ -236,45 +361,88 @@ static int run_versioned(sipedge_store *st, const char *name, const char *sql, i
 
 /* ---- lookups on the call / REGISTER path ---------------------------------------------------- */
 
-int sipedge_store_credential_get(sipedge_store *st, const char *domain, const char *username,
-                                 struct sipedge_credential *out)
+/* Answers e->key from the cache, or asks fetch (0 with e->v filled, -ENOENT, or another error)
+ * and caches a row or its absence. */
+static int cached(sipedge_store *st, struct cache_entry *e,
+                  int (*fetch)(sipedge_store *st, struct cache_entry *e))
 {
-    const char *params[] = {domain, username};
-    struct sipedge_credential_row row;
-    PGresult *res;
+    uint64_t gen = 0;
     int rc;
 
-    if (!domain || !username)
-        return -ENOENT;
-    rc = run_one(st, "sipedge_cred_get",
-                 "SELECT " CRED_COLS " FROM sipedge.credentials "
-                 "WHERE domain = lower($1) AND username = $2",
-                 2, params, &res);
+    if (cache_get(st, e->key, e, &gen))
+        return e->found ? 0 : -ENOENT;
+    rc = fetch(st, e);
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    e->found = rc == 0;
+    cache_put(st, e, gen);
+    return rc;
+}
+
+static int credential_fetch(sipedge_store *st, struct cache_entry *e)
+{
+    const char *params[] = {e->v.cred.domain, e->v.cred.username};
+    struct sipedge_credential_row row;
+    PGresult *res;
+    int rc = run_one(st, "sipedge_cred_get",
+                     "SELECT " CRED_COLS " FROM sipedge.credentials "
+                     "WHERE domain = lower($1) AND username = $2",
+                     2, params, &res);
+
     if (rc < 0)
         return rc;
     credential_from_row(res, 0, &row);
     PQclear(res);
-    *out = row.c;
+    e->v.cred = row.c;
     return 0;
 }
 
-int sipedge_store_did_get(sipedge_store *st, const char *number, struct sipedge_did *out)
+static int did_fetch(sipedge_store *st, struct cache_entry *e)
 {
-    const char *params[] = {number};
+    const char *params[] = {e->v.did.number};
     struct sipedge_did_row row;
     PGresult *res;
-    int rc;
+    int rc = run_one(st, "sipedge_did_get",
+                     "SELECT " DID_COLS " FROM sipedge.dids WHERE number = $1", 1, params, &res);
 
-    if (!number)
-        return -ENOENT;
-    rc = run_one(st, "sipedge_did_get", "SELECT " DID_COLS " FROM sipedge.dids WHERE number = $1",
-                 1, params, &res);
     if (rc < 0)
         return rc;
     did_from_row(res, 0, &row);
     PQclear(res);
-    *out = row.d;
+    e->v.did = row.d;
     return 0;
+}
+
+int sipedge_store_credential_get(sipedge_store *st, const char *domain, const char *username,
+                                 struct sipedge_credential *out)
+{
+    struct cache_entry e = {.kind = CACHE_CRED};
+    int rc;
+
+    if (!domain || !username)
+        return -ENOENT;
+    cache_key(e.key, CACHE_CRED, domain, username);
+    snprintf(e.v.cred.domain, sizeof(e.v.cred.domain), "%s", domain);
+    snprintf(e.v.cred.username, sizeof(e.v.cred.username), "%s", username);
+    rc = cached(st, &e, credential_fetch);
+    if (rc == 0)
+        *out = e.v.cred;
+    return rc;
+}
+
+int sipedge_store_did_get(sipedge_store *st, const char *number, struct sipedge_did *out)
+{
+    struct cache_entry e = {.kind = CACHE_DID};
+    int rc;
+
+    if (!number)
+        return -ENOENT;
+    cache_key(e.key, CACHE_DID, number, NULL);
+    snprintf(e.v.did.number, sizeof(e.v.did.number), "%s", number);
+    rc = cached(st, &e, did_fetch);
+    if (rc == 0)
+        *out = e.v.did;
+    return rc;
 }
 
 /* ---- bindings ------------------------------------------------------------------------------- */
@@ -424,6 +592,7 @@ int sipedge_store_credential_create(sipedge_store *st, struct sipedge_credential
                      "RETURNING " CRED_COLS,
                      5, params, &res);
 
+    cache_forget(st, CACHE_CRED, row->c.domain, row->c.username);
     if (rc == -ENOENT)
         return -EPERM; /* nothing inserted, no error: the domain is another tenant's */
     if (rc < 0)
@@ -470,6 +639,7 @@ int sipedge_store_credential_update(sipedge_store *st, const char *tenant, const
         "c.username AND x.agent_id <> c.agent_id) SELECT * FROM c",
         6, params, "sipedge_cred_exists", CRED_EXISTS_SQL, 3, &res);
 
+    cache_forget(st, CACHE_CRED, domain, username);
     if (rc < 0)
         return rc;
     credential_from_row(res, 0, out);
@@ -489,6 +659,7 @@ int sipedge_store_credential_delete(sipedge_store *st, const char *tenant, const
         "username = $3 AND ($4::bigint IS NULL OR version = $4) RETURNING 1",
         4, params, "sipedge_cred_exists", CRED_EXISTS_SQL, 3, &res);
 
+    cache_forget(st, CACHE_CRED, domain, username);
     PQclear(res);
     return rc;
 }
@@ -525,6 +696,7 @@ int sipedge_store_did_create(sipedge_store *st, struct sipedge_did_row *row)
                      "$2, $3, $4) RETURNING " DID_COLS,
                      4, params, &res);
 
+    cache_forget(st, CACHE_DID, row->d.number, NULL);
     if (rc < 0)
         return rc;
     did_from_row(res, 0, row);
@@ -565,6 +737,7 @@ int sipedge_store_did_update(sipedge_store *st, const char *tenant, const char *
         "OR version = $5) RETURNING " DID_COLS,
         5, params, "sipedge_did_exists", DID_EXISTS_SQL, 2, &res);
 
+    cache_forget(st, CACHE_DID, number, NULL);
     if (rc < 0)
         return rc;
     did_from_row(res, 0, out);
@@ -584,6 +757,7 @@ int sipedge_store_did_delete(sipedge_store *st, const char *tenant, const char *
         "NULL OR version = $3) RETURNING 1",
         3, params, "sipedge_did_exists", DID_EXISTS_SQL, 2, &res);
 
+    cache_forget(st, CACHE_DID, number, NULL);
     PQclear(res);
     return rc;
 }

@@ -8,10 +8,16 @@
  * PostgreSQL refused), -EIO (database unreachable or another failure); the administration
  * functions add -ESTALE (if_version given and different from the stored version).
  *
- * No cache and no NOTIFY: the call and REGISTER paths run one prepared statement on a primary
- * key (a credential by (domain, username), a DID by number), well under a millisecond on a
- * pooled connection, and a change made through the API is seen by the very next lookup of every
- * instance. Domains are stored lowercase and looked up case-insensitively; user names are
+ * Lookup cache: the two lookups on the call / REGISTER path (a credential by (domain, username),
+ * a DID by number) are answered from memory for cache_ttl_ms after PostgreSQL answered them
+ * (a missing row too, so floods of unknown numbers or users stay off the database). A write
+ * through this instance's administration functions forgets the key at once (a lookup racing the
+ * write is not kept), so this instance sees its own changes immediately; another instance sees a
+ * change within its cache TTL (the staleness bound; 0 disables the cache): a new password, a
+ * deleted credential, a new or moved DID (a number another instance found missing stays 404
+ * there) take effect at the other instances within that bound. Bindings are never cached.
+ * Thread-safety of the cache: one mutex, held only to copy an entry in or out.
+ * Domains are stored lowercase and looked up case-insensitively; user names are
  * case-sensitive. Deleting a credential deletes its bindings.
  */
 #ifndef SIPEDGE_STORE_H
@@ -29,6 +35,12 @@ typedef struct sipedge_store sipedge_store;
 #define SIPEDGE_NAME_MAX   128 /* SIP user names and domains */
 #define SIPEDGE_URI_MAX    512 /* contacts */
 #define SIPEDGE_NUMBER_MAX 32  /* DIDs: digits with an optional leading '+' */
+
+/* TTL of sipedge_store_new's lookup cache (-DSIPEDGE_STORE_CACHE_TTL_MS_DEFAULT=0: none, for A/B
+ * benchmark builds) */
+#ifndef SIPEDGE_STORE_CACHE_TTL_MS_DEFAULT
+#define SIPEDGE_STORE_CACHE_TTL_MS_DEFAULT 5000
+#endif
 
 /* What REGISTER authentication needs for one (domain, username). */
 struct sipedge_credential {
@@ -78,8 +90,11 @@ struct sipedge_did_row {
 
 typedef void (*sipedge_binding_fn)(void *ctx, const struct sipedge_binding *b);
 
-/* Opens pool_size (1..64) connections to dsn; acquire waits at most acquire_timeout_ms. NULL on
- * failure (logged). */
+/* Opens pool_size (1..64) connections to dsn; acquire waits at most acquire_timeout_ms; lookups
+ * are cached for cache_ttl_ms (0: no cache). NULL on failure (logged). */
+sipedge_store *sipedge_store_new_cached(const char *dsn, unsigned pool_size,
+                                        long acquire_timeout_ms, long cache_ttl_ms);
+/* sipedge_store_new_cached with SIPEDGE_STORE_CACHE_TTL_MS_DEFAULT. */
 sipedge_store *sipedge_store_new(const char *dsn, unsigned pool_size, long acquire_timeout_ms);
 void sipedge_store_free(sipedge_store *st);
 /* Applies services/sip-edge/migrations (dir) to schema "sipedge"; 0 or -EIO. */
@@ -87,7 +102,7 @@ int sipedge_store_migrate(sipedge_store *st, const char *dir);
 /* For /readyz: true when PostgreSQL answers; else why says why. */
 bool sipedge_store_ready(sipedge_store *st, char *why, size_t len);
 
-/* ---- lookups on the call / REGISTER path ---- */
+/* ---- lookups on the call / REGISTER path (cached, see above) ---- */
 int sipedge_store_credential_get(sipedge_store *st, const char *domain, const char *username,
                                  struct sipedge_credential *out);
 int sipedge_store_did_get(sipedge_store *st, const char *number, struct sipedge_did *out);

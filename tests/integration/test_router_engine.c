@@ -34,6 +34,7 @@
 #include "cc_redis.h"
 #include "cc_time.h"
 #include "itest.h"
+#include "itest_bus.h"
 #include "itest_http.h"
 
 #define RE_ADMIN      "re-admin-token"
@@ -55,6 +56,8 @@ struct re_watch {
 };
 
 static char re_tenant[80], re_group[96];
+static const char *const re_router_topics[] = {CC_TOPIC_ROUTING_REQUESTS, CC_TOPIC_INTERACTIONS,
+                                               CC_TOPIC_AGENTS};
 static pid_t re_pids[4]; /* routers still running: the fixture kills them after a failure */
 /* Overrides for the next router started (private Redis / database of the rebuild test). */
 static char re_env_redis[256], re_env_pg[512], re_env_tenants[96];
@@ -424,6 +427,10 @@ static void re_setup(void)
     cc_log_init("test-router-engine", CC_LOG_WARN);
     itest_unique(re_tenant, sizeof(re_tenant), "re");
     itest_unique(re_group, sizeof(re_group), "rerouter");
+    /* the routers of this test read only what comes after this point, not the history of the
+     * shared topics */
+    cr_assert_eq(itest_group_at_end(re_group, re_router_topics, 3), 0,
+                 "expected group '%s' positioned at the end of the router's topics", re_group);
     re_bus_cfg(&cfg);
     re_producer = cc_producer_new(&cfg);
     cr_assert_not_null(re_producer, "expected a producer");
@@ -583,6 +590,69 @@ Test(router_engine, re_offers_to_the_next_agent_after_a_ring_timeout)
     if (!ev)
         re_dump();
     cr_assert_not_null(ev, "expected the call re-offered to a2");
+    re_router_stop(&r, SIGTERM);
+}
+
+/* A blind transfer as sip-edge asks for it: a1 (q1) answered the call, then a requeue with
+ * reason transfer to q2 releases a1 (wrap-up of q1) and the router offers the call to a2, q2's
+ * member. The same command delivered twice (same event id) moves nothing the second time. */
+Test(router_engine, a_transfer_requeue_moves_an_answered_call_to_the_target_queue_once)
+{
+    struct re_router r;
+    char ix[128], inst[96];
+    json_t *env, *ev;
+
+    re_router_start(&r, itest_unique(inst, sizeof(inst), "rer"));
+    re_agent(&r, "a1");
+    re_agent(&r, "a2");
+    re_put(&r, "POST", "/v1/queues",
+           "{\"id\":\"q1\",\"name\":\"Q1\",\"channels\":[\"voice\"],\"strategy\":"
+           "\"longest_idle\",\"wrapup_s\":5,\"ring_timeout_s\":30}",
+           201);
+    re_put(&r, "POST", "/v1/queues",
+           "{\"id\":\"q2\",\"name\":\"Q2\",\"channels\":[\"voice\"],\"strategy\":"
+           "\"longest_idle\",\"ring_timeout_s\":30}",
+           201);
+    re_member(&r, "q1", "a1", 1);
+    re_member(&r, "q2", "a2", 1);
+    re_wait_members(&r, "q1", 1);
+    re_wait_members(&r, "q2", 1);
+    re_register(&r, "a1");
+    re_register(&r, "a2");
+    re_state(&r, "a1", RE_AGENT1, "{\"state\":\"available\"}");
+    re_state(&r, "a2", RE_ADMIN, "{\"state\":\"available\"}");
+
+    re_ix(ix, sizeof(ix), "xfer");
+    re_route(ix, "q1", "voice");
+    cr_assert_not_null(re_wait("cc.routing.assigned", ix, "agent_id", "a1", 15000),
+                       "expected the call offered to a1 first");
+    re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.answered", ix,
+            "{\"answered_by\":\"agent\",\"agent_id\":\"a1\",\"queue_id\":\"q1\"}");
+    cr_assert_not_null(re_wait("cc.agent.state_changed", "a1", "to_state", "busy", 10000),
+                       "expected a1 busy after answered");
+
+    env = cc_event_build(
+        "cc.routing.requeue", "/test/router-engine", ix, re_tenant,
+        json_pack("{s:s, s:s, s:b}", "reason", "transfer", "queue_id", "q2", "at_head", 0));
+    cr_assert_not_null(env, "expected a requeue envelope");
+    for (int i = 0; i < 2; i++) /* a redelivery: the same event twice */
+        cr_assert_eq(cc_producer_send_event(re_producer, CC_TOPIC_ROUTING_REQUESTS, ix, env), 0,
+                     "expected the requeue to be queued");
+    json_decref(env);
+    cr_assert_eq(cc_producer_flush(re_producer, 10000), 0, "expected the requeues delivered");
+
+    ev = re_wait("cc.routing.assigned", ix, "agent_id", "a2", 15000);
+    if (!ev)
+        re_dump();
+    cr_assert_not_null(ev, "expected the transferred call offered to a2");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(ev, "data"), "queue_id")),
+                     "q2", "expected the offer in the target queue");
+    cr_assert_not_null(re_wait("cc.agent.state_changed", "a1", "to_state", "wrap_up", 10000),
+                       "expected a1 released into q1's wrap-up");
+    cr_assert_eq(re_count("cc.interaction.queued", ix, 500), 2,
+                 "expected queued once for the route and once for the transfer, not again for "
+                 "the redelivered requeue");
+    cr_assert_eq(re_count("cc.routing.assigned", ix, 0), 2, "expected exactly two offers");
     re_router_stop(&r, SIGTERM);
 }
 

@@ -603,9 +603,19 @@ Test(router_state, rona_sets_not_ready_and_reoffers_to_the_next_agent)
     cr_assert_str_eq(rs_it_jstr(d, "reason_code"), "no_answer", "expected reason no_answer");
     cr_assert_str_eq(rs_it_jstr(d, "to_state"), "not_ready", "expected to not_ready");
     json_decref(d);
+    cr_assert_eq(rs_it_events("cc.routing.withdrawn", "i1", &d), 1,
+                 "expected the ring timeout to withdraw g1's offer");
+    cr_assert_str_eq(rs_it_jstr(d, "agent_id"), "g1", "expected g1's offer withdrawn");
+    cr_assert_str_eq(rs_it_jstr(d, "reason"), "ring_timeout", "expected reason ring_timeout");
+    json_decref(d);
     cr_assert_eq(router_state_no_answer(rs, rs_tenant, "i1", "g1", RS_S(16), 1, &res), 0);
     cr_assert_eq(res.status, ROUTER_ST_NOOP, "expected a stale no_answer ignored");
     cr_assert_eq(rs_it_events("cc.interaction.offered", "i1", NULL), 2, "expected two offers");
+    /* a no_answer fact (the channel gave up on the leg itself) withdraws nothing */
+    cr_assert_eq(router_state_no_answer(rs, rs_tenant, "i1", "g2", RS_S(17), 1, &res), 0);
+    cr_assert_eq(res.status, ROUTER_ST_OK, "expected g2's no_answer applied");
+    cr_assert_eq(rs_it_events("cc.routing.withdrawn", "i1", NULL), 1,
+                 "expected no withdrawn for a no_answer fact");
 }
 
 /* max_wait 60 s then overflow to q2, where h2 is available. Without a target: no_agent_timeout. */
@@ -720,6 +730,116 @@ Test(router_state, a_priority_change_takes_effect_at_once)
     cr_assert_eq(res.status, ROUTER_ST_QUEUED, "expected the requeue applied");
     res = rs_it_login("m1", RS_S(4));
     rs_it_offer_is(&res, "i2", "m1");
+}
+
+/* Reads an integer field of an agent's view. */
+static long long rs_it_agent_int(const char *agent, const char *field)
+{
+    json_t *v = NULL;
+    long long n;
+
+    cr_assert_eq(router_state_agent_view(rs, rs_tenant, agent, RS_T0, &v), 0,
+                 "expected a view of '%s'", agent);
+    cr_assert(json_is_integer(json_object_get(v, field)), "expected integer '%s'", field);
+    n = json_integer_value(json_object_get(v, field));
+    json_decref(v);
+    return n;
+}
+
+static struct router_state_result rs_it_transfer(const char *ix, const char *to, const char *reqid,
+                                                 long long now)
+{
+    struct router_state_result res;
+    struct router_requeue rq = {.tenant = rs_tenant,
+                                .interaction_id = ix,
+                                .queue_id = to,
+                                .priority = -1,
+                                .reason = "transfer",
+                                .request_id = reqid,
+                                .now_ms = now,
+                                .seed = 1};
+
+    cr_assert_eq(router_state_requeue(rs, &rq, &res), 0, "expected the transfer of '%s'", ix);
+    return res;
+}
+
+/* t1 (sales, wrap-up 30 s) talks 10 s to i1 (arrived at 1 s), then transfers it blind to
+ * support, where i2 (arrived at 3 s) waits: t1 goes to wrap-up with its talk counted, i1 waits
+ * in support ahead of i2 (original arrival) and t2 gets it first. The same request again does
+ * nothing. */
+Test(router_state, a_transfer_releases_the_agent_and_queues_the_interaction_in_the_target)
+{
+    struct router_queue q;
+    struct router_state_result res;
+    json_t *d;
+
+    rs_it_queue_init(&q, "sales", ROUTER_STRAT_LONGEST_IDLE);
+    q.wrapup_s = 30;
+    rs_it_queue_sync(&q);
+    rs_it_queue("support", ROUTER_STRAT_LONGEST_IDLE);
+    rs_it_agent("t1", 1, 3, true, NULL);
+    rs_it_agent("t2", 1, 3, true, NULL);
+    rs_it_member("sales", "t1", 1, 1, 0);
+    rs_it_member("support", "t1", 1, 1, 0);
+    rs_it_member("support", "t2", 1, 2, 0);
+    rs_it_login("t1", RS_S(1));
+    res = rs_it_enqueue("i1", "sales", RS_S(1));
+    rs_it_offer_is(&res, "i1", "t1");
+    cr_assert_eq(router_state_answered(rs, rs_tenant, "i1", "t1", RS_S(2), 1, NULL), 0);
+    res = rs_it_enqueue("i2", "support", RS_S(3));
+    cr_assert_eq(res.noffers, 0, "expected i2 to wait: nobody is free in support");
+
+    res = rs_it_transfer("i1", "support", "req-1", RS_S(12));
+    cr_assert_eq(res.status, ROUTER_ST_QUEUED, "expected the transfer queued, got %s",
+                 router_state_status_name(res.status));
+    cr_assert_str_eq(res.detail, "transfer", "expected detail transfer");
+    cr_assert_str_eq(res.queue_id, "support", "expected i1 in support");
+    cr_assert_eq(res.noffers, 0, "expected no offer: t1 is in wrap-up and t2 logged out");
+    cr_assert_eq(rs_it_state("t1"), ROUTER_AGENT_WRAP_UP, "expected t1 in sales' wrap-up");
+    cr_assert_eq(rs_it_agent_int("t1", "talk_ms"), 10000, "expected t1's 10 s of talk counted");
+    cr_assert_eq(rs_it_agent_int("t1", "handled"), 1, "expected t1's handled count 1");
+    rs_it_events("cc.interaction.queued", "i1", &d);
+    cr_assert_str_eq(rs_it_jstr(d, "queue_id"), "support", "expected queued in support");
+    cr_assert_eq(json_integer_value(json_object_get(d, "position")), 1,
+                 "expected i1 ahead of i2 by its original arrival");
+    json_decref(d);
+
+    res = rs_it_transfer("i1", "support", "req-1", RS_S(13));
+    cr_assert_eq(res.status, ROUTER_ST_NOOP, "expected a repeated transfer to do nothing");
+    cr_assert_str_eq(res.detail, "duplicate", "expected detail duplicate");
+    cr_assert_eq(rs_it_events("cc.interaction.queued", "i1", NULL), 2,
+                 "expected one queued for the enqueue and one for the transfer");
+
+    res = rs_it_login("t2", RS_S(14));
+    rs_it_offer_is(&res, "i1", "t2");
+    cr_assert_eq(router_state_answered(rs, rs_tenant, "i1", "t2", RS_S(15), 1, NULL), 0);
+    cr_assert_eq(router_state_ended(rs, rs_tenant, "i1", "t2", 5000, RS_S(20), 1, &res), 0);
+    cr_assert_eq(res.status, ROUTER_ST_OK, "expected the end credited to t2");
+    cr_assert_eq(rs_it_agent_int("t2", "talk_ms"), 5000, "expected t2's talk only");
+}
+
+/* A transfer to a queue that does not exist ends the interaction rejected and frees the agent. */
+Test(router_state, a_transfer_to_an_unknown_queue_is_rejected_and_frees_the_agent)
+{
+    struct router_state_result res;
+    json_t *d;
+
+    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
+    rs_it_agent("u1", 1, 3, true, NULL);
+    rs_it_member("q", "u1", 1, 1, 0);
+    rs_it_login("u1", RS_S(1));
+    rs_it_enqueue("i1", "q", RS_S(1));
+    cr_assert_eq(router_state_answered(rs, rs_tenant, "i1", "u1", RS_S(2), 1, NULL), 0);
+    res = rs_it_transfer("i1", "nosuch", "req-9", RS_S(5));
+    cr_assert_eq(res.status, ROUTER_ST_REJECTED, "expected the transfer rejected");
+    cr_assert_str_eq(res.detail, "unknown_queue", "expected reason unknown_queue");
+    cr_assert_eq(rs_it_events("cc.routing.rejected", "i1", &d), 1, "expected one rejected");
+    cr_assert_str_eq(rs_it_jstr(d, "reason"), "unknown_queue", "expected unknown_queue");
+    json_decref(d);
+    cr_assert_eq(rs_it_state("u1"), ROUTER_AGENT_AVAILABLE, "expected u1 free (no wrap-up)");
+    cr_assert_eq(rs_it_agent_int("u1", "handled"), 1, "expected the talk counted");
+    res = rs_it_transfer("i1", "q", "req-10", RS_S(6));
+    cr_assert_eq(res.status, ROUTER_ST_NOOP, "expected a rejected interaction not to move");
 }
 
 Test(router_state, commands_are_idempotent)

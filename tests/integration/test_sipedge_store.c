@@ -207,3 +207,30 @@ Test(sipedge_store, drops_bindings_with_their_credential_and_moves_them_with_the
     cr_assert_eq(sipedge_store_bindings_of(ss_store, ss_domain, "4001", now, NULL, NULL), 0,
                  "expected the bindings deleted with the credential");
 }
+
+/* The lookup cache: a second store (another instance) keeps its cached miss for its TTL, while
+ * the writing store sees its own create and delete at once. */
+Test(sipedge_store, caches_lookups_for_the_ttl_and_forgets_its_own_writes_at_once)
+{
+    sipedge_store *other = sipedge_store_new_cached(itest_env("CC_PG_DSN"), 1, 5000, 60000);
+    struct sipedge_did_row row = {0};
+    struct sipedge_did d;
+
+    cr_assert_not_null(other, "expected a second store");
+    snprintf(row.d.number, sizeof(row.d.number), "%s", ss_did);
+    snprintf(row.d.tenant, sizeof(row.d.tenant), "%s", ss_tenant);
+    snprintf(row.d.queue_id, sizeof(row.d.queue_id), "sales");
+    cr_assert_eq(sipedge_store_did_get(other, ss_did, &d), -ENOENT, "expected no such number yet");
+    cr_assert_eq(sipedge_store_did_get(ss_store, ss_did, &d), -ENOENT,
+                 "expected no such number yet");
+    cr_assert_eq(sipedge_store_did_create(ss_store, &row), 0, "expected the number created");
+    cr_assert_eq(sipedge_store_did_get(other, ss_did, &d), -ENOENT,
+                 "expected the other instance to keep its cached miss within its TTL");
+    cr_assert_eq(sipedge_store_did_get(ss_store, ss_did, &d), 0,
+                 "expected the writing instance to see its own create at once");
+    cr_assert_str_eq(d.queue_id, "sales");
+    cr_assert_eq(sipedge_store_did_delete(ss_store, ss_tenant, ss_did, 0), 0);
+    cr_assert_eq(sipedge_store_did_get(ss_store, ss_did, &d), -ENOENT,
+                 "expected the writing instance to forget the number at once");
+    sipedge_store_free(other);
+}

@@ -33,8 +33,8 @@ struct uas {
 };
 
 static void uas_event(nua_event_t event, int status, char const *phrase, nua_t *nua,
-                      nua_magic_t *magic, nua_handle_t *nh, nua_hmagic_t *hmagic,
-                      sip_t const *sip, tagi_t tags[])
+                      nua_magic_t *magic, nua_handle_t *nh, nua_hmagic_t *hmagic, sip_t const *sip,
+                      tagi_t tags[])
 {
     struct uas *u = (struct uas *)magic;
     int state = nua_callstate_init;
@@ -97,8 +97,8 @@ int main(int argc, char **argv)
     u.root = su_root_create(&u);
     if (!u.root)
         goto out_init;
-    u.nua = nua_create(u.root, uas_event, (nua_magic_t *)&u, NUTAG_URL(url),
-                       NUTAG_MEDIA_ENABLE(0), TAG_END());
+    u.nua = nua_create(u.root, uas_event, (nua_magic_t *)&u, NUTAG_URL(url), NUTAG_MEDIA_ENABLE(0),
+                       TAG_END());
     if (!u.nua) {
         fprintf(stderr, "sofia_uas: cannot listen on %s\n", url);
         goto out_root;

@@ -243,3 +243,16 @@ Test(cc_event, validate_checks_an_already_parsed_envelope)
     cr_assert_eq(cc_event_validate(NULL, NULL, 0), -EINVAL, "expected NULL to be invalid");
     json_decref(env);
 }
+
+Test(cc_event, ids_follow_the_common_schema_rule)
+{
+    cr_assert(cc_event_id_valid("a1", 128));
+    cr_assert(cc_event_id_valid("0190b4c2-a1b2-7c3d-8e4f-0123456789ab", 128));
+    cr_assert(cc_event_id_valid("agent.1042@acme:x_y-z", 128));
+    cr_assert_not(cc_event_id_valid("", 128), "expected an empty id refused");
+    cr_assert_not(cc_event_id_valid(NULL, 128), "expected NULL refused");
+    cr_assert_not(cc_event_id_valid("-a", 128), "expected a leading '-' refused");
+    cr_assert_not(cc_event_id_valid("a b", 128), "expected a space refused");
+    cr_assert_not(cc_event_id_valid("a/b", 128), "expected a '/' refused");
+    cr_assert_not(cc_event_id_valid("abcd", 3), "expected an id longer than max refused");
+}

@@ -1,5 +1,6 @@
 /* Unit tests for common/cc_id.c: UUIDv7 format, order and validation. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <criterion/parameterized.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -131,4 +132,21 @@ ParameterizedTest(struct uuid_case *c, cc_id, validates_the_canonical_form)
 Test(cc_id, null_is_not_a_uuid)
 {
     cr_assert_not(cc_uuid_valid(NULL));
+}
+
+Test(cc_id, derives_the_same_v7_layout_id_from_the_same_time_and_key)
+{
+    char a[37], b[37], c[37];
+
+    cr_assert_eq(cc_uuid_v7_derived(0x0190b4c2a1b2LL, "ix-1|answered|0", 15, a), 0);
+    cr_assert_eq(cc_uuid_v7_derived(0x0190b4c2a1b2LL, "ix-1|answered|0", 15, b), 0);
+    cr_assert_eq(cc_uuid_v7_derived(0x0190b4c2a1b2LL, "ix-1|answered|1", 15, c), 0);
+    cr_assert_str_eq(a, b, "expected one id for one (time, key)");
+    cr_assert_str_neq(a, c, "expected another key to give another id");
+    cr_assert(strncmp(a, "0190b4c2-a1b2-7", 15) == 0, "expected the timestamp then version 7: %s",
+              a);
+    cr_assert(strchr("89ab", a[19]) != NULL, "expected the RFC 9562 variant: %s", a);
+    cr_assert(cc_uuid_valid(a), "expected a canonical uuid: %s", a);
+    cr_assert_eq(cc_uuid_v7_derived(-1, "k", 1, a), -EINVAL, "expected a negative time refused");
+    cr_assert_str_empty(a);
 }
