@@ -8,7 +8,7 @@
 # for CC_BENCH_SIP_STEP_S seconds (10) and passes when every call succeeded and sipp counted no
 # retransmission; stepping stops at the first step that does not pass.
 # Env:   CC_BENCH_SIP_PHASES ("uas sipedge memory": any of them, in that order),
-#        CC_BENCH_SIP_RATES ("100 200 300 400 500 600 800 1000 1200 1400 1600 2000 2500 3000"),
+#        CC_BENCH_SIP_RATES ("100 200 300 400 500 600 800 1000 1200 1400 1600 2000 2500 3000 4000 5000"),
 #        CC_BENCH_SIP_STEP_S (10), CC_BENCH_SIP_AGENTS (1000: enough for 800 1-s calls/s),
 #        CC_BENCH_SIP_MEMORY_WARMUP (40 s of calls at the rate, at least 1000),
 #        CC_BENCH_SIP_MEMORY_CALLS (10000),
@@ -42,7 +42,7 @@ scenario=$TOP/tests/load/sip/uac_1s.xml
 router=$buildroot/bin/cc-router
 sipedge=$buildroot/bin/cc-sip-edge
 agents=${CC_BENCH_SIP_AGENTS:-1000}
-rates=${CC_BENCH_SIP_RATES:-100 200 300 400 500 600 800 1000 1200 1400 1600 2000 2500 3000}
+rates=${CC_BENCH_SIP_RATES:-100 200 300 400 500 600 800 1000 1200 1400 1600 2000 2500 3000 4000 5000}
 step_s=${CC_BENCH_SIP_STEP_S:-10}
 phases=" ${CC_BENCH_SIP_PHASES:-uas sipedge memory} "
 settle_s=${CC_BENCH_SIP_SETTLE_S:-40}
