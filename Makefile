@@ -97,6 +97,16 @@ $(OUT)/lib$(1).a: $(patsubst %.c,$(OUT)/obj/%.o,$(filter-out %/main.c,$(wildcard
 endef
 $(foreach s,$(SERVICES),$(eval $(call SERVICE_LIB_template,$(s))))
 
+# metrics-aggregator serves its wallboard page from its own binary: tools/embed-files.sh turns the
+# page's files into C arrays that metrics_wallboard.c includes from $(OUT)/gen
+WALLBOARD_FILES := $(addprefix services/metrics-aggregator/wallboard/,index.html wallboard.js wallboard.css)
+WALLBOARD_INC   := $(OUT)/gen/metrics_wallboard_files.inc
+$(WALLBOARD_INC): tools/embed-files.sh $(WALLBOARD_FILES)
+	@mkdir -p $(dir $@)
+	sh tools/embed-files.sh asset $(WALLBOARD_FILES) > $@.tmp && mv $@.tmp $@
+$(OUT)/obj/services/metrics-aggregator/metrics_wallboard.o: $(WALLBOARD_INC)
+$(OUT)/obj/services/metrics-aggregator/metrics_wallboard.o: INCS += -I$(OUT)/gen
+
 $(OUT)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(TEST_INCS) -c $< -o $@

@@ -59,7 +59,7 @@
 #define CC_BUS_DEFAULT_RETRY_BACKOFF_MAX_MS  5000
 #define CC_BUS_DEFAULT_COMMIT_INTERVAL_MS    1000
 #define CC_BUS_DEFAULT_LINGER_MS             5
-#define CC_BUS_BATCH_MAX                     1024 /* largest batch a batch consumer accepts */
+#define CC_BUS_BATCH_MAX                     8192 /* largest batch a batch consumer accepts */
 #define CC_BUS_REASON_LEN                    256  /* a verdict's reason, NUL included */
 /* First delay of a CC_BUS_RETRY verdict; doubles up to retry_backoff_max_ms. */
 #define CC_BUS_RETRY_BACKOFF_MIN_MS 100

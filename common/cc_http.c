@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -29,6 +30,9 @@
 #define METRICS_CTYPE   "text/plain; version=0.0.4; charset=utf-8"
 #define REQUESTS_METRIC "cc_http_requests_total"
 #define LATENCY_METRIC  "cc_http_request_duration_seconds"
+#define SSE_CTYPE       "text/event-stream"
+#define SSE_PING        ": ping\n\n"
+#define STREAM_BLOCK    4096 /* bytes libmicrohttpd asks a stream callback for at most */
 
 static const double latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                         0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
@@ -69,6 +73,31 @@ struct cc_http {
     cc_http_ready_fn ready_fn;
     void *ready_ctx;
     struct MHD_Daemon *daemon;
+    /* streams: the open ones (linked once their response exists), their flags, the ping ticker */
+    pthread_mutex_t streams_mu;
+    pthread_cond_t streams_cv; /* wakes the ticker (to stop) */
+    struct cc_http_stream *streams;
+    bool stopping;
+    bool ticker_running;
+    pthread_t ticker;
+};
+
+/* A streamed response. Flags are guarded by srv->streams_mu. */
+struct cc_http_stream {
+    cc_http *srv;
+    struct MHD_Connection *conn;
+    cc_http_stream_fn fn;
+    void *ctx;
+    void (*ctx_free)(void *);
+    bool sse;       /* text/event-stream: pings after silence */
+    bool linked;    /* in srv->streams */
+    bool suspended; /* the connection is suspended by the reader */
+    bool woken;     /* a wake came since the reader last asked fn */
+    bool ping_due;
+    bool closing; /* end at the next read (server stopping) */
+    bool gone;    /* the client hung up while the stream slept: abort at the next read */
+    int64_t last_write_ms;
+    struct cc_http_stream *prev, *next;
 };
 
 struct header {
@@ -83,6 +112,7 @@ struct cc_http_resp {
     char ctype[CTYPE_MAX];
     struct header *headers;
     size_t nheaders;
+    struct cc_http_stream *stream; /* set by cc_http_stream_open until the response takes it */
 };
 
 struct cc_http_req {
@@ -158,6 +188,22 @@ int cc_http_text(struct cc_http_resp *resp, int status, const char *content_type
     if (!copy)
         return -ENOMEM;
     return resp_set(resp, status, content_type, copy, strlen(copy));
+}
+
+int cc_http_bytes(struct cc_http_resp *resp, int status, const char *content_type, const void *data,
+                  size_t len)
+{
+    char *copy;
+
+    if (!content_type || (!data && len > 0))
+        return -EINVAL;
+    copy = malloc(len + 1);
+    if (!copy)
+        return -ENOMEM;
+    if (len > 0)
+        memcpy(copy, data, len);
+    copy[len] = '\0';
+    return resp_set(resp, status, content_type, copy, len);
 }
 
 static const char *reason_phrase(int status)
@@ -246,8 +292,11 @@ int cc_http_add_header(struct cc_http_resp *resp, const char *name, const char *
     return 0;
 }
 
+static void stream_destroy(struct cc_http_stream *st);
+
 static void resp_release(struct cc_http_resp *resp)
 {
+    stream_destroy(resp->stream); /* a stream that never started */
     for (size_t i = 0; i < resp->nheaders; i++) {
         free(resp->headers[i].name);
         free(resp->headers[i].value);
@@ -255,6 +304,301 @@ static void resp_release(struct cc_http_resp *resp)
     free(resp->headers);
     free(resp->body);
     memset(resp, 0, sizeof(*resp));
+}
+
+/* ---- streams ---------------------------------------------------------------------------- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Ends a stream: unlinks it, calls ctx_free, frees it. NULL is a no-op. */
+static void stream_destroy(struct cc_http_stream *st)
+{
+    if (!st)
+        return;
+    pthread_mutex_lock(&st->srv->streams_mu);
+    if (st->linked) {
+        if (st->prev)
+            st->prev->next = st->next;
+        else
+            st->srv->streams = st->next;
+        if (st->next)
+            st->next->prev = st->prev;
+        st->linked = false;
+    }
+    pthread_mutex_unlock(&st->srv->streams_mu);
+    if (st->ctx_free)
+        st->ctx_free(st->ctx);
+    free(st);
+}
+
+int cc_http_stream_open(struct cc_http_resp *resp, int status, const char *content_type,
+                        cc_http_stream_fn fn, void *ctx, void (*ctx_free)(void *),
+                        cc_http_stream **out)
+{
+    struct cc_http_req *req =
+        (struct cc_http_req *)((char *)resp - offsetof(struct cc_http_req, resp));
+    struct cc_http_stream *st;
+    int rc;
+
+    if (out)
+        *out = NULL;
+    if (!fn) {
+        rc = -EINVAL;
+        goto fail_ctx;
+    }
+    st = calloc(1, sizeof(*st));
+    if (!st) {
+        rc = -ENOMEM;
+        goto fail_ctx;
+    }
+    rc = resp_set(resp, status, content_type ? content_type : "", NULL, 0);
+    if (rc < 0) {
+        free(st);
+        goto fail_ctx;
+    }
+    st->srv = req->srv;
+    st->fn = fn;
+    st->ctx = ctx;
+    st->ctx_free = ctx_free;
+    st->sse = strncasecmp(content_type, SSE_CTYPE, strlen(SSE_CTYPE)) == 0;
+    resp->stream = st;
+    if (out)
+        *out = st;
+    return 0;
+
+fail_ctx:
+    if (ctx_free)
+        ctx_free(ctx);
+    return rc;
+}
+
+/* Resumes conn (outside streams_mu: a suspended connection cannot be freed meanwhile). */
+static void stream_resume(struct MHD_Connection *conn)
+{
+    if (conn)
+        MHD_resume_connection(conn);
+}
+
+void cc_http_stream_wake(cc_http_stream *st)
+{
+    struct MHD_Connection *resume = NULL;
+
+    if (!st)
+        return;
+    pthread_mutex_lock(&st->srv->streams_mu);
+    st->woken = true;
+    if (st->suspended && !st->srv->stopping) {
+        st->suspended = false;
+        resume = st->conn;
+    }
+    pthread_mutex_unlock(&st->srv->streams_mu);
+    stream_resume(resume);
+}
+
+/*
+ * libmicrohttpd's content reader. Asks fn until it writes something, ends, or has nothing and
+ * no wake or ping is pending; then suspends the connection (returning 0 without suspending
+ * would spin, or stall under epoll).
+ */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct cc_http_stream *st = cls;
+    cc_http *srv = st->srv;
+    bool ping;
+    long n;
+
+    (void)pos;
+    for (;;) {
+        pthread_mutex_lock(&srv->streams_mu);
+        if (st->gone) {
+            pthread_mutex_unlock(&srv->streams_mu);
+            return MHD_CONTENT_READER_END_WITH_ERROR; /* nobody to send the last chunk to */
+        }
+        if (st->closing) {
+            pthread_mutex_unlock(&srv->streams_mu);
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        st->woken = false;
+        ping = st->ping_due;
+        pthread_mutex_unlock(&srv->streams_mu);
+
+        n = st->fn(st->ctx, buf, max);
+        if (n < 0)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (n == 0 && ping && max >= sizeof(SSE_PING) - 1) {
+            memcpy(buf, SSE_PING, sizeof(SSE_PING) - 1);
+            n = (long)(sizeof(SSE_PING) - 1);
+        }
+        pthread_mutex_lock(&srv->streams_mu);
+        if (n > 0) {
+            st->last_write_ms = mono_ms();
+            st->ping_due = false;
+            pthread_mutex_unlock(&srv->streams_mu);
+            return (ssize_t)(n > (long)max ? (long)max : n);
+        }
+        if (!st->woken && !st->closing && !st->ping_due) {
+            st->suspended = true;
+            MHD_suspend_connection(st->conn);
+            pthread_mutex_unlock(&srv->streams_mu);
+            return 0;
+        }
+        pthread_mutex_unlock(&srv->streams_mu);
+    }
+}
+
+/* libmicrohttpd's free callback of a stream response: the stream is over. */
+static void stream_free_cb(void *cls)
+{
+    stream_destroy(cls);
+}
+
+/*
+ * True when the client of a suspended stream hung up (or its socket failed). libmicrohttpd does
+ * not watch a suspended connection, so otherwise only the next ping's write would notice. The
+ * connection cannot be freed while suspended (the caller holds streams_mu and sees suspended).
+ * POLLRDHUP is the peer's FIN: a client that half-closes its sending side counts as gone, which
+ * EventSource and curl never do.
+ */
+static bool stream_peer_gone(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct pollfd p = {.events = POLLRDHUP};
+
+    if (!ci)
+        return false;
+    p.fd = ci->connect_fd;
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* The ping ticker: every step, resumes the sleeping streams whose client hung up (they end) and
+ * marks silent event streams ping-due and resumes them. Stops on stopping. */
+static void *stream_ticker(void *arg)
+{
+    cc_http *srv = arg;
+    unsigned ping_ms = srv->cfg.stream_ping_ms;
+    long step_ms = ping_ms / 4 > 0 ? ping_ms / 4 : 1;
+    struct MHD_Connection **resume = NULL;
+    size_t cap = 0;
+
+    if (step_ms > 1000)
+        step_ms = 1000;
+    pthread_mutex_lock(&srv->streams_mu);
+    while (!srv->stopping) {
+        struct timespec until;
+        size_t n = 0;
+        int64_t now;
+
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += step_ms * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&srv->streams_cv, &srv->streams_mu, &until);
+        if (srv->stopping)
+            break;
+        now = mono_ms();
+        for (struct cc_http_stream *st = srv->streams; st; st = st->next) {
+            if (st->suspended && stream_peer_gone(st->conn))
+                st->gone = true;
+            else if (!st->sse || st->ping_due || now - st->last_write_ms < (int64_t)ping_ms)
+                continue;
+            else
+                st->ping_due = true;
+            if (!st->suspended)
+                continue;
+            if (n == cap) {
+                size_t ncap = cap ? 2 * cap : 16;
+                struct MHD_Connection **grown = realloc(resume, ncap * sizeof(*grown));
+                if (!grown) {
+                    st->ping_due = false; /* next round */
+                    break;
+                }
+                resume = grown;
+                cap = ncap;
+            }
+            st->suspended = false;
+            resume[n++] = st->conn;
+        }
+        pthread_mutex_unlock(&srv->streams_mu);
+        for (size_t i = 0; i < n; i++)
+            stream_resume(resume[i]);
+        pthread_mutex_lock(&srv->streams_mu);
+    }
+    pthread_mutex_unlock(&srv->streams_mu);
+    free(resume);
+    return NULL;
+}
+
+/* Links st (its response exists now) and starts the ticker with the first stream. */
+static void stream_link(struct cc_http_req *req, struct cc_http_stream *st)
+{
+    cc_http *srv = req->srv;
+
+    pthread_mutex_lock(&srv->streams_mu);
+    st->conn = req->conn;
+    st->last_write_ms = mono_ms();
+    st->closing = srv->stopping;
+    st->next = srv->streams;
+    if (st->next)
+        st->next->prev = st;
+    srv->streams = st;
+    st->linked = true;
+    if (!srv->ticker_running && !srv->stopping) {
+        if (pthread_create(&srv->ticker, NULL, stream_ticker, srv) == 0)
+            srv->ticker_running = true;
+        else
+            CC_WARN("cannot start the http stream ticker: event streams get no pings");
+    }
+    pthread_mutex_unlock(&srv->streams_mu);
+}
+
+static void streams_init(cc_http *srv)
+{
+    pthread_condattr_t ca;
+
+    pthread_mutex_init(&srv->streams_mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv->streams_cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+/* Ends every stream (the next read ends it) and stops the ticker; before MHD_stop_daemon, which
+ * must not find a suspended connection. */
+static void streams_stop(cc_http *srv)
+{
+    struct MHD_Connection **resume = NULL;
+    size_t n = 0, count = 0;
+    bool join;
+
+    pthread_mutex_lock(&srv->streams_mu);
+    srv->stopping = true;
+    for (struct cc_http_stream *st = srv->streams; st; st = st->next)
+        count++;
+    if (count)
+        resume = calloc(count, sizeof(*resume));
+    for (struct cc_http_stream *st = srv->streams; st; st = st->next) {
+        st->closing = true;
+        if (st->suspended && resume) {
+            st->suspended = false;
+            resume[n++] = st->conn;
+        }
+    }
+    join = srv->ticker_running;
+    srv->ticker_running = false;
+    pthread_cond_broadcast(&srv->streams_cv);
+    pthread_mutex_unlock(&srv->streams_mu);
+    for (size_t i = 0; i < n; i++)
+        stream_resume(resume[i]);
+    free(resume);
+    if (join)
+        pthread_join(srv->ticker, NULL);
 }
 
 /* ---- request accessors ------------------------------------------------------------------ */
@@ -459,7 +803,8 @@ static int route_add_metrics(cc_http *srv, struct route *r)
 int cc_http_route(cc_http *srv, const char *method, const char *pattern, cc_http_handler handler,
                   void *ctx, unsigned flags)
 {
-    unsigned known = CC_HTTP_PUBLIC | CC_HTTP_RAW_BODY | ((1u << CC_ROLE_COUNT) - 1);
+    unsigned known = CC_HTTP_PUBLIC | CC_HTTP_RAW_BODY | CC_HTTP_QUERY_TOKEN |
+                     CC_HTTP_TRAILING_SLASH | ((1u << CC_ROLE_COUNT) - 1);
     struct route **grown;
     struct route *r;
     int rc;
@@ -505,6 +850,8 @@ static long route_score(const struct route *r, char *const *segs, size_t nsegs)
 {
     long score = 0;
 
+    if ((r->flags & CC_HTTP_TRAILING_SLASH) && nsegs == r->nsegs + 1 && segs[nsegs - 1][0] == '\0')
+        nsegs--; /* "/dir/" on a "/dir" route */
     if (r->nsegs != nsegs)
         return -1;
     for (size_t i = 0; i < nsegs; i++) {
@@ -626,6 +973,9 @@ static void req_authenticate(struct cc_http_req *req)
     char buf[1024];
     const char *token = bearer_token(header, buf, sizeof(buf));
 
+    if (!header && (req->route->flags & CC_HTTP_QUERY_TOKEN))
+        token = cc_http_query(req, "access_token");
+
     if (cc_auth_check(req->srv->cfg.auth, token, &req->principal) == 0) {
         req->authenticated = true;
         if (roles && !(roles & CC_HTTP_ROLE(req->principal.role)))
@@ -639,7 +989,10 @@ static void req_authenticate(struct cc_http_req *req)
                  req->srv->service);
     else
         snprintf(challenge, sizeof(challenge), "Bearer realm=\"%s\"", req->srv->service);
-    layer_problem(req, 401, header ? "invalid bearer token" : "missing bearer token");
+    if (!header && token)
+        layer_problem(req, 401, "invalid access_token");
+    else
+        layer_problem(req, 401, header ? "invalid bearer token" : "missing bearer token");
     cc_http_add_header(&req->resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, challenge);
 }
 
@@ -788,14 +1141,21 @@ static enum MHD_Result req_reply(struct cc_http_req *req)
 
     if (resp->status == 0 && cc_http_problem(resp, 500, NULL, "internal error") < 0)
         return MHD_NO;
-    if (resp->len > 0)
+    if (resp->stream)
+        mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read,
+                                               resp->stream, stream_free_cb);
+    else if (resp->len > 0)
         mr = MHD_create_response_from_buffer(resp->len, resp->body, MHD_RESPMEM_MUST_FREE);
     else
         mr = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (!mr)
         return MHD_NO;
-    if (resp->len > 0)
+    if (resp->stream) {
+        stream_link(req, resp->stream);
+        resp->stream = NULL; /* now the response's: stream_free_cb ends it */
+    } else if (resp->len > 0) {
         resp->body = NULL; /* now libmicrohttpd's */
+    }
     MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, resp->ctype);
     for (size_t i = 0; i < resp->nheaders; i++)
         MHD_add_response_header(mr, resp->headers[i].name, resp->headers[i].value);
@@ -970,6 +1330,9 @@ cc_http *cc_http_new(const struct cc_http_config *cfg)
     if (!srv)
         return NULL;
     srv->cfg = *cfg;
+    streams_init(srv);
+    if (srv->cfg.stream_ping_ms == 0)
+        srv->cfg.stream_ping_ms = CC_HTTP_DEFAULT_PING_MS;
     if (srv->cfg.threads == 0)
         srv->cfg.threads = CC_HTTP_DEFAULT_THREADS;
     if (srv->cfg.body_limit == 0)
@@ -1025,7 +1388,8 @@ cc_metrics *cc_http_metrics(cc_http *srv)
 
 int cc_http_start(cc_http *srv)
 {
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                         MHD_ALLOW_SUSPEND_RESUME;
     struct sockaddr_storage ss = {0};
     struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
@@ -1074,6 +1438,7 @@ void cc_http_free(cc_http *srv)
 {
     if (!srv)
         return;
+    streams_stop(srv);
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon);
     for (size_t i = 0; i < srv->nroutes; i++)
@@ -1084,5 +1449,7 @@ void cc_http_free(cc_http *srv)
         cc_metrics_free(srv->metrics);
     free(srv->service);
     free(srv->addr);
+    pthread_cond_destroy(&srv->streams_cv);
+    pthread_mutex_destroy(&srv->streams_mu);
     free(srv);
 }

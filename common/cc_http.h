@@ -32,6 +32,22 @@
  * layer's own cc_http_requests_total{method,route,status} counter and
  * cc_http_request_duration_seconds{method,route} histogram).
  *
+ * Token in the query: a route flagged CC_HTTP_QUERY_TOKEN also accepts the token as the query
+ * parameter access_token (RFC 6750 section 2.3) when no Authorization header came, for clients
+ * that cannot set headers (the browser's EventSource, a wallboard URL). Such URLs end up in
+ * browser history and proxy logs: use it for read-only tokens (e.g. the analyst role) only.
+ *
+ * Streams: a handler may answer with cc_http_stream_open() instead of a body: a long response (e.g.
+ * Server-Sent Events, text/event-stream) whose bytes a callback produces as they become
+ * available. The connection is suspended while the callback has nothing (no thread, no busy
+ * wait) and resumed by cc_http_stream_wake(). A sleeping stream whose client hung up is noticed
+ * within a second (a ticker polls the sockets of sleeping streams; libmicrohttpd watches no
+ * suspended connection) and ended without calling the callback again. On a text/event-stream
+ * the layer also writes a comment line ": ping" after stream_ping_ms of silence (15 s by
+ * default), which keeps proxies from timing the stream out and finds a peer that vanished
+ * without closing (its write fails). cc_http_free() ends every open stream first (the callback
+ * is not called again), then stops the server.
+ *
  * Tenants: on every route that is not CC_HTTP_PUBLIC the principal (tenant,
  * role) is always set. Tenant isolation is the handler's job: a resource of
  * another tenant is a 404 (it "does not exist" for the caller), never a 403;
@@ -58,13 +74,20 @@ struct cc_http_req;  /* one request: valid during the handler call */
 struct cc_http_resp; /* what the handler answers: set exactly once */
 
 /* Route flags. With no role bit set, any authenticated role may call the route. */
-#define CC_HTTP_ROLE(r)  (1u << (r)) /* r: enum cc_role; OR several to allow each */
-#define CC_HTTP_PUBLIC   (1u << 16)  /* no token needed (principal is NULL) */
-#define CC_HTTP_RAW_BODY (1u << 17)  /* any Content-Type; the body is not parsed as JSON */
+#define CC_HTTP_ROLE(r)        (1u << (r)) /* r: enum cc_role; OR several to allow each */
+#define CC_HTTP_PUBLIC         (1u << 16)  /* no token needed (principal is NULL) */
+#define CC_HTTP_RAW_BODY       (1u << 17)  /* any Content-Type; the body is not parsed as JSON */
+#define CC_HTTP_QUERY_TOKEN    (1u << 18)  /* the token may also come as ?access_token= */
+#define CC_HTTP_TRAILING_SLASH (1u << 19)  /* "/dir" also matches "/dir/" (cc_http_path tells) */
 
 #define CC_HTTP_DEFAULT_THREADS    2
 #define CC_HTTP_DEFAULT_BODY_LIMIT (1024 * 1024)
 #define CC_HTTP_DEFAULT_IDLE_S     60
+#define CC_HTTP_DEFAULT_PING_MS    15000
+
+/* What a stream callback returns besides a byte count (> 0). */
+#define CC_HTTP_STREAM_WAIT 0    /* nothing now: sleep until cc_http_stream_wake() */
+#define CC_HTTP_STREAM_END  (-1) /* the stream is over: the response ends (chunked end) */
 
 struct cc_http_config {
     const char *service;     /* names the WWW-Authenticate realm; NULL = "cc" */
@@ -75,10 +98,17 @@ struct cc_http_config {
     unsigned idle_timeout_s; /* idle keep-alive connections close after this; 0 = default */
     const cc_auth *auth;     /* borrowed, must outlive the server; NULL = every token is bad */
     cc_metrics *metrics;     /* borrowed registry; NULL = the server makes its own */
+    unsigned stream_ping_ms; /* silence before a ": ping" on an event stream; 0 = default */
 };
 
 /* Handler: fill resp with one of the setters below and return 0, or return < 0. */
 typedef int (*cc_http_handler)(struct cc_http_req *req, struct cc_http_resp *resp, void *ctx);
+/* An open streamed response (see cc_http_stream_open); the layer owns it. */
+typedef struct cc_http_stream cc_http_stream;
+/* Stream callback: writes at most cap bytes of the stream into buf and returns how many (> 0),
+ * CC_HTTP_STREAM_WAIT when it has nothing right now, or CC_HTTP_STREAM_END. Runs on one of the
+ * server's threads, never twice at once for one stream. */
+typedef long (*cc_http_stream_fn)(void *ctx, char *buf, size_t cap);
 /* Ready check for GET /readyz: true if ready, else false with a reason in why[len]. */
 typedef bool (*cc_http_ready_fn)(void *ctx, char *why, size_t len);
 
@@ -131,9 +161,30 @@ const char *cc_http_body(const struct cc_http_req *req, size_t *len);
  */
 int cc_http_json(struct cc_http_resp *resp, int status, json_t *steal);
 int cc_http_text(struct cc_http_resp *resp, int status, const char *content_type, const char *body);
+/* len bytes of data (copied; may hold NULs), e.g. an embedded file. */
+int cc_http_bytes(struct cc_http_resp *resp, int status, const char *content_type, const void *data,
+                  size_t len);
 /* RFC 7807 problem; title NULL = the status's reason phrase; detail is printf-formatted. */
 int cc_http_problem(struct cc_http_resp *resp, int status, const char *title,
                     const char *detail_fmt, ...) __attribute__((format(printf, 4, 5)));
+/*
+ * Answers with a stream: status and content_type are sent with the headers set by
+ * cc_http_add_header, then the body is whatever fn(ctx, ...) produces, chunked, until fn returns
+ * CC_HTTP_STREAM_END, the client goes away or the server stops. ctx_free(ctx) (may be NULL) is
+ * called exactly once when the stream is over -- also when it never started, and also when this
+ * fails with -EALREADY/-EINVAL/-ENOMEM -- after the last call of fn. *out (may be NULL) gets the
+ * handle for cc_http_stream_wake, valid until ctx_free(ctx) begins.
+ */
+int cc_http_stream_open(struct cc_http_resp *resp, int status, const char *content_type,
+                        cc_http_stream_fn fn, void *ctx, void (*ctx_free)(void *),
+                        cc_http_stream **out);
+/*
+ * Tells the stream that fn has something to write: a suspended stream resumes and fn is called
+ * again. Any thread, at any time until ctx_free(ctx) of the stream begins -- so whoever calls it
+ * must forget the handle in ctx_free under the same lock it holds while calling this -- and
+ * never after cc_http_free() began. Cheap; waking a stream that is not asleep is a no-op.
+ */
+void cc_http_stream_wake(cc_http_stream *st);
 /* Adds a response header (copied); may be called before or after a setter. 0, -EINVAL, -ENOMEM. */
 int cc_http_add_header(struct cc_http_resp *resp, const char *name, const char *value);
 

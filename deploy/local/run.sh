@@ -6,8 +6,10 @@
 #
 #   deploy/local/run.sh BUILDROOT          e.g. deploy/local/run.sh build/release
 #
-# Services get the stack's env plus CC_HTTP_PORT: 8081, 8082, ... in
-# alphabetical order of service (base: $CC_RUN_PORT_BASE); sip-edge listens for
+# Services get the stack's env plus CC_HTTP_PORT, a fixed slot per service
+# from $CC_RUN_PORT_BASE (8081): router +0, sip-edge +1, metrics-aggregator +2,
+# dialer +3, recorder +4, qa-service +5, omnichannel-ingest +6 (the same ports as
+# docker-compose.yml, whichever services are built); sip-edge listens for
 # SIP on 127.0.0.1:$CC_RUN_SIP_PORT (5060; CC_SIPEDGE_SIP_URL overrides it).
 # Their logs go to .stack/run/<service>.log. Variables exported by the caller
 # pass through. CC_RUN_DEMO=1 (make run DEMO=1) then starts deploy/local/demo.sh
@@ -22,6 +24,8 @@ PORT_BASE=${CC_RUN_PORT_BASE:-8081}
 SIP_PORT=${CC_RUN_SIP_PORT:-5060}
 GRACE_S=10
 
+# HTTP port slot of each service (offset from PORT_BASE); an unknown one gets the next free slot.
+PORT_SLOTS=(router sip-edge metrics-aggregator dialer recorder qa-service omnichannel-ingest)
 declare -a SVC_NAMES=() SVC_PIDS=() SVC_PORTS=()
 DEV_TOKEN=
 DEMO_PID=
@@ -92,13 +96,17 @@ wait_http() {
 }
 
 start_services() {
-    local root=$1 bin name port i=0
+    local root=$1 bin name port i slot extra=${#PORT_SLOTS[@]}
     for bin in "$root"/bin/cc-*; do
         [[ -x $bin ]] || continue
         name=${bin##*/cc-}
         [[ $name == devbroker ]] && continue
-        port=$((PORT_BASE + i))
-        i=$((i + 1))
+        slot=$extra
+        for i in "${!PORT_SLOTS[@]}"; do
+            [[ ${PORT_SLOTS[$i]} == "$name" ]] && slot=$i
+        done
+        ((slot < ${#PORT_SLOTS[@]})) || extra=$((extra + 1))
+        port=$((PORT_BASE + slot))
         if [[ $name == sip-edge ]]; then
             CC_SIPEDGE_SIP_URL=${CC_SIPEDGE_SIP_URL:-sip:127.0.0.1:$SIP_PORT} CC_HTTP_PORT=$port \
                 "$bin" </dev/null >"$DIR/$name.log" 2>&1 &
@@ -140,11 +148,15 @@ EOF
             printf '  %-19s sip udp/tcp %s  (CC_RUN_SIP_PORT)\n' "" \
                 "$(sip_hostport "${CC_SIPEDGE_SIP_URL:-sip:127.0.0.1:$SIP_PORT}")"
         fi
+        if [[ ${SVC_NAMES[$i]} == metrics-aggregator ]]; then
+            printf '  %-19s http://127.0.0.1:%s/wallboard/?token=%s\n' "wallboard" \
+                "${SVC_PORTS[$i]}" "${DEV_TOKEN:-<a supervisor token>}"
+        fi
     done
     if [[ -n ${DEV_TOKEN:-} ]]; then
         echo "  admin token         $DEV_TOKEN  (tenant demo; this run only)"
         if ((${#SVC_NAMES[@]})); then
-            echo "                      curl -H 'Authorization: Bearer $DEV_TOKEN' http://127.0.0.1:${SVC_PORTS[0]}/v1/..."
+            echo "                      curl -H 'Authorization: Bearer $DEV_TOKEN' http://127.0.0.1:$(service_port router || true)/v1/queues"
         fi
     fi
     cat <<EOF

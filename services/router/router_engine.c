@@ -56,15 +56,15 @@ struct router_engine {
     char *tenants; /* ",t1,t2," or NULL = all */
     uint64_t rng;
     struct engine_qmap qmap;
-    struct cc_counter *handled[ROUTER_CMD_REGISTERED + 1];
+    struct cc_counter *handled[ROUTER_CMD_TRANSFERRED + 1];
     struct cc_counter *rebuilds;
     struct cc_histogram *duration;
     struct engine_batch batch;
 };
 
 static const char *const engine_kind_names[] = {
-    "ignore",   "route", "cancel",    "requeue",   "callback",
-    "answered", "ended", "abandoned", "no_answer", "registered",
+    "ignore", "route",     "cancel",    "requeue",    "callback",    "answered",
+    "ended",  "abandoned", "no_answer", "registered", "transferred",
 };
 
 /* ---- validation ------------------------------------------------------------------------- */
@@ -283,6 +283,28 @@ static int engine_parse_requests(const cc_event *ev, const json_t *d, struct rou
     return 0; /* another command type: not ours */
 }
 
+/* cc.interaction.transferred: only an attended transfer to an agent is the router's (sip-edge
+ * hands the call over itself; a blind transfer comes as a requeue, a transfer to a number as a
+ * cancel); other kinds, also values added to the schema later, are ignored. */
+static int engine_parse_transferred(const json_t *d, struct router_cmd *c, char *err, size_t errlen)
+{
+    const char *type = json_string_value(json_object_get(d, "transfer_type"));
+    const char *target = json_string_value(json_object_get(d, "target_type"));
+    long long talk = -1;
+
+    if (!type || !target)
+        return engine_fail(err, errlen, "data.transfer_type, data.target_type: required strings");
+    if (strcmp(type, "attended") != 0 || strcmp(target, "agent") != 0)
+        return 0;
+    if (engine_req_id(d, "target", &c->agent_id, err, errlen) < 0 ||
+        engine_opt_id(d, "from_agent_id", &c->from_agent_id, err, errlen) < 0 ||
+        engine_int(d, "talk_ms", false, 0, INT64_MAX / 2, &talk, err, errlen) < 0)
+        return -EINVAL;
+    c->talk_ms = talk;
+    c->kind = ROUTER_CMD_TRANSFERRED;
+    return 0;
+}
+
 static int engine_parse_interaction(const cc_event *ev, const json_t *d, struct router_cmd *c,
                                     char *err, size_t errlen)
 {
@@ -310,6 +332,8 @@ static int engine_parse_interaction(const cc_event *ev, const json_t *d, struct 
         c->kind = ROUTER_CMD_ENDED;
         return 0;
     }
+    if (strcmp(ev->type, "cc.interaction.transferred") == 0)
+        return engine_parse_transferred(d, c, err, errlen);
     if (strcmp(ev->type, "cc.interaction.abandoned") == 0) {
         if (engine_req_id(d, "queue_id", &c->queue_id, err, errlen) < 0)
             return -EINVAL;
@@ -379,7 +403,8 @@ int router_engine_parse(const char *topic, const void *value, size_t len, struct
                     strcmp(t, "cc.interaction.answered") == 0 ||
                     strcmp(t, "cc.interaction.ended") == 0 ||
                     strcmp(t, "cc.interaction.abandoned") == 0 ||
-                    strcmp(t, "cc.interaction.no_answer") == 0;
+                    strcmp(t, "cc.interaction.no_answer") == 0 ||
+                    strcmp(t, "cc.interaction.transferred") == 0;
         if (!ours)
             return 0;
         router_cmd_clear(out);
@@ -548,7 +573,7 @@ router_engine *router_engine_new(const struct router_engine_config *cfg)
     if (cfg->metrics) {
         static const double bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.002,
                                         0.005,  0.01,    0.025,  0.1,   1};
-        for (int k = ROUTER_CMD_ROUTE; k <= ROUTER_CMD_REGISTERED; k++) {
+        for (int k = ROUTER_CMD_ROUTE; k <= ROUTER_CMD_TRANSFERRED; k++) {
             char labels[48];
             snprintf(labels, sizeof(labels), "kind=\"%s\"", engine_kind_names[k]);
             e->handled[k] = cc_metrics_counter(cfg->metrics, "router_commands_total",
@@ -886,6 +911,17 @@ static int engine_apply(router_engine *e, const struct router_cmd *c, struct rou
                                        router_state_ended(e->rs, c->tenant, c->subject, c->agent_id,
                                                           c->talk_ms, now, engine_seed(e), r));
         return rc < 0 ? rc : router_live_closed(e->lv, c->tenant, c->subject);
+    case ROUTER_CMD_TRANSFERRED:
+        rc = ROUTER_ENGINE_RETRY_STALE(
+            e, router_state_transferred(e->rs, c->tenant, c->subject, c->from_agent_id, c->agent_id,
+                                        c->talk_ms, now, engine_seed(e), r));
+        if (rc < 0 || r->status != ROUTER_ST_OK)
+            return rc;
+        /* a rebuild restores it held by the target; held outside routing, there is nothing to
+         * restore (restored, it would wait in its queue again) */
+        if (strcmp(r->detail, "target_outside") == 0)
+            return router_live_closed(e->lv, c->tenant, c->subject);
+        return router_live_assigned(e->lv, c->tenant, c->subject, c->agent_id);
     case ROUTER_CMD_REGISTERED:
         rc = ROUTER_ENGINE_RETRY_STALE(
             e, router_state_agent_set_contact(e->rs, c->tenant, c->agent_id,

@@ -60,6 +60,7 @@ enum router_cmd_kind {
     ROUTER_CMD_ABANDONED,
     ROUTER_CMD_NO_ANSWER,
     ROUTER_CMD_REGISTERED,
+    ROUTER_CMD_TRANSFERRED, /* cc.interaction.transferred {attended, agent} */
 };
 
 /* A validated command or fact. Strings are borrowed from ev (live until router_cmd_clear). */
@@ -69,7 +70,8 @@ struct router_cmd {
     const char *tenant;
     const char *subject;         /* interaction id (agent id for cc.agents) */
     const char *queue_id;        /* NULL when absent */
-    const char *agent_id;        /* facts; NULL when absent */
+    const char *agent_id;        /* facts (transferred: the target agent); NULL when absent */
+    const char *from_agent_id;   /* transferred: the transferring agent; NULL when absent */
     enum router_channel channel; /* route */
     int priority;                /* route; requeue: -1 = unchanged */
     struct router_skill skills[ROUTER_ENGINE_ROUTE_SKILLS];
@@ -79,7 +81,7 @@ struct router_cmd {
     const char *number; /* route callback / callback command / registered contact */
     bool at_head;       /* requeue */
     const char *reason; /* requeue: the reason (static string) */
-    int64_t talk_ms;    /* ended */
+    int64_t talk_ms;    /* ended; transferred: -1 when absent */
     long expires_s;     /* registered: 0 = contact removed */
 };
 

@@ -22,17 +22,23 @@
 #define OUTBOX_RETRY_MIN_MS 100
 #define OUTBOX_RETRY_MAX_MS 2000
 #define OUTBOX_STANDBY_MS   250 /* how often a standby tries the lease */
-#define OUTBOX_FIELDS_MAX   16  /* name/value pairs read per entry */
-#define OUTBOX_ACK_MAX      512 /* ids per XACK + XDEL call */
-/* Longest a read or a full ring waits while entries are in flight: delivery reports are served
- * between reads, so this bounds how late one is seen (acknowledged, timed). With the linger
- * below it is most of the publisher's share of router_decision_latency_seconds; 1 ms for both
- * cut the steady p50 from ~15 to ~9 ms but cost ~0.05 ms of cc-router CPU per decision in a
- * burst (bench-router, DESIGN.md), so both stay at 5 ms until the broker hop is measured. */
-#define OUTBOX_INFLIGHT_WAIT_MS 5
-/* The publisher producer's linger (the bus default): it batches by itself too (a read of up to
- * batch entries is produced in one go). */
-#define OUTBOX_LINGER_MS 5
+#define OUTBOX_FIELDS_MAX   (8 + 5 * ROUTER_OUTBOX_EVENTS_MAX) /* name/value pairs per entry */
+#define OUTBOX_ACK_MAX      512                                /* ids per XACK + XDEL call */
+/* While entries are in flight the publisher waits in the producer's poll, which returns as
+ * soon as a delivery report arrives, for at most this long, then reads new entries without
+ * blocking. It never waits in a blocking XREADGROUP then: Redis ends a BLOCK timeout only at
+ * its own tick (100 ms on an idle server, hz 10), which held delivery reports back (the
+ * steady consumed -> delivered p50 was 15.6 ms with a 5 ms BLOCK). With nothing in flight it
+ * blocks in XREADGROUP, which returns as soon as a script XADDs. */
+#define OUTBOX_INFLIGHT_POLL_MS 1
+/* Adaptive linger: the producer lingers (batches) OUTBOX_LINGER_MS, but a read of fewer than
+ * OUTBOX_QUIET_READ entries (a quiet period, or the first entries after one) is sent at once:
+ * a flush makes librdkafka ignore linger.ms while it lasts. A burst (reads of hundreds) keeps
+ * the batching, which costs ~0.05 ms of cc-router CPU per decision less than linger 0. */
+#ifndef OUTBOX_LINGER_MS
+#define OUTBOX_LINGER_MS 2
+#endif
+#define OUTBOX_QUIET_READ 32
 
 /* Renews the lease when we hold it, takes it when free: 1 renewed, 2 taken, 0 held by another. */
 static const char outbox_lease_lua[] =
@@ -58,21 +64,32 @@ enum outbox_slot_state {
     SLOT_FAILED,    /* delivery failed: the window from here is produced again, in order */
 };
 
-/* One entry read from the stream: its id and the envelope to produce (NULL: poison, delete). */
+/* One event of an entry, ready to produce: its CloudEvents text and the headers' values. */
+struct outbox_event {
+    char *text; /* malloc'd */
+    size_t len;
+    bool has_key;
+    char id[37];
+    char type[129];
+    char topic[64];
+    char key[ROUTER_STATE_IX_MAX + 1];
+};
+
+/* One entry read from the stream: its id and the events to produce (none: poison, delete). */
 struct outbox_item {
     char id[48];
-    json_t *envelope;
-    const char *topic, *key; /* point into topic_buf / key_buf */
-    char topic_buf[64];
-    char key_buf[ROUTER_STATE_IX_MAX + 1];
+    struct outbox_event *ev; /* nev of them (malloc'd; NULL when none) */
+    size_t nev;
     int64_t consumed_us; /* the command's consume time (field ct; 0 = none): see delivered */
 };
 
-/* A ring slot: the entry, the sequence number its delivery report carries, its state. */
+/* A ring slot: the entry, the sequence number its delivery reports carry, its state. */
 struct outbox_slot {
     struct outbox_item it;
     uint64_t seq;
     enum outbox_slot_state state;
+    size_t outstanding; /* PENDING: delivery reports still to come */
+    bool bad;           /* PENDING: one of its events failed */
 };
 
 struct router_outbox {
@@ -98,7 +115,9 @@ struct router_outbox {
     size_t pending; /* slots in SLOT_PENDING */
     bool failed;    /* a send or delivery failed: produce nothing new until retried */
     struct cc_backoff backoff;
-    struct outbox_item *tmp; /* batch entries as read, before they enter the ring */
+    struct outbox_item *tmp;           /* batch entries as read, before they enter the ring */
+    struct router_outbox_entry *entry; /* scratch of outbox_parse_entries (~10 kB) */
+    const char **fields;               /* scratch: OUTBOX_FIELDS_MAX * 2 field pointers */
     struct cc_counter *published, *poison, *failed_batches;
     struct cc_histogram *latency_route; /* consumed -> produced of route commands */
     struct cc_gauge *leader_gauge;
@@ -106,10 +125,10 @@ struct router_outbox {
 
 /* ---- pure parts ------------------------------------------------------------------------- */
 
-int router_outbox_event_id(const char *entry_id, const char *tenant, const char *type,
+int router_outbox_event_id(const char *entry_id, size_t index, const char *tenant, const char *type,
                            const char *subject, char out[37])
 {
-    char buf[512];
+    char buf[512], at[24] = "";
     unsigned long long ms;
     char *end;
     int len;
@@ -120,73 +139,179 @@ int router_outbox_event_id(const char *entry_id, const char *tenant, const char 
     ms = strtoull(entry_id, &end, 10);
     if (errno || *end != '-' || end[1] < '0' || end[1] > '9')
         return -EINVAL;
-    len = snprintf(buf, sizeof(buf), "%s|%s|%s|%s", entry_id, tenant ? tenant : "",
+    if (index > 0) /* the first event keeps the id an entry of one event always had */
+        snprintf(at, sizeof(at), ".%zu", index);
+    len = snprintf(buf, sizeof(buf), "%s%s|%s|%s|%s", entry_id, at, tenant ? tenant : "",
                    type ? type : "", subject ? subject : "");
     if (len < 0 || (size_t)len >= sizeof(buf))
         return -EINVAL;
     return cc_uuid_v7_derived((int64_t)ms, buf, (size_t)len, out);
 }
 
-static const char *outbox_field(const char *const *fields, size_t nfields, const char *name)
+int router_outbox_entry_parse(const char *const *fields, size_t nfields,
+                              struct router_outbox_entry *out)
 {
-    for (size_t i = 0; i + 1 < nfields; i += 2)
-        if (strcmp(fields[i], name) == 0)
-            return fields[i + 1];
-    return NULL;
+    struct router_outbox_event *ev = NULL;
+    bool over = false;
+
+    memset(out, 0, offsetof(struct router_outbox_entry, events));
+    for (size_t i = 0; i + 1 < nfields; i += 2) {
+        const char *k = fields[i], *v = fields[i + 1];
+
+        if (strcmp(k, "topic") == 0) {
+            ev = NULL;
+            if (out->nevents == ROUTER_OUTBOX_EVENTS_MAX) {
+                over = true;
+                continue;
+            }
+            ev = &out->events[out->nevents++];
+            *ev = (struct router_outbox_event){.topic = v};
+        } else if (strcmp(k, "tenant") == 0) {
+            out->tenant = v;
+        } else if (strcmp(k, "time_ms") == 0) {
+            out->time_ms = v;
+        } else if (strcmp(k, "ct") == 0) {
+            out->ct = v;
+        } else if (strcmp(k, "ck") == 0) {
+            out->ck = v;
+        } else if (ev && strcmp(k, "key") == 0) {
+            ev->key = v;
+        } else if (ev && strcmp(k, "type") == 0) {
+            ev->type = v;
+        } else if (ev && strcmp(k, "subject") == 0) {
+            ev->subject = v;
+        } else if (ev && strcmp(k, "data") == 0) {
+            ev->data = v;
+        }
+    }
+    for (size_t i = 0; i < out->nevents; i++)
+        if (!out->events[i].subject)
+            out->events[i].subject = out->events[i].key;
+    return over ? -E2BIG : (int)out->nevents;
 }
 
-json_t *router_outbox_envelope(const char *entry_id, const char *const *fields, size_t nfields,
-                               const char *source, const char **topic, const char **key, char *err,
-                               size_t errlen)
+json_t *router_outbox_envelope(const char *entry_id, const struct router_outbox_entry *e,
+                               size_t index, const char *source, char *err, size_t errlen)
 {
-    const char *type = outbox_field(fields, nfields, "type");
-    const char *tenant = outbox_field(fields, nfields, "tenant");
-    const char *subject = outbox_field(fields, nfields, "subject");
-    const char *time_ms = outbox_field(fields, nfields, "time_ms");
-    const char *data = outbox_field(fields, nfields, "data");
+    const struct router_outbox_event *ev = index < e->nevents ? &e->events[index] : NULL;
     char id[37], stamp[CC_TIME_ISO8601_LEN];
     json_error_t jerr;
     json_t *env, *d;
     long long t;
     char *end;
 
-    *topic = outbox_field(fields, nfields, "topic");
-    *key = outbox_field(fields, nfields, "key");
-    if (!*topic || !**topic || !type || !tenant || !data) {
-        snprintf(err, errlen, "entry lacks topic, type, tenant or data");
+    if (!ev || !ev->topic || !*ev->topic || !ev->type || !e->tenant || !ev->data) {
+        snprintf(err, errlen, "event %zu lacks topic, type, tenant or data", index);
         return NULL;
     }
-    if (router_outbox_event_id(entry_id, tenant, type, subject, id) < 0) {
+    if (router_outbox_event_id(entry_id, index, e->tenant, ev->type, ev->subject, id) < 0) {
         snprintf(err, errlen, "bad entry id '%.40s'", entry_id);
         return NULL;
     }
-    t = time_ms ? strtoll(time_ms, &end, 10) : strtoll(entry_id, &end, 10);
+    t = e->time_ms ? strtoll(e->time_ms, &end, 10) : strtoll(entry_id, &end, 10);
     if (cc_time_format_iso8601(t, stamp) < 0) {
-        snprintf(err, errlen, "bad time_ms '%.32s'", time_ms ? time_ms : entry_id);
+        snprintf(err, errlen, "bad time_ms '%.32s'", e->time_ms ? e->time_ms : entry_id);
         return NULL;
     }
-    d = json_loads(data, JSON_REJECT_DUPLICATES, &jerr);
+    d = json_loads(ev->data, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(d)) {
         json_decref(d);
         snprintf(err, errlen, "data is not a JSON object: %.80s", jerr.text);
         return NULL;
     }
     env = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "specversion", "1.0", "id", id, "source",
-                    source, "type", type, "time", stamp, "datacontenttype", "application/json");
+                    source, "type", ev->type, "time", stamp, "datacontenttype", "application/json");
     if (!env) {
         json_decref(d);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (subject && *subject)
-        json_object_set_new(env, "subject", json_string(subject));
-    json_object_set_new(env, "tenant", json_string(tenant));
+    if (ev->subject && *ev->subject)
+        json_object_set_new(env, "subject", json_string(ev->subject));
+    json_object_set_new(env, "tenant", json_string(e->tenant));
     json_object_set_new(env, "data", d);
     if (cc_event_validate(env, err, errlen) < 0) {
         json_decref(env);
         return NULL;
     }
     return env;
+}
+
+/* A string that goes into the JSON text as it is: no quote, backslash or control character. */
+static bool outbox_json_plain(const char *s)
+{
+    for (; *s; s++)
+        if (*s == '"' || *s == '\\' || (unsigned char)*s < 0x20)
+            return false;
+    return true;
+}
+
+/* An event type as the schemas name them: "cc." then [a-z0-9._]. */
+static bool outbox_type_valid(const char *t)
+{
+    if (strncmp(t, "cc.", 3) != 0 || !t[3] || strlen(t) > 128)
+        return false;
+    for (t += 3; *t; t++)
+        if (!((*t >= 'a' && *t <= 'z') || (*t >= '0' && *t <= '9') || *t == '.' || *t == '_'))
+            return false;
+    return true;
+}
+
+char *router_outbox_event_text(const char *entry_id, const struct router_outbox_entry *e,
+                               size_t index, const char *source, char id[37], size_t *len,
+                               char *err, size_t errlen)
+{
+    const struct router_outbox_event *ev = index < e->nevents ? &e->events[index] : NULL;
+    char stamp[CC_TIME_ISO8601_LEN];
+    const char *subject;
+    size_t dlen, cap;
+    long long t;
+    char *end, *text;
+    int n;
+
+    if (!ev || !ev->topic || !*ev->topic || !ev->type || !e->tenant || !ev->data) {
+        snprintf(err, errlen, "event %zu lacks topic, type, tenant or data", index);
+        return NULL;
+    }
+    subject = ev->subject ? ev->subject : "";
+    if (!outbox_type_valid(ev->type) || !cc_tenant_valid(e->tenant) ||
+        !outbox_json_plain(subject) || !source || !*source || !outbox_json_plain(source)) {
+        snprintf(err, errlen, "bad type, tenant, subject or source in event %zu", index);
+        return NULL;
+    }
+    if (router_outbox_event_id(entry_id, index, e->tenant, ev->type, subject, id) < 0) {
+        snprintf(err, errlen, "bad entry id '%.40s'", entry_id);
+        return NULL;
+    }
+    t = e->time_ms ? strtoll(e->time_ms, &end, 10) : strtoll(entry_id, &end, 10);
+    if (cc_time_format_iso8601(t, stamp) < 0) {
+        snprintf(err, errlen, "bad time_ms '%.32s'", e->time_ms ? e->time_ms : entry_id);
+        return NULL;
+    }
+    dlen = strlen(ev->data);
+    if (dlen < 2 || ev->data[0] != '{' || ev->data[dlen - 1] != '}') {
+        snprintf(err, errlen, "data is not a JSON object: %.40s", ev->data);
+        return NULL;
+    }
+    cap = dlen + strlen(source) + strlen(ev->type) + strlen(subject) + strlen(e->tenant) + 256;
+    text = malloc(cap);
+    if (!text) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    n = snprintf(text, cap,
+                 "{\"specversion\":\"1.0\",\"id\":\"%s\",\"source\":\"%s\",\"type\":\"%s\","
+                 "\"time\":\"%s\",\"datacontenttype\":\"application/json\"%s%s%s,"
+                 "\"tenant\":\"%s\",\"data\":%s}",
+                 id, source, ev->type, stamp, *subject ? ",\"subject\":\"" : "", subject,
+                 *subject ? "\"" : "", e->tenant, ev->data);
+    if (n < 0 || (size_t)n >= cap) {
+        free(text);
+        snprintf(err, errlen, "event %zu does not fit", index);
+        return NULL;
+    }
+    *len = (size_t)n;
+    return text;
 }
 
 /* ---- Redis plumbing --------------------------------------------------------------------- */
@@ -252,27 +377,61 @@ static int64_t outbox_wall_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* The consume time an entry carries (fields ct and ck, set by the script on the first event of
- * a batched route command): timed from there to its delivery report. */
-static void outbox_entry_latency(struct outbox_item *it, const char *const *fields, size_t nf)
+static void outbox_item_clear(struct outbox_item *it)
 {
-    const char *ct = outbox_field(fields, nf, "ct"), *ck = outbox_field(fields, nf, "ck");
+    for (size_t i = 0; i < it->nev; i++)
+        free(it->ev[i].text);
+    free(it->ev);
+    it->ev = NULL;
+    it->nev = 0;
+}
 
-    it->consumed_us = ct && ck && strcmp(ck, "enqueue") == 0 ? strtoll(ct, NULL, 10) : 0;
+/* Turns one parsed entry into its events; an event that cannot become a CloudEvent is logged,
+ * counted and left out (it can never become valid). The consume time (fields ct, ck of a
+ * batched route command) is timed to the entry's first delivery report. */
+static void outbox_item_build(router_outbox *ob, struct outbox_item *it,
+                              const struct router_outbox_entry *e)
+{
+    char err[160];
+
+    it->ev = e->nevents ? calloc(e->nevents, sizeof(*it->ev)) : NULL;
+    if (e->nevents && !it->ev) {
+        CC_ERROR("dropping outbox entry '%s': out of memory", it->id);
+        return;
+    }
+    for (size_t i = 0; i < e->nevents; i++) {
+        const struct router_outbox_event *src = &e->events[i];
+        struct outbox_event *ev = &it->ev[it->nev];
+
+        ev->text =
+            router_outbox_event_text(it->id, e, i, ob->source, ev->id, &ev->len, err, sizeof(err));
+        if (!ev->text) {
+            CC_ERROR("dropping event %zu of outbox entry '%s': %s", i, it->id, err);
+            if (ob->poison)
+                cc_counter_add(ob->poison, 1);
+            continue;
+        }
+        snprintf(ev->type, sizeof(ev->type), "%s", src->type);
+        snprintf(ev->topic, sizeof(ev->topic), "%s", src->topic);
+        snprintf(ev->key, sizeof(ev->key), "%s", src->key ? src->key : "");
+        ev->has_key = src->key != NULL;
+        it->nev++;
+    }
+    it->consumed_us =
+        e->ct && e->ck && strcmp(e->ck, "enqueue") == 0 ? strtoll(e->ct, NULL, 10) : 0;
 }
 
 static size_t outbox_parse_entries(router_outbox *ob, const redisReply *arr,
                                    struct outbox_item *items, size_t cap)
 {
+    struct router_outbox_entry *entry = ob->entry;
+    const char **fields = ob->fields;
     size_t n = 0;
 
     for (size_t i = 0; arr && arr->type == REDIS_REPLY_ARRAY && i < arr->elements && n < cap; i++) {
         const redisReply *e = arr->element[i];
-        const char *fields[OUTBOX_FIELDS_MAX * 2];
-        const char *topic = NULL, *key = NULL;
         struct outbox_item *it = &items[n];
         size_t nf = 0;
-        char err[160];
 
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
             e->element[0]->type != REDIS_REPLY_STRING)
@@ -283,19 +442,15 @@ static size_t outbox_parse_entries(router_outbox *ob, const redisReply *arr,
             for (size_t j = 0; j < e->element[1]->elements && nf < OUTBOX_FIELDS_MAX * 2; j++)
                 if (e->element[1]->element[j]->type == REDIS_REPLY_STRING)
                     fields[nf++] = e->element[1]->element[j]->str;
-        it->envelope =
-            router_outbox_envelope(it->id, fields, nf, ob->source, &topic, &key, err, sizeof(err));
-        if (!it->envelope) {
-            CC_ERROR("dropping outbox entry '%s': %s", it->id, err);
+        if (router_outbox_entry_parse(fields, nf, entry) < 0)
+            CC_ERROR("outbox entry '%s' has more than %d events: the rest are dropped", it->id,
+                     ROUTER_OUTBOX_EVENTS_MAX);
+        if (entry->nevents == 0) {
+            CC_ERROR("dropping outbox entry '%s': no event in it", it->id);
             if (ob->poison)
                 cc_counter_add(ob->poison, 1);
-        } else {
-            snprintf(it->topic_buf, sizeof(it->topic_buf), "%s", topic);
-            snprintf(it->key_buf, sizeof(it->key_buf), "%s", key ? key : "");
-            it->topic = it->topic_buf;
-            it->key = key ? it->key_buf : NULL;
-            outbox_entry_latency(it, fields, nf);
         }
+        outbox_item_build(ob, it, entry);
         n++;
     }
     return n;
@@ -337,42 +492,70 @@ static struct outbox_slot *outbox_slot_at(router_outbox *ob, uint64_t seq)
     return &ob->slots[seq % ob->cap];
 }
 
-/* Delivery report of one produced entry (tag = its sequence number). Reports of a dropped
- * ring, or of an earlier attempt, find the slot empty or reused and are ignored. */
+/* Delivery report of one produced event (tag = its entry's sequence number). The entry is
+ * delivered when all its events are, failed when one failed. Reports of a dropped ring find
+ * the slot empty or reused and are ignored (a retry waits for every report first). */
 static void outbox_delivered(void *ctx, uint64_t tag, int err)
 {
     router_outbox *ob = ctx;
     struct outbox_slot *s = outbox_slot_at(ob, tag);
 
-    if (s->seq != tag || s->state != SLOT_PENDING)
+    if (s->seq != tag || s->state != SLOT_PENDING || s->outstanding == 0)
         return;
-    s->state = err ? SLOT_FAILED : SLOT_DELIVERED;
-    if (!err && s->it.consumed_us > 0 && ob->latency_route)
+    ob->pending--;
+    if (err) {
+        s->bad = true;
+        ob->failed = true;
+    } else if (s->it.consumed_us > 0 && ob->latency_route) {
         cc_histogram_observe(ob->latency_route,
                              (double)(outbox_wall_us() - s->it.consumed_us) / 1e6);
-    ob->pending--;
-    if (err)
-        ob->failed = true;
+        s->it.consumed_us = 0; /* timed once: its first event delivered */
+    }
+    if (--s->outstanding == 0)
+        s->state = s->bad ? SLOT_FAILED : SLOT_DELIVERED;
 }
 
-/* Produces the entry of slot s (a poison one is only marked for deletion). */
+/* Produces the events of slot s in order (an entry without any is only marked for deletion).
+ * A send that fails stops the rest: the slot fails once the reports of those sent are in. Each
+ * event is counted before its send: a send that waits for queue space serves delivery reports,
+ * and the report of an earlier event must not complete the slot while later ones are unsent. */
 static void outbox_send(router_outbox *ob, struct outbox_slot *s)
 {
-    int rc;
-
-    if (!s->it.envelope) {
-        s->state = SLOT_DELIVERED;
-        return;
-    }
+    s->outstanding = 0;
+    s->bad = false;
     s->state = SLOT_PENDING;
-    ob->pending++;
-    rc = cc_producer_send_event_cb(ob->producer, s->it.topic, s->it.key, s->it.envelope,
-                                   outbox_delivered, ob, s->seq);
-    if (rc < 0) {
-        s->state = SLOT_FAILED;
-        ob->pending--;
-        ob->failed = true;
+    for (size_t i = 0; i < s->it.nev; i++) {
+        const struct outbox_event *ev = &s->it.ev[i];
+        const struct cc_bus_header hdrs[3] = {
+            {CC_BUS_HEADER_SOURCE, ob->source, strlen(ob->source)},
+            {CC_BUS_HEADER_TYPE, ev->type, strlen(ev->type)},
+            {CC_BUS_HEADER_ID, ev->id, strlen(ev->id)},
+        };
+        int rc;
+
+        s->outstanding++;
+        ob->pending++;
+        rc = cc_producer_send_ex(ob->producer,
+                                 &(struct cc_bus_send){.topic = ev->topic,
+                                                       .key = ev->has_key ? ev->key : NULL,
+                                                       .keylen = strlen(ev->key),
+                                                       .value = ev->text,
+                                                       .len = ev->len,
+                                                       .headers = hdrs,
+                                                       .nheaders = 3,
+                                                       .on_delivery = outbox_delivered,
+                                                       .ctx = ob,
+                                                       .tag = s->seq});
+        if (rc < 0) { /* no report will come for it */
+            s->outstanding--;
+            ob->pending--;
+            s->bad = true;
+            ob->failed = true;
+            break;
+        }
     }
+    if (s->outstanding == 0)
+        s->state = s->bad ? SLOT_FAILED : SLOT_DELIVERED;
 }
 
 /* Appends n parsed entries (ownership moves) to the ring, which has room for them, producing
@@ -383,8 +566,6 @@ static void outbox_enqueue(router_outbox *ob, struct outbox_item *items, size_t 
         struct outbox_slot *s = outbox_slot_at(ob, ob->tail);
 
         s->it = items[i];
-        s->it.topic = s->it.topic_buf; /* the buffers moved with the copy */
-        s->it.key = items[i].key ? s->it.key_buf : NULL;
         s->seq = ob->tail++;
         if (ob->failed)
             s->state = SLOT_UNSENT;
@@ -414,10 +595,9 @@ static void outbox_ack_ready(router_outbox *ob)
         for (size_t i = 0; i < n; i++) {
             struct outbox_slot *s = outbox_slot_at(ob, ob->head++);
 
-            if (s->it.envelope && ob->published)
-                cc_counter_add(ob->published, 1);
-            json_decref(s->it.envelope);
-            s->it.envelope = NULL;
+            if (ob->published)
+                cc_counter_add(ob->published, s->it.nev);
+            outbox_item_clear(&s->it);
             s->state = SLOT_EMPTY;
         }
         if (!ob->failed)
@@ -432,8 +612,7 @@ static void outbox_drop(router_outbox *ob)
     for (; ob->head < ob->tail; ob->head++) {
         struct outbox_slot *s = outbox_slot_at(ob, ob->head);
 
-        json_decref(s->it.envelope);
-        s->it.envelope = NULL;
+        outbox_item_clear(&s->it);
         s->state = SLOT_EMPTY;
     }
     ob->pending = 0;
@@ -568,19 +747,25 @@ static void outbox_claim_all(router_outbox *ob)
     }
 }
 
-/* One XREADGROUP of up to want new entries, produced at once; returns how many, -1 on error. */
+/* One XREADGROUP of up to want new entries (blocking up to block_ms when > 0), produced at
+ * once; returns how many, -1 on error. */
 static int outbox_read_new(router_outbox *ob, size_t want, int block_ms)
 {
     char count[16], block[16];
-    const char *argv[] = {
-        "XREADGROUP", "GROUP", ROUTER_OUTBOX_GROUP, ob->instance,        "COUNT", count,
-        "BLOCK",      block,   "STREAMS",           ROUTER_STATE_OUTBOX, ">"};
+    const char *argv[] = {"XREADGROUP", "GROUP",   ROUTER_OUTBOX_GROUP, ob->instance, "COUNT",
+                          count,        "STREAMS", ROUTER_STATE_OUTBOX, ">",          NULL,
+                          NULL};
     redisReply *r;
     size_t n = 0;
 
     snprintf(count, sizeof(count), "%zu", want);
     snprintf(block, sizeof(block), "%d", block_ms);
-    r = cc_redis_commandv(ob->redis, 11, argv, NULL);
+    if (block_ms > 0) { /* BLOCK goes before STREAMS */
+        memmove(argv + 8, argv + 6, 3 * sizeof(argv[0]));
+        argv[6] = "BLOCK";
+        argv[7] = block;
+    }
+    r = cc_redis_commandv(ob->redis, block_ms > 0 ? 11 : 9, argv, NULL);
     if (!r)
         return -1;
     if (r->type == REDIS_REPLY_ERROR) {
@@ -623,17 +808,17 @@ static void *outbox_main(void *arg)
             usleep(OUTBOX_STANDBY_MS * 1000);
             continue;
         }
-        outbox_pump(ob, 0);
+        /* in flight: wait for delivery reports (not in Redis), then read what came meanwhile */
+        outbox_pump(ob, outbox_ring_len(ob) ? OUTBOX_INFLIGHT_POLL_MS : 0);
         if (!ob->leader || ob->failed)
             continue;
         room = ob->cap - outbox_ring_len(ob);
-        if (room == 0) {
-            outbox_pump(ob, OUTBOX_INFLIGHT_WAIT_MS);
+        if (room == 0)
             continue;
-        }
-        /* with entries in flight, wait for new ones only briefly: their reports need serving */
         n = outbox_read_new(ob, room < (size_t)ob->batch ? room : (size_t)ob->batch,
-                            outbox_ring_len(ob) ? OUTBOX_INFLIGHT_WAIT_MS : OUTBOX_BLOCK_MS);
+                            outbox_ring_len(ob) ? 0 : OUTBOX_BLOCK_MS);
+        if (n > 0 && n < OUTBOX_QUIET_READ && !ob->failed)
+            cc_producer_flush(ob->producer, OUTBOX_INFLIGHT_POLL_MS); /* serves reports too */
         if (n < 0)
             usleep(OUTBOX_RETRY_MIN_MS * 1000);
         else if (n == 0 && stopping && outbox_ring_len(ob) == 0)
@@ -651,10 +836,15 @@ router_outbox *router_outbox_start(const struct router_outbox_config *cfg)
         CC_ERROR("outbox publisher: redis url, bus config and instance are required");
         return NULL;
     }
+    snprintf(src, sizeof(src), "/router/%s", cfg->instance);
+    if (!outbox_json_plain(src)) {
+        CC_ERROR("outbox publisher: instance '%s' has a quote, backslash or control character",
+                 cfg->instance);
+        return NULL;
+    }
     ob = calloc(1, sizeof(*ob));
     if (!ob)
         return NULL;
-    snprintf(src, sizeof(src), "/router/%s", cfg->instance);
     ob->instance = strdup(cfg->instance);
     ob->source = strdup(src);
     ob->redis_url = strdup(cfg->redis_url);
@@ -669,7 +859,10 @@ router_outbox *router_outbox_start(const struct router_outbox_config *cfg)
     ob->done = (struct cc_redis_script){.name = "outbox_done", .source = outbox_done_lua};
     ob->slots = calloc(ob->cap, sizeof(*ob->slots));
     ob->tmp = calloc((size_t)ob->batch, sizeof(*ob->tmp));
-    if (!ob->instance || !ob->source || !ob->redis_url || !ob->slots || !ob->tmp)
+    ob->entry = malloc(sizeof(*ob->entry));
+    ob->fields = calloc(OUTBOX_FIELDS_MAX * 2, sizeof(*ob->fields));
+    if (!ob->instance || !ob->source || !ob->redis_url || !ob->slots || !ob->tmp || !ob->entry ||
+        !ob->fields)
         goto out_free;
     if (cfg->metrics) {
         ob->published = cc_metrics_counter(cfg->metrics, "router_outbox_published_total",
@@ -708,6 +901,8 @@ out_producer:
 out_redis:
     cc_redis_free(ob->redis);
 out_free:
+    free(ob->fields);
+    free(ob->entry);
     free(ob->tmp);
     free(ob->slots);
     free(ob->instance);
@@ -739,6 +934,8 @@ void router_outbox_stop(router_outbox *ob, int drain_ms)
     cc_producer_free(ob->producer);
     outbox_drop(ob);
     cc_redis_free(ob->redis);
+    free(ob->fields);
+    free(ob->entry);
     free(ob->tmp);
     free(ob->slots);
     free(ob->instance);

@@ -20,10 +20,18 @@
  * the leader dies, and first claims (XAUTOCLAIM) every entry still pending in the group --
  * whoever read it -- and publishes those before anything newer.
  *
- * Exactly-once as consumers see it: the CloudEvents id is a function of the entry (UUIDv7
- * layout: the entry id's milliseconds, the rest from SHA-256 of "<entry id>|tenant|type|
- * subject"), so an entry published twice (crash between delivery and XACK, a leader that lost
- * its lease mid-batch) carries the same id both times and consumers dedupe on it.
+ * An entry holds every event of one script command (one XADD per command): the fields tenant,
+ * time_ms and, for a batched route command, ct / ck (consume time, command), then per event
+ * topic, key (also the CloudEvents subject), type and data, in the order they happened; each
+ * event is produced on its own, in that order, and the entry is acknowledged once all of them
+ * are delivered. Entries written before this layout (one event each, with a subject field)
+ * read the same way.
+ *
+ * Exactly-once as consumers see it: the CloudEvents id is a function of the entry and the
+ * event's index in it (UUIDv7 layout: the entry id's milliseconds, the rest from SHA-256 of
+ * "<entry id>|tenant|type|subject" for the first event, "<entry id>.<index>|..." for the
+ * others), so an entry published twice (crash between delivery and XACK, a leader that lost
+ * its lease mid-batch) carries the same ids both times and consumers dedupe on them.
  * The CloudEvents time is the entry's time_ms (the command's now_ms), the source
  * "/router/<instance>".
  *
@@ -43,13 +51,25 @@
 #include "cc_bus.h"
 #include "cc_metrics.h"
 
-#define ROUTER_OUTBOX_GROUP    "router"
-#define ROUTER_OUTBOX_LEASE    "cc:outbox:lease"
-#define ROUTER_OUTBOX_BATCH    512  /* default entries per batch */
-#define ROUTER_OUTBOX_LEASE_MS 5000 /* default lease; takeover within this after a crash */
-#define ROUTER_OUTBOX_INFLIGHT 4096 /* default bound of entries produced but not yet acked */
+#define ROUTER_OUTBOX_GROUP      "router"
+#define ROUTER_OUTBOX_LEASE      "cc:outbox:lease"
+#define ROUTER_OUTBOX_BATCH      512  /* default entries per batch */
+#define ROUTER_OUTBOX_LEASE_MS   5000 /* default lease; takeover within this after a crash */
+#define ROUTER_OUTBOX_INFLIGHT   4096 /* default bound of entries produced but not yet acked */
+#define ROUTER_OUTBOX_EVENTS_MAX 256  /* events read from one entry (the script writes <= 250) */
 
 typedef struct router_outbox router_outbox;
+
+/* One outbox entry split into its events; every pointer borrows the fields it was parsed from
+ * (NULL when the field is absent). */
+struct router_outbox_entry {
+    const char *tenant, *time_ms;
+    const char *ct, *ck; /* consume time (us) and command of a batched command, else NULL */
+    size_t nevents;
+    struct router_outbox_event {
+        const char *topic, *key, *type, *subject, *data; /* subject: key unless given */
+    } events[ROUTER_OUTBOX_EVENTS_MAX];
+};
 
 struct router_outbox_config {
     const char *redis_url;           /* required */
@@ -70,17 +90,31 @@ router_outbox *router_outbox_start(const struct router_outbox_config *cfg);
  * the lease up, joins the thread and frees everything. NULL is a no-op. */
 void router_outbox_stop(router_outbox *ob, int drain_ms);
 
-/* Writes the deterministic CloudEvents id of an outbox entry into out: lowercase canonical
- * UUID, version 7, variant 10, first 48 bits = the ms part of entry_id ("<ms>-<seq>"). Returns
- * 0, or -EINVAL when entry_id is not a stream id. */
-int router_outbox_event_id(const char *entry_id, const char *tenant, const char *type,
+/* Writes the deterministic CloudEvents id of event index (0-based) of an outbox entry into
+ * out: lowercase canonical UUID, version 7, variant 10, first 48 bits = the ms part of entry_id
+ * ("<ms>-<seq>"). Returns 0, or -EINVAL when entry_id is not a stream id. */
+int router_outbox_event_id(const char *entry_id, size_t index, const char *tenant, const char *type,
                            const char *subject, char out[37]);
 
-/* Builds the CloudEvents envelope of one outbox entry from its fields (name/value pairs as
- * the stream holds them: topic, key, type, tenant, subject, time_ms, data). Returns a new
- * reference and sets *topic / *key (borrowed from fields), or NULL with a reason in err. */
-json_t *router_outbox_envelope(const char *entry_id, const char *const *fields, size_t nfields,
-                               const char *source, const char **topic, const char **key, char *err,
-                               size_t errlen);
+/* Splits an entry's fields (name/value pairs as the stream holds them) into out: entry fields
+ * anywhere, each "topic" starts an event, later key / type / subject / data belong to it.
+ * Returns the number of events (0 when none), or -E2BIG beyond ROUTER_OUTBOX_EVENTS_MAX (out
+ * holds the first ones). Pure. */
+int router_outbox_entry_parse(const char *const *fields, size_t nfields,
+                              struct router_outbox_entry *out);
+
+/* Builds the CloudEvents envelope of event index of a parsed entry, fully validated (the
+ * reference router_outbox_event_text is tested against). Returns a new reference, or NULL with
+ * a reason in err (a field missing, data not a JSON object, schema violation). */
+json_t *router_outbox_envelope(const char *entry_id, const struct router_outbox_entry *e,
+                               size_t index, const char *source, char *err, size_t errlen);
+
+/* The same envelope as compact JSON text, built without parsing the data (the publisher's
+ * path: the scripts write data with cjson, so only its shape is checked, "{...}"; the other
+ * attributes are checked as router_outbox_envelope checks them). Returns a malloc'd string
+ * (caller frees) with *len its length and id the event's id, or NULL with a reason in err. */
+char *router_outbox_event_text(const char *entry_id, const struct router_outbox_entry *e,
+                               size_t index, const char *source, char id[37], size_t *len,
+                               char *err, size_t errlen);
 
 #endif

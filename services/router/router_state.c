@@ -496,7 +496,9 @@ int router_state_sync_queue(router_state *rs, const char *tenant, const struct r
     args_str(&args, q->closed_reason);
     args_str(&args, "tiers");
     args_str(&args, tiers);
-    args.v[pairs_at] = "15";
+    args_str(&args, "sl_threshold_s");
+    args_ll(&args, q->sl_threshold_s);
+    args.v[pairs_at] = "16";
     for (size_t i = 0; i < q->nskills; i++) {
         args_str(&args, q->skills[i].skill);
         args_ll(&args, q->skills[i].level);
@@ -990,6 +992,23 @@ int router_state_ended(router_state *rs, const char *tenant, const char *interac
     snprintf(talk, sizeof(talk), "%" PRId64, talk_ms);
     return ix_cmd(rs, "ended", tenant, interaction_id, agent_id ? agent_id : "", talk, now_ms, seed,
                   res);
+}
+
+int router_state_transferred(router_state *rs, const char *tenant, const char *interaction_id,
+                             const char *from_agent_id, const char *to_agent_id, int64_t talk_ms,
+                             int64_t now_ms, uint64_t seed, struct router_state_result *res)
+{
+    struct rs_args args;
+
+    if (!rs || !cc_tenant_valid(tenant) || !ix_id_valid(interaction_id) ||
+        !router_id_valid(to_agent_id) || (from_agent_id && !router_id_valid(from_agent_id)))
+        return -EINVAL;
+    args_head(&args, rs, "transferred", tenant, now_ms, seed);
+    args_str(&args, interaction_id);
+    args_str(&args, from_agent_id ? from_agent_id : "");
+    args_str(&args, to_agent_id);
+    args_ll(&args, talk_ms < 0 ? -1 : (long long)talk_ms);
+    return run_result(rs, &args, res);
 }
 
 int router_state_dispatch_queue(router_state *rs, const char *tenant, const char *queue_id,

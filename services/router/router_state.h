@@ -17,11 +17,13 @@
  *   - Freeing capacity (login ready, set_available, answered elsewhere, no_answer, ended,
  *     wrap-up end, timers) dispatches inside the same script: offers it makes come back in the
  *     result and their events are in cc:outbox.
- *   - Events: each cc:outbox entry has the fields topic, key, type, tenant, subject, time_ms
- *     (the now_ms of the command: the CloudEvents time) and data (the event's data, JSON text
- *     following proto/schemas/<type>.schema.json). The publisher (router_outbox) turns them into
- *     CloudEvents. Types produced: cc.routing.{assigned,overflowed,rejected,no_agent_timeout,
- *     withdrawn}, cc.interaction.{queued,offered,overflowed}, cc.agent.state_changed.
+ *   - Events: one cc:outbox entry per command that caused any (one XADD): tenant, time_ms (the
+ *     now_ms of the command: the CloudEvents time), then per event, in order, topic, key (the
+ *     subject), type and data (the event's data, JSON text following
+ *     proto/schemas/<type>.schema.json); router_outbox_entry_parse splits it. The publisher
+ *     (router_outbox) turns each event into a CloudEvent. Types produced: cc.routing.assigned,
+ *     overflowed, rejected, no_agent_timeout, withdrawn; cc.interaction.queued, offered,
+ *     overflowed; cc.agent.state_changed.
  *   - Agent states (schema names): logged_out, available, reserved (an offer rings), busy (an
  *     interaction in progress), wrap_up, not_ready (with a reason code). The reported state is
  *     the most significant one: logged_out > busy > reserved > wrap_up > not_ready > available.
@@ -102,7 +104,7 @@ struct router_state_result {
     char detail[ROUTER_STATE_DETAIL_MAX + 1]; /* reason code or note; "" when none */
     char queue_id[ROUTER_ID_MAX + 1];         /* interaction commands: its queue now */
     enum router_agent_state agent_state;      /* agent commands: the state after; else COUNT */
-    size_t nevents;                           /* entries appended to cc:outbox */
+    size_t nevents;                           /* events appended to cc:outbox */
     size_t noffers;                           /* offers made (all of them) */
     struct router_state_offer offers[ROUTER_STATE_OFFERS_MAX]; /* the first ones */
 };
@@ -264,6 +266,11 @@ int router_state_agent_set_contact(router_state *rs, const char *tenant, const c
  *   ended(agent, talk_ms): releases the agent's capacity, counts talk time and handled, starts
  *     wrap-up (queue wrapup_s) or frees the agent and dispatches it. agent may be NULL (the
  *     assigned agent is used).
+ *   transferred(from, to, talk_ms): an attended transfer of an interaction held by from (NULL =
+ *     whoever holds it): from is released as by ended (talk_ms < 0: the time since answered) and
+ *     to holds it -- capacity and busy when the router knows to and it is logged in (detail
+ *     "transferred"), else held by to outside routing, no capacity (detail "target_outside").
+ *     NOOP "duplicate" when to holds it already, "other_agent" when another agent than from does.
  */
 int router_state_enqueue(router_state *rs, const struct router_enqueue *req,
                          struct router_state_result *res);
@@ -292,6 +299,9 @@ int router_state_no_answer(router_state *rs, const char *tenant, const char *int
 int router_state_ended(router_state *rs, const char *tenant, const char *interaction_id,
                        const char *agent_id, int64_t talk_ms, int64_t now_ms, uint64_t seed,
                        struct router_state_result *res);
+int router_state_transferred(router_state *rs, const char *tenant, const char *interaction_id,
+                             const char *from_agent_id, const char *to_agent_id, int64_t talk_ms,
+                             int64_t now_ms, uint64_t seed, struct router_state_result *res);
 
 /* Offers waiting interactions of queue_id to its free agents (up to ROUTER_STATE_OFFERS_MAX
  * interactions, head first), or offers agent_id the best waiting interaction among the heads of all

@@ -1,10 +1,12 @@
 /*
  * cc-sip-edge: the SIP registrar of agent phones and the B2BUA between callers and agents.
  *
- * Start: config -> store (+ migrations) -> producer -> HTTP + REST API -> SIP stack -> call
- * control routes -> HTTP listening -> decisions consumer (waits for its partitions) -> the
- * su_root loop on this thread until SIGTERM/SIGINT (a signalfd in the root).
- * Stop: the loop ends every call and shuts NUA down -> consumer (commits, leaves the group) ->
+ * Start: config -> store (+ migrations) -> producer -> originations a previous process left
+ * undialled reported failed -> HTTP + REST API -> SIP stack -> call
+ * control routes -> HTTP listening -> decisions consumer (waits for its partitions) -> dialer
+ * commands consumer -> the su_root loop on this thread until SIGTERM/SIGINT (a signalfd in the
+ * root).
+ * Stop: the loop ends every call and shuts NUA down -> consumers (commit, leave the groups) ->
  * HTTP (call control handlers get 503 from the stopped loop) -> SIP stack -> producer (flushes)
  * -> store.
  */
@@ -27,6 +29,7 @@
 #include "sipedge_api.h"
 #include "sipedge_api_calls.h"
 #include "sipedge_bus.h"
+#include "sipedge_call.h"
 #include "sipedge_config.h"
 #include "sipedge_sip.h"
 #include "sipedge_store.h"
@@ -81,7 +84,7 @@ int main(int argc, char **argv)
     struct sipedge_pub pub;
     unsigned char secret[SIPEDGE_SECRET_MAX];
     char err[256] = "", source[160], group[160], hostport[160];
-    sipedge_bus_consumer *consumer = NULL;
+    sipedge_bus_consumer *consumer = NULL, *dialer = NULL;
     sipedge_api_calls *calls_api = NULL;
     sipedge_api *api = NULL;
     sipedge_sip *sip = NULL;
@@ -126,6 +129,15 @@ int main(int argc, char **argv)
         goto out_store;
     snprintf(source, sizeof(source), "/sip-edge/%s", cfg.common.instance_id);
     pub = (struct sipedge_pub){.producer = producer, .source = source};
+    /* before the dialer consumer: attempts a previous process recorded and never dialled */
+    rc = sipedge_calls_recover_originations(store, &pub, cfg.common.instance_id,
+                                            cfg.originate_max_age_s);
+    if (rc < 0)
+        CC_ERROR("cannot report originations left undialled: %s (tried again at the next start)",
+                 strerror(-rc));
+    else if (rc > 0)
+        CC_WARN("reported %d origination(s) left undialled as failed (not_dialled)", rc);
+    rc = EXIT_FAILURE;
 
     srv = cc_http_new(&(struct cc_http_config){.service = SIPEDGE_SERVICE,
                                                .addr = cfg.common.http_addr,
@@ -171,6 +183,15 @@ int main(int argc, char **argv)
         sipedge_bus_consumer_stop(consumer);
         goto out_sip;
     }
+    /* originate commands queue up for the SIP thread until its loop runs */
+    dialer =
+        sipedge_bus_dialer_start(&bus, cfg.dialer_group, producer, sipedge_sip_originate_fn, sip);
+    if (!dialer) {
+        sipedge_bus_consumer_stop(consumer);
+        goto out_sip;
+    }
+    if (!*cfg.trunk_uri)
+        CC_WARN("no CC_SIPEDGE_TRUNK_URI: originate commands from cc.dialer.commands will fail");
     sip_hostport(cfg.sip_url, hostport, sizeof(hostport));
     CC_INFO("sip-edge '%s' serving: sip udp/tcp %s, http %s:%d, decisions in group '%s'",
             cfg.common.instance_id, hostport, cfg.common.http_addr, cc_http_port(srv), group);
@@ -178,6 +199,7 @@ int main(int argc, char **argv)
         rc = EXIT_SUCCESS;
     CC_INFO("stopped serving sip");
 
+    sipedge_bus_consumer_stop(dialer);
     sipedge_bus_consumer_stop(consumer);
 out_sip:
     cc_http_free(srv); /* waits for in-flight handlers, which may wait for the sip thread */

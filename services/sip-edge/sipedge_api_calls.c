@@ -65,8 +65,9 @@ static int calls_run(const sipedge_api_calls *api, struct cc_http_resp *resp,
                                "in that hold state, or a re-INVITE is under way)",
                                ctl->interaction_id);
     case -ENOTSUP:
-        return cc_http_problem(resp, 501, NULL, "transfers to a %s are not supported yet",
-                               ctl->target_type);
+        return cc_http_problem(resp, 501, NULL,
+                               "transfers to a number need a trunk (CC_SIPEDGE_TRUNK_URI is not "
+                               "set on this sip-edge)");
     case -ETIMEDOUT:
     case -ESHUTDOWN:
         cc_http_add_header(resp, "Retry-After", "1");
@@ -135,6 +136,14 @@ static void calls_error(json_t *errs, const char *field, const char *message)
     json_array_append_new(errs, json_pack("{s:s, s:s}", "field", field, "message", message));
 }
 
+/* A number as a transfer target: digits with an optional leading '+', 2..20 of them. */
+static bool calls_number_valid(const char *s)
+{
+    size_t n = s ? strspn(s + (*s == '+'), "0123456789") : 0;
+
+    return s && n >= 2 && n <= 20 && s[(*s == '+') + n] == '\0';
+}
+
 /* Validates a transfer body into ctl; the field errors go to errs. */
 static void calls_transfer_body(const json_t *doc, struct sipedge_ctl *ctl, json_t *errs)
 {
@@ -164,8 +173,11 @@ static void calls_transfer_body(const json_t *doc, struct sipedge_ctl *ctl, json
         calls_error(errs, "/target_type", "must be \"queue\" or \"number\"");
     else
         snprintf(ctl->target_type, sizeof(ctl->target_type), "%s", tt);
-    if (!cc_event_id_valid(target, SIPEDGE_BUS_ID_MAX))
-        calls_error(errs, "/target", "must be a queue id or a number (1..64 characters)");
+    if (tt && strcmp(tt, "number") == 0 ? !calls_number_valid(target)
+                                        : !cc_event_id_valid(target, SIPEDGE_BUS_ID_MAX))
+        calls_error(errs, "/target",
+                    "must be a queue id (1..64 characters), or for target_type number digits "
+                    "with an optional leading + (2..20)");
     else
         snprintf(ctl->target, sizeof(ctl->target), "%s", target);
 }

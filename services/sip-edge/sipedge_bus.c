@@ -19,7 +19,9 @@ struct sipedge_bus_consumer {
     volatile sig_atomic_t stop;
     cc_consumer *consumer;
     sipedge_decision_fn deliver;
+    sipedge_originate_fn originate;
     void *ctx;
+    const char *what; /* "decisions" / "dialer commands" (log lines) */
 };
 
 /* ---- decisions -------------------------------------------------------------------------- */
@@ -150,12 +152,120 @@ static enum cc_bus_verdict bus_handle(void *ctx, const struct cc_bus_msg *m, cha
     return CC_BUS_OK;
 }
 
+/* ---- dialer commands -------------------------------------------------------------------- */
+
+/* A destination: an E.164-like number ("+" and 2..20 digits) or a sip:/sips: URI without
+ * spaces, quotes or angle brackets. */
+static bool bus_destination_valid(const char *s)
+{
+    size_t n = 0;
+
+    if (strncmp(s, "sip:", 4) == 0 || strncmp(s, "sips:", 5) == 0) {
+        for (const char *p = s; *p; p++)
+            if ((unsigned char)*p <= ' ' || strchr("\"<>", *p))
+                return false;
+        return strchr(s, '@') != NULL;
+    }
+    if (*s == '+')
+        s++;
+    for (; *s; s++, n++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return n >= 2 && n <= 20;
+}
+
+/* A caller id: 1..64 of [A-Za-z0-9+._-] (it becomes the user part of the From). */
+static bool bus_caller_id_valid(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              strchr("+._-", *s)))
+            return false;
+    return true;
+}
+
+static int bus_originate_body(const cc_event *ev, struct sipedge_originate *o, char *err,
+                              size_t errlen)
+{
+    const json_t *d = ev->data;
+    char key[256];
+    int len;
+
+    if (bus_str(d, "attempt_id", true, o->attempt_id, sizeof(o->attempt_id)) < 0 ||
+        bus_str(d, "campaign_id", true, o->campaign_id, sizeof(o->campaign_id)) < 0 ||
+        bus_str(d, "queue_id", true, o->queue_id, sizeof(o->queue_id)) < 0)
+        return bus_fail(err, errlen,
+                        "originate: data.attempt_id, campaign_id and queue_id required");
+    if (bus_str(d, "to", true, o->to, sizeof(o->to)) < 0 || !bus_destination_valid(o->to))
+        return bus_fail(err, errlen, "originate: data.to must be an E.164 number or a sip: URI");
+    if (bus_str(d, "caller_id", true, o->caller_id, sizeof(o->caller_id)) < 0 ||
+        !bus_caller_id_valid(o->caller_id))
+        return bus_fail(err, errlen, "originate: data.caller_id must be 1..64 of [A-Za-z0-9+._-]");
+    if (bus_str(d, "customer_id", false, o->customer_id, sizeof(o->customer_id)) < 0 ||
+        bus_str(d, "interaction_id", false, o->interaction_id, sizeof(o->interaction_id)) < 0)
+        return bus_fail(err, errlen, "originate: data.customer_id / interaction_id too long");
+    o->ring_timeout_s = 30;
+    if (bus_int(d, "ring_timeout_s", 1, 300, &o->ring_timeout_s) < 0 ||
+        bus_int(d, "priority", 0, 1000, &o->priority) < 0 ||
+        bus_int(d, "max_wait_s", 0, 3600, &o->max_wait_s) < 0)
+        return bus_fail(err, errlen,
+                        "originate: ring_timeout_s 1..300, priority 0..1000, max_wait_s 0..3600");
+    if (!cc_tenant_valid(ev->tenant))
+        return bus_fail(err, errlen, "originate: a valid tenant required");
+    snprintf(o->tenant, sizeof(o->tenant), "%s", ev->tenant);
+    o->time_ms = ev->time_ms;
+    if (o->interaction_id[0])
+        return 1;
+    /* the same command (redelivered) names the same interaction */
+    len = snprintf(key, sizeof(key), "originate|%s|%s", o->tenant, o->attempt_id);
+    if (cc_uuid_v7_derived(ev->time_ms, key, (size_t)len, o->interaction_id) < 0)
+        return bus_fail(err, errlen, "originate: cannot derive an interaction id");
+    return 1;
+}
+
+int sipedge_bus_parse_originate(const void *value, size_t len, struct sipedge_originate *out,
+                                char *err, size_t errlen)
+{
+    cc_event ev;
+    int rc = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (!value || cc_event_parse(value, len, &ev, err, errlen) < 0)
+        return -EINVAL;
+    if (strcmp(ev.type, "cc.dialer.originate") != 0)
+        goto out_event;
+    if (!json_is_object(ev.data)) {
+        rc = bus_fail(err, errlen, "originate: data required");
+        goto out_event;
+    }
+    rc = bus_originate_body(&ev, out, err, errlen);
+out_event:
+    cc_event_clear(&ev);
+    return rc;
+}
+
+static enum cc_bus_verdict bus_handle_originate(void *ctx, const struct cc_bus_msg *m, char *reason,
+                                                size_t reasonlen)
+{
+    struct sipedge_bus_consumer *c = ctx;
+    struct sipedge_originate o;
+    int rc = sipedge_bus_parse_originate(m->value, m->len, &o, reason, reasonlen);
+
+    if (rc < 0)
+        return CC_BUS_REJECT;
+    if (rc == 0)
+        return CC_BUS_OK;
+    return c->originate(c->ctx, &o) < 0 ? CC_BUS_RETRY : CC_BUS_OK;
+}
+
 static void *bus_main(void *arg)
 {
     struct sipedge_bus_consumer *c = arg;
 
     if (cc_consumer_run(c->consumer, &c->stop) < 0)
-        CC_ERROR("decisions consumer stopped on a fatal error");
+        CC_ERROR("%s consumer stopped on a fatal error", c->what);
     return NULL;
 }
 
@@ -172,6 +282,7 @@ sipedge_bus_consumer *sipedge_bus_consumer_start(const struct cc_bus_config *cfg
     bc.start_at_latest = true;
     c->deliver = deliver;
     c->ctx = ctx;
+    c->what = "decisions";
     c->consumer = cc_consumer_new(&bc, group, topics, 1, bus_handle, c, deadletter);
     if (!c->consumer)
         goto out_free;
@@ -183,6 +294,33 @@ out_consumer:
     cc_consumer_free(c->consumer);
 out_free:
     CC_ERROR("cannot start the decisions consumer of group '%s'", group);
+    free(c);
+    return NULL;
+}
+
+sipedge_bus_consumer *sipedge_bus_dialer_start(const struct cc_bus_config *cfg, const char *group,
+                                               cc_producer *deadletter,
+                                               sipedge_originate_fn deliver, void *ctx)
+{
+    static const char *const topics[] = {CC_TOPIC_DIALER_COMMANDS};
+    struct sipedge_bus_consumer *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return NULL;
+    c->originate = deliver;
+    c->ctx = ctx;
+    c->what = "dialer commands";
+    c->consumer = cc_consumer_new(cfg, group, topics, 1, bus_handle_originate, c, deadletter);
+    if (!c->consumer)
+        goto out_free;
+    if (pthread_create(&c->thread, NULL, bus_main, c) != 0)
+        goto out_consumer;
+    c->started = true;
+    return c;
+out_consumer:
+    cc_consumer_free(c->consumer);
+out_free:
+    CC_ERROR("cannot start the dialer commands consumer of group '%s'", group);
     free(c);
     return NULL;
 }
@@ -257,6 +395,37 @@ int sipedge_bus_created(const struct sipedge_pub *pub, const struct sipedge_ix *
     return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.created", ix, 0, d);
 }
 
+int sipedge_bus_created_outbound(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                                 const char *from, const char *to, int priority,
+                                 const char *campaign_id, const char *attempt_id,
+                                 const char *customer_id)
+{
+    json_t *d =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "channel", "voice", "direction", "outbound",
+                  "queue_id", ix->queue_id, "from", from, "to", to, "priority", priority);
+
+    if (d && campaign_id && *campaign_id)
+        json_object_set_new(d, "campaign_id", json_string(campaign_id));
+    if (d && attempt_id && *attempt_id)
+        json_object_set_new(d, "attempt_id", json_string(attempt_id));
+    if (d && customer_id && *customer_id)
+        json_object_set_new(d, "customer_id", json_string(customer_id));
+    return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.created", ix, 0, d);
+}
+
+int sipedge_bus_created_consult(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                                const char *from, const char *to, const char *parent_id,
+                                const char *agent_id)
+{
+    json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:{s:s, s:s}}", "channel", "voice",
+                          "direction", "outbound", "queue_id", ix->queue_id, "from", from, "to", to,
+                          "priority", 0, "attributes", "kind", "consult", "agent_id", agent_id);
+
+    if (d && parent_id && *parent_id)
+        json_object_set_new(d, "parent_interaction_id", json_string(parent_id));
+    return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.created", ix, 0, d);
+}
+
 int sipedge_bus_route(const struct sipedge_pub *pub, const struct sipedge_ix *ix, int priority)
 {
     json_t *d = json_pack("{s:s, s:s, s:i}", "queue_id", ix->queue_id, "channel", "voice",
@@ -273,6 +442,16 @@ int sipedge_bus_answered(const struct sipedge_pub *pub, const struct sipedge_ix 
                           (json_int_t)ring_ms);
 
     return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.answered", ix, attempt, d);
+}
+
+int sipedge_bus_answered_customer(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                                  int64_t wait_ms)
+{
+    json_t *d = json_pack("{s:s, s:s, s:I}", "answered_by", "customer", "queue_id", ix->queue_id,
+                          "wait_ms", (json_int_t)wait_ms);
+
+    /* attempt -1: the agents' answers are numbered from 1 */
+    return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.answered", ix, -1, d);
 }
 
 int sipedge_bus_no_answer(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
@@ -317,7 +496,7 @@ int sipedge_bus_resumed(const struct sipedge_pub *pub, const struct sipedge_ix *
 int sipedge_bus_transferred(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
                             const char *transfer_type, const char *target_type, const char *target,
                             const char *from_agent_id, const char *from_queue_id, int64_t talk_ms,
-                            int seq)
+                            int seq, const char *consult_id)
 {
     json_t *d = json_pack("{s:s, s:s, s:s, s:I}", "transfer_type", transfer_type, "target_type",
                           target_type, "target", target, "talk_ms", (json_int_t)talk_ms);
@@ -326,6 +505,8 @@ int sipedge_bus_transferred(const struct sipedge_pub *pub, const struct sipedge_
         json_object_set_new(d, "from_agent_id", json_string(from_agent_id));
     if (d && from_queue_id && *from_queue_id)
         json_object_set_new(d, "from_queue_id", json_string(from_queue_id));
+    if (d && consult_id && *consult_id)
+        json_object_set_new(d, "consult_interaction_id", json_string(consult_id));
     return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.transferred", ix, seq, d);
 }
 
@@ -335,6 +516,14 @@ int sipedge_bus_requeue(const struct sipedge_pub *pub, const struct sipedge_ix *
     json_t *d = json_pack("{s:s, s:s, s:b}", "reason", reason, "queue_id", queue_id, "at_head", 0);
 
     return bus_ix_publish(pub, CC_TOPIC_ROUTING_REQUESTS, "cc.routing.requeue", ix, seq, d);
+}
+
+int sipedge_bus_cancel(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                       const char *reason, int seq)
+{
+    json_t *d = json_pack("{s:s, s:s}", "reason", reason, "queue_id", ix->queue_id);
+
+    return bus_ix_publish(pub, CC_TOPIC_ROUTING_REQUESTS, "cc.routing.cancel", ix, seq, d);
 }
 
 int sipedge_bus_ended(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
@@ -367,4 +556,16 @@ int sipedge_bus_registered(const struct sipedge_pub *pub, const char *tenant, co
     if (d && source && *source)
         json_object_set_new(d, "source", json_string(source));
     return bus_publish(pub, CC_TOPIC_AGENTS, "cc.agent.registered", agent_id, tenant, NULL, 0, d);
+}
+
+int sipedge_bus_ended_failed(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                             int64_t duration_ms, const char *detail, int sip_status)
+{
+    json_t *d = json_pack("{s:s, s:i, s:i, s:I, s:s, s:s, s:s}", "ended_by", "system", "talk_ms", 0,
+                          "hold_ms", 0, "duration_ms", (json_int_t)duration_ms, "queue_id",
+                          ix->queue_id, "reason", "failed", "detail", detail);
+
+    if (d && sip_status > 0)
+        json_object_set_new(d, "sip_status", json_integer(sip_status));
+    return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.ended", ix, 0, d);
 }

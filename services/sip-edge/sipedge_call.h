@@ -17,7 +17,15 @@
  *   the offer puts the other side on hold or takes it off)
  *   control (REST, REFER): hangup; hold/resume (sip-edge re-INVITEs the caller); blind transfer
  *   to a queue -> BYE the agent leg, transferred + requeue, the caller stays up; the next
- *   assigned agent gets the caller's last SDP and the caller a re-INVITE with the agent's
+ *   assigned agent gets the caller's last SDP and the caller a re-INVITE with the agent's;
+ *   blind transfer to a number -> BYE the agent leg, transferred + cancel, the number INVITEd
+ *   through the trunk (EXTERNAL) -> its 200 re-INVITEs the caller; its failure ends the call
+ *   outbound (sipedge_calls_originate): created -> INVITE to the trunk (placeholder offer,
+ *   digest answered) -> customer 200 -> answered (customer) + route -> as after a transfer;
+ *   486/timeout/4xx/5xx -> ended busy/no_answer/rejected/failed
+ *   consultation: an agent's authenticated INVITE to agent-<id> rings that agent; REFER with
+ *   Replaces naming it on the agent's customer call -> attended transfer (the customer bridged
+ *   to the consulted agent, transferred + the consultation ended)
  *
  * Thread-safety: none -- every function runs on the SIP (su_root) thread.
  */
@@ -33,9 +41,12 @@
 
 #include "sipedge_bus.h"
 #include "sipedge_config.h"
+#include "sipedge_registrar.h"
 #include "sipedge_store.h"
 
 #define SIPEDGE_CALL_MAX_LEGS 8 /* agent legs of one call (ring-all offers) */
+/* An attempt recorded this long past CC_SIPEDGE_ORIGINATE_MAX_AGE_S is nobody's to dial. */
+#define SIPEDGE_ORIGINATE_GRACE_S 60
 
 typedef struct sipedge_calls sipedge_calls;
 
@@ -45,6 +56,7 @@ struct sipedge_calls_config {
     const struct sipedge_pub *pub;    /* borrowed: events */
     nua_t *nua;                       /* borrowed */
     su_root_t *root;                  /* borrowed: ring timers */
+    sipedge_registrar *reg;           /* borrowed: authenticates agents' consultation calls */
 };
 
 /* What a control request does (sipedge_calls_control). */
@@ -79,6 +91,21 @@ void sipedge_calls_on_invite(sipedge_calls *cs, nua_handle_t *nh, const sip_t *s
 /* Any NUA event on a handle bound to a call leg (hmagic = the leg). */
 void sipedge_calls_on_event(sipedge_calls *cs, nua_event_t event, int status, const char *phrase,
                             nua_handle_t *nh, void *leg, const sip_t *sip, tagi_t tags[]);
+/* An originate command (from the dialer consumer, through the command queue, already recorded
+ * in sipedge.originations): created, then the INVITE to the customer through the trunk (a
+ * placeholder SDP offer); the outcome (answered by the customer -> routed to the campaign's
+ * queue; busy / no answer / rejected / failed -> ended) goes to cc.interactions. Without a trunk
+ * the attempt ends at once (failed, logged). */
+void sipedge_calls_originate(sipedge_calls *cs, const struct sipedge_originate *o);
+/* Start-up, before the dialer consumer runs (any thread; no call needed): every attempt still
+ * recorded-not-dialled in sipedge.originations -- recorded by this instance (a previous process
+ * crashed between the row and the INVITE, or stopped with commands queued), or by anyone more
+ * than max_age_s + SIPEDGE_ORIGINATE_GRACE_S ago -- gets cc.interaction.created (as the SIP
+ * thread would have published it) and ended {system, failed, detail not_dialled}, flushed, then
+ * is marked orphaned, so that it is reported once and the dialer can retry it. Returns how many
+ * were reported, or a negative code (nothing marked: the next start tries again). */
+int sipedge_calls_recover_originations(sipedge_store *st, const struct sipedge_pub *pub,
+                                       const char *instance, long max_age_s);
 /* A routing decision (from the bus thread, through the command queue): acts on it when the
  * interaction is one of ours, ignores it otherwise. */
 void sipedge_calls_on_decision(sipedge_calls *cs, const struct sipedge_decision *d);

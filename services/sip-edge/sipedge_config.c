@@ -57,10 +57,44 @@ const struct cc_config_var sipedge_config_vars[] = {
     {"CC_SIPEDGE_DEFAULT_RING_TIMEOUT_S", CC_CFG_INT, "20",
      "how long an agent's phone rings when the routing decision names no ring timeout",
      offsetof(struct sipedge_config, default_ring_timeout_s), 1, 600},
+    {"CC_SIPEDGE_TRANSFER_RING_TIMEOUT_S", CC_CFG_INT, "30",
+     "how long a number a call is blind-transferred to rings (through the trunk) before the "
+     "transfer fails with no_answer",
+     offsetof(struct sipedge_config, transfer_ring_timeout_s), 1, 600},
+    {"CC_SIPEDGE_ORIGINATE_MAX_AGE_S", CC_CFG_INT, "60",
+     "oldest originate command (by its CloudEvents time) that is still dialled; an older one "
+     "ends failed with detail expired instead of ringing a customer the dialer gave up on",
+     offsetof(struct sipedge_config, originate_max_age_s), 1, 86400},
     {"CC_SIPEDGE_CONSUMER_GROUP", CC_CFG_STRING, "",
      "Kafka consumer group of cc.routing.decisions; must be unique per instance (empty: "
      "sip-edge-<CC_INSTANCE_ID>)",
      offsetof(struct sipedge_config, consumer_group)},
+    {"CC_SIPEDGE_DIALER_GROUP", CC_CFG_STRING, "sip-edge-dialer",
+     "Kafka consumer group of cc.dialer.commands, shared by every instance (each originate "
+     "command is dialled by one of them)",
+     offsetof(struct sipedge_config, dialer_group)},
+    {"CC_SIPEDGE_DIALER_TENANTS", CC_CFG_STRING, "",
+     "comma-separated tenants whose originate commands this instance dials (empty: every "
+     "tenant); the others' are acknowledged and left to the instances serving them, which "
+     "need a CC_SIPEDGE_DIALER_GROUP of their own",
+     offsetof(struct sipedge_config, dialer_tenants)},
+    {"CC_SIPEDGE_TRUNK_URI", CC_CFG_STRING, "",
+     "SIP trunk (carrier) that outbound calls go through, e.g. "
+     "sip:carrier.example:5060;transport=udp (empty: no trunk, originate commands fail)",
+     offsetof(struct sipedge_config, trunk_uri)},
+    {"CC_SIPEDGE_TRUNK_USER", CC_CFG_STRING, "",
+     "user name sip-edge answers the trunk's digest challenges (401/407) with (empty: none)",
+     offsetof(struct sipedge_config, trunk_user)},
+    {"CC_SIPEDGE_TRUNK_PASSWORD", CC_CFG_STRING, "", "password of CC_SIPEDGE_TRUNK_USER",
+     offsetof(struct sipedge_config, trunk_password), 0, 0, true},
+    {"CC_SIPEDGE_TRUNK_FROM_DOMAIN", CC_CFG_STRING, "",
+     "host part of the From of outbound calls (sip:<caller id>@<domain>; empty: the trunk's "
+     "host)",
+     offsetof(struct sipedge_config, trunk_from_domain)},
+    {"CC_SIPEDGE_MEDIA_ADDR", CC_CFG_STRING, "",
+     "address put in the placeholder SDP offer of an outbound call until the agent's SDP "
+     "replaces it (empty: the host of CC_SIPEDGE_SIP_URL, or 127.0.0.1 for a wildcard)",
+     offsetof(struct sipedge_config, media_addr)},
 };
 
 const size_t sipedge_config_nvars = sizeof(sipedge_config_vars) / sizeof(sipedge_config_vars[0]);

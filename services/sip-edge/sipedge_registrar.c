@@ -42,6 +42,7 @@ struct reg_req {
     const sip_t *sip;
     char ip[48], source[64], transport[8];
     const char *user, *domain;
+    const char *method; /* "REGISTER" (401, Authorization) or "INVITE" (407, Proxy-) */
 };
 
 /* Collects the AOR's live bindings, newest first. */
@@ -154,13 +155,17 @@ static void reg_challenge(sipedge_registrar *r, struct reg_req *q, bool stale)
     sipedge_digest_nonce(r->c.secret, r->c.secret_len, q->domain, cc_time_now_ms() / 1000, nonce);
     snprintf(hdr, sizeof(hdr), "Digest realm=\"%s\", nonce=\"%s\", qop=\"auth\", algorithm=MD5%s",
              q->domain, nonce, stale ? ", stale=true" : "");
-    reg_respond(q, SIP_401_UNAUTHORIZED, SIPTAG_WWW_AUTHENTICATE_STR(hdr), TAG_END());
+    if (strcmp(q->method, "REGISTER") == 0)
+        reg_respond(q, SIP_401_UNAUTHORIZED, SIPTAG_WWW_AUTHENTICATE_STR(hdr), TAG_END());
+    else
+        reg_respond(q, SIP_407_PROXY_AUTH_REQUIRED, SIPTAG_PROXY_AUTHENTICATE_STR(hdr), TAG_END());
 }
 
 /* The Authorization credentials for our realm, or NULL. */
-static const msg_auth_t *reg_auth_for(const sip_t *sip, const char *realm)
+static const msg_auth_t *reg_auth_for(const sip_t *sip, const char *realm, bool proxy)
 {
-    for (const msg_auth_t *a = sip->sip_authorization; a; a = a->au_next) {
+    for (const msg_auth_t *a = proxy ? sip->sip_proxy_authorization : sip->sip_authorization; a;
+         a = a->au_next) {
         su_home_t home[1] = {SU_HOME_INIT(home)};
         auth_response_t ar = {.ar_size = sizeof(ar)};
         bool ours;
@@ -180,7 +185,7 @@ static const msg_auth_t *reg_auth_for(const sip_t *sip, const char *realm)
 static bool reg_authenticate(sipedge_registrar *r, struct reg_req *q,
                              struct sipedge_credential *cred)
 {
-    const msg_auth_t *au = reg_auth_for(q->sip, q->domain);
+    const msg_auth_t *au = reg_auth_for(q->sip, q->domain, strcmp(q->method, "REGISTER") != 0);
     su_home_t home[1] = {SU_HOME_INIT(home)};
     auth_response_t ar = {.ar_size = sizeof(ar)};
     struct sipedge_digest_creds dc;
@@ -204,7 +209,7 @@ static bool reg_authenticate(sipedge_registrar *r, struct reg_req *q,
                                        .algorithm = ar.ar_algorithm};
     if (!dc.username || strcmp(dc.username, q->user) != 0) {
         su_home_deinit(home);
-        CC_INFO("register of '%s@%s' from '%s' with another user's credentials: 403", q->user,
+        CC_INFO("%s of '%s@%s' from '%s' with another user's credentials: 403", q->method, q->user,
                 q->domain, q->source);
         reg_failed(r, q->ip, now_s);
         reg_respond(q, SIP_403_FORBIDDEN, TAG_END());
@@ -212,7 +217,7 @@ static bool reg_authenticate(sipedge_registrar *r, struct reg_req *q,
     }
     rc = sipedge_store_credential_get(r->c.store, q->domain, q->user, cred);
     if (rc == 0)
-        v = sipedge_digest_check(&dc, "REGISTER", cred->ha1, r->c.secret, r->c.secret_len, now_s,
+        v = sipedge_digest_check(&dc, q->method, cred->ha1, r->c.secret, r->c.secret_len, now_s,
                                  (int)r->c.cfg->nonce_max_age_s);
     su_home_deinit(home);
     if (rc < 0 && rc != -ENOENT) {
@@ -369,7 +374,7 @@ static void reg_ok(struct reg_req *q, const struct reg_list *l)
 void sipedge_registrar_on_register(sipedge_registrar *r, nua_t *nua, nua_handle_t *nh,
                                    const sip_t *sip)
 {
-    struct reg_req q = {.nua = nua, .nh = nh, .sip = sip};
+    struct reg_req q = {.nua = nua, .nh = nh, .sip = sip, .method = "REGISTER"};
     struct sipedge_credential cred;
     struct reg_list l;
     char removed[SIPEDGE_URI_MAX + 1] = "";
@@ -401,6 +406,26 @@ void sipedge_registrar_on_register(sipedge_registrar *r, nua_t *nua, nua_handle_
             sip->sip_user_agent ? sip->sip_user_agent->g_string : NULL, q.transport, q.source);
 out_handle:
     nua_handle_destroy(nh);
+}
+
+bool sipedge_registrar_authenticate(sipedge_registrar *r, nua_t *nua, nua_handle_t *nh,
+                                    const sip_t *sip, struct sipedge_credential *cred)
+{
+    struct reg_req q = {.nua = nua, .nh = nh, .sip = sip, .method = "INVITE"};
+
+    reg_source_of(&q);
+    if (!sip || !sip->sip_from || !sip->sip_from->a_url->url_user ||
+        !sip->sip_from->a_url->url_host) {
+        reg_respond(&q, 400, "Missing From User", TAG_END());
+        return false;
+    }
+    q.user = sip->sip_from->a_url->url_user;
+    q.domain = sip->sip_from->a_url->url_host;
+    if (reg_limited(r, q.ip, cc_time_now_ms() / 1000)) {
+        reg_respond(&q, 403, "Too Many Failed Attempts", TAG_END());
+        return false;
+    }
+    return reg_authenticate(r, &q, cred);
 }
 
 /* ---- sweep ------------------------------------------------------------------------------ */

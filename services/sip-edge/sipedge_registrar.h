@@ -14,6 +14,7 @@
 #ifndef SIPEDGE_REGISTRAR_H
 #define SIPEDGE_REGISTRAR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <sofia-sip/nua.h>
@@ -38,6 +39,12 @@ void sipedge_registrar_free(sipedge_registrar *r);
 /* Answers one REGISTER (the event nua_i_register) and destroys nh. */
 void sipedge_registrar_on_register(sipedge_registrar *r, nua_t *nua, nua_handle_t *nh,
                                    const sip_t *sip);
+/* Authenticates an INVITE from an agent's phone (a consultation call) with the credential of
+ * its From (user@domain, realm = domain): true with *cred filled when the Proxy-Authorization
+ * passed; otherwise answers it (407 challenge, 400, 403 -- the same failure limit as REGISTER
+ * -- or 503) and returns false. Does not destroy nh. */
+bool sipedge_registrar_authenticate(sipedge_registrar *r, nua_t *nua, nua_handle_t *nh,
+                                    const sip_t *sip, struct sipedge_credential *cred);
 /* Deletes expired bindings and publishes what changed; call about once a second. */
 void sipedge_registrar_sweep(sipedge_registrar *r);
 

@@ -19,6 +19,7 @@
 #include <sofia-sip/su_wait.h>
 
 #include "cc_log.h"
+#include "cc_time.h"
 #include "sipedge_call.h"
 #include "sipedge_registrar.h"
 
@@ -41,11 +42,15 @@ struct sip_job {
     struct sipedge_ctl req;
 };
 
-/* One queued command: a decision, or a control job (job != NULL). */
+/* One queued command: a control job (job != NULL), an originate (is_originate) or a decision. */
 struct sip_cmd {
     struct sip_cmd *next;
     struct sip_job *job;
-    struct sipedge_decision d;
+    bool is_originate;
+    union {
+        struct sipedge_decision d;
+        struct sipedge_originate o;
+    } u;
 };
 
 struct sipedge_sip {
@@ -108,7 +113,7 @@ int sipedge_sip_post(sipedge_sip *s, const struct sipedge_decision *d)
 
     if (!cmd)
         return -ENOMEM;
-    cmd->d = *d;
+    cmd->u.d = *d;
     (void)sip_enqueue(s, cmd); /* -ESHUTDOWN: a decision after the loop is moot */
     return 0;
 }
@@ -169,6 +174,82 @@ int sipedge_sip_control(sipedge_sip *s, const struct sipedge_ctl *req, int timeo
     rc = job_wait(job, timeout_ms, out);
     job_unref(job);
     return rc;
+}
+
+/* True when tenant is one of the comma-separated list (an empty list names every tenant). */
+static bool sip_tenant_served(const char *list, const char *tenant)
+{
+    size_t n = strlen(tenant);
+
+    if (!list || !*list)
+        return true;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && strncmp(p, tenant, n) == 0)
+            return true;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return false;
+}
+
+/* The row of o in sipedge.originations. */
+static void sip_origination(const sipedge_sip *s, const struct sipedge_originate *o,
+                            struct sipedge_origination *row)
+{
+    memset(row, 0, sizeof(*row));
+    snprintf(row->attempt_id, sizeof(row->attempt_id), "%s", o->attempt_id);
+    snprintf(row->tenant, sizeof(row->tenant), "%s", o->tenant);
+    snprintf(row->interaction_id, sizeof(row->interaction_id), "%s", o->interaction_id);
+    snprintf(row->campaign_id, sizeof(row->campaign_id), "%s", o->campaign_id);
+    snprintf(row->queue_id, sizeof(row->queue_id), "%s", o->queue_id);
+    snprintf(row->customer_id, sizeof(row->customer_id), "%s", o->customer_id);
+    snprintf(row->caller_id, sizeof(row->caller_id), "%s", o->caller_id);
+    snprintf(row->destination, sizeof(row->destination), "%s", o->to);
+    snprintf(row->instance, sizeof(row->instance), "%s", s->c.cfg->common.instance_id);
+    row->priority = o->priority;
+    row->recorded_ms = o->recorded_ms;
+}
+
+int sipedge_sip_originate_fn(void *ctx, const struct sipedge_originate *o)
+{
+    sipedge_sip *s = ctx;
+    struct cc_log_ctx log = {.interaction_id = o->interaction_id};
+    struct sipedge_origination row;
+    struct sip_cmd *cmd;
+    int rc;
+
+    if (!sip_tenant_served(s->c.cfg->dialer_tenants, o->tenant))
+        return 0; /* another instance's tenant */
+    cmd = calloc(1, sizeof(*cmd));
+    if (!cmd)
+        return -ENOMEM;
+    cmd->is_originate = true;
+    cmd->u.o = *o;
+    cmd->u.o.recorded_ms = cc_time_now_ms();
+    sip_origination(s, &cmd->u.o, &row);
+    /* recorded before the INVITE: a redelivered command never dials twice */
+    rc = sipedge_store_origination_claim(s->c.store, &row);
+    if (rc < 0)
+        free(cmd);
+    if (rc == -EALREADY) {
+        CC_INFO_CTX(&log, "attempt '%s' was dialled already: redelivered command ignored",
+                    o->attempt_id);
+        return 0;
+    }
+    if (rc == -EINVAL) {
+        CC_WARN_CTX(&log, "attempt '%s' refused by the database: command dropped", o->attempt_id);
+        return 0;
+    }
+    if (rc < 0) {
+        CC_ERROR_CTX(&log, "cannot record attempt '%s': %s; retrying later", o->attempt_id,
+                     strerror(-rc));
+        return -EAGAIN;
+    }
+    if (sip_enqueue(s, cmd) < 0) /* stays recorded: the next start reports it not dialled */
+        CC_WARN_CTX(&log, "attempt '%s' arrived while stopping: not dialled", o->attempt_id);
+    return 0;
 }
 
 void sipedge_sip_post_fn(void *s, const struct sipedge_decision *d)
@@ -232,8 +313,12 @@ static int sip_drain(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *arg)
         next = list->next;
         if (list->job)
             sip_run_job(s, list->job);
-        else if (!s->stopping)
-            sipedge_calls_on_decision(s->calls, &list->d);
+        else if (s->stopping)
+            ;
+        else if (list->is_originate)
+            sipedge_calls_originate(s->calls, &list->u.o);
+        else
+            sipedge_calls_on_decision(s->calls, &list->u.d);
         free(list);
     }
     return 0;
@@ -380,8 +465,12 @@ sipedge_sip *sipedge_sip_new(const struct sipedge_sip_config *c)
                                                                       .pub = c->pub,
                                                                       .secret = c->secret,
                                                                       .secret_len = c->secret_len});
-    s->calls = sipedge_calls_new(&(struct sipedge_calls_config){
-        .cfg = c->cfg, .store = c->store, .pub = c->pub, .nua = s->nua, .root = s->root});
+    s->calls = sipedge_calls_new(&(struct sipedge_calls_config){.cfg = c->cfg,
+                                                                .store = c->store,
+                                                                .pub = c->pub,
+                                                                .nua = s->nua,
+                                                                .root = s->root,
+                                                                .reg = s->reg});
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!s->reg || !s->calls || s->efd < 0)
         goto out_fail;

@@ -41,6 +41,11 @@ int sipedge_sip_post(sipedge_sip *s, const struct sipedge_decision *d);
  * stopped, -ENOMEM. Thread-safe; never call it from the SIP thread (it would wait for itself). */
 int sipedge_sip_control(sipedge_sip *s, const struct sipedge_ctl *req, int timeout_ms,
                         json_t **out);
+/* The dialer consumer's sipedge_originate_fn: records the attempt in PostgreSQL
+ * (sipedge.originations) and queues the originate for the SIP thread; a redelivered attempt is
+ * acknowledged without dialling. 0, or -EAGAIN when the database is unavailable (the command is
+ * redelivered). Thread-safe. */
+int sipedge_sip_originate_fn(void *s, const struct sipedge_originate *o);
 /* Same as sipedge_sip_post, shaped as a sipedge_decision_fn for the bus consumer. */
 void sipedge_sip_post_fn(void *s, const struct sipedge_decision *d);
 /* Runs the loop until stop_fd (e.g. a signalfd) is readable, then ends every call, shuts NUA

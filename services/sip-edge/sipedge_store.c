@@ -488,6 +488,115 @@ int sipedge_store_binding_put(sipedge_store *st, const struct sipedge_binding *b
     return rc;
 }
 
+int sipedge_store_origination_claim(sipedge_store *st, const struct sipedge_origination *o)
+{
+    char prio[24], at[24];
+    const char *params[] = {o->attempt_id,
+                            o->tenant,
+                            o->interaction_id,
+                            o->campaign_id,
+                            o->destination,
+                            o->queue_id,
+                            o->caller_id,
+                            o->customer_id,
+                            o->instance,
+                            num(prio, o->priority),
+                            num(at, o->recorded_ms)};
+    PGresult *res;
+    int rc;
+
+    rc = run(st, "sipedge_orig_claim",
+             "INSERT INTO sipedge.originations (attempt_id, tenant, interaction_id, campaign_id, "
+             "destination, queue_id, caller_id, customer_id, instance, priority, state, "
+             "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'recorded', " TS(
+                 "$11") ") ON CONFLICT (attempt_id) DO NOTHING RETURNING 1",
+             11, params, &res);
+    if (rc < 0)
+        return rc;
+    rc = PQntuples(res) == 1 ? 0 : -EALREADY;
+    PQclear(res);
+    return rc;
+}
+
+/* recorded -> to (dialled | orphaned) for attempt_id: 0, or -EALREADY when not recorded. */
+static int origination_move(sipedge_store *st, const char *name, const char *sql,
+                            const char *attempt_id)
+{
+    const char *params[] = {attempt_id};
+    PGresult *res;
+    int rc = run(st, name, sql, 1, params, &res);
+
+    if (rc < 0)
+        return rc;
+    rc = PQntuples(res) == 1 ? 0 : -EALREADY;
+    PQclear(res);
+    return rc;
+}
+
+int sipedge_store_origination_take(sipedge_store *st, const char *attempt_id)
+{
+    return origination_move(st, "sipedge_orig_take",
+                            "UPDATE sipedge.originations SET state = 'dialled' WHERE attempt_id = "
+                            "$1 AND state = 'recorded' RETURNING 1",
+                            attempt_id);
+}
+
+int sipedge_store_origination_orphan(sipedge_store *st, const char *attempt_id)
+{
+    return origination_move(st, "sipedge_orig_orphan",
+                            "UPDATE sipedge.originations SET state = 'orphaned' WHERE attempt_id = "
+                            "$1 AND state = 'recorded' RETURNING 1",
+                            attempt_id);
+}
+
+int sipedge_store_origination_recorded(sipedge_store *st, const char *instance,
+                                       int64_t older_than_ms, size_t limit,
+                                       struct sipedge_origination **out, size_t *n)
+{
+    char before[24], lim[24];
+    const char *params[] = {instance, num(before, older_than_ms), num(lim, (long long)limit)};
+    struct sipedge_origination *rows;
+    PGresult *res;
+    int rc, count;
+
+    *out = NULL;
+    *n = 0;
+    rc = run(st, "sipedge_orig_recorded",
+             "SELECT attempt_id, tenant, interaction_id, campaign_id, queue_id, customer_id, "
+             "caller_id, destination, instance, priority, " MS(
+                 "created_at") " FROM sipedge.originations WHERE state = 'recorded' AND (instance "
+                               "= $1 OR "
+                               "created_at < " TS("$2") ") ORDER BY created_at LIMIT $3",
+             3, params, &res);
+    if (rc < 0)
+        return rc;
+    count = PQntuples(res);
+    rows = count > 0 ? calloc((size_t)count, sizeof(*rows)) : NULL;
+    if (count > 0 && !rows) {
+        PQclear(res);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < count; i++) {
+        struct sipedge_origination *o = &rows[i];
+
+        col_str(res, i, 0, o->attempt_id, sizeof(o->attempt_id));
+        col_str(res, i, 1, o->tenant, sizeof(o->tenant));
+        col_str(res, i, 2, o->interaction_id, sizeof(o->interaction_id));
+        col_str(res, i, 3, o->campaign_id, sizeof(o->campaign_id));
+        col_str(res, i, 4, o->queue_id, sizeof(o->queue_id));
+        col_str(res, i, 5, o->customer_id, sizeof(o->customer_id));
+        col_str(res, i, 6, o->caller_id, sizeof(o->caller_id));
+        col_str(res, i, 7, o->destination, sizeof(o->destination));
+        col_str(res, i, 8, o->instance, sizeof(o->instance));
+        o->priority = (int)col_ll(res, i, 9);
+        o->recorded_ms = col_ll(res, i, 10);
+    }
+    PQclear(res);
+    *out = rows;
+    *n = (size_t)count;
+    return 0;
+}
+
 int sipedge_store_binding_remove(sipedge_store *st, const char *domain, const char *username,
                                  const char *contact)
 {

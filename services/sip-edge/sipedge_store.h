@@ -124,6 +124,42 @@ int sipedge_store_bindings_of(sipedge_store *st, const char *domain, const char 
 int sipedge_store_bindings_expire(sipedge_store *st, int64_t now_ms, int limit,
                                   sipedge_binding_fn fn, void *ctx);
 
+/* ---- outbound originations ---- */
+/* One attempt as sipedge.originations records it (what created/ended need again). */
+struct sipedge_origination {
+    char attempt_id[SIPEDGE_ID_MAX + 1];
+    char tenant[SIPEDGE_ID_MAX + 1];
+    char interaction_id[SIPEDGE_ID_MAX + 1];
+    char campaign_id[SIPEDGE_ID_MAX + 1];
+    char queue_id[SIPEDGE_ID_MAX + 1];
+    char customer_id[SIPEDGE_ID_MAX + 1]; /* may be "" */
+    char caller_id[SIPEDGE_ID_MAX + 1];
+    char destination[257];
+    char instance[SIPEDGE_NAME_MAX + 1]; /* CC_INSTANCE_ID of the sip-edge that recorded it */
+    int priority;
+    int64_t recorded_ms; /* unix ms of the row (also the interaction's created_ms) */
+};
+
+/* Records that o->attempt_id is to be dialled (state recorded, before the INVITE): 0 when this
+ * call made the row, -EALREADY when the attempt already had one (a redelivered command: do not
+ * dial again), -EINVAL for values PostgreSQL refused, -EAGAIN / -EIO when the database is
+ * unavailable. */
+int sipedge_store_origination_claim(sipedge_store *st, const struct sipedge_origination *o);
+/* The SIP thread takes a recorded attempt to dial it (recorded -> dialled, compare-and-set):
+ * 0, or -EALREADY when it is no longer recorded (a start-up found it orphaned: do not dial),
+ * -EAGAIN / -EIO. */
+int sipedge_store_origination_take(sipedge_store *st, const char *attempt_id);
+/* Attempts still recorded that nobody will dial: those recorded by instance (a previous process
+ * of this instance: call before its dialer consumer starts), and any recorded before
+ * older_than_ms (unix ms). Up to limit rows, oldest first, into *out (malloc'd, free(); NULL
+ * when *n is 0). Nothing is changed: mark each with sipedge_store_origination_orphan once its
+ * events are out. 0 or a negative code. */
+int sipedge_store_origination_recorded(sipedge_store *st, const char *instance,
+                                       int64_t older_than_ms, size_t limit,
+                                       struct sipedge_origination **out, size_t *n);
+/* recorded -> orphaned: 0, -EALREADY when it was not recorded any more. */
+int sipedge_store_origination_orphan(sipedge_store *st, const char *attempt_id);
+
 /* ---- administration (REST): tenant-scoped, another tenant's row is -ENOENT ---- */
 /* Inserts row->c (every field set; the domain is lowercased); fills version and timestamps.
  * -EEXIST when (domain, username) is taken, in any tenant; -EPERM when the domain already

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,9 +87,16 @@ void itest_sipedge_router_start(struct itest_sipedge *t)
 
 static void ise_edge_start_try(struct itest_sipedge *t, int max_calls, int attempt)
 {
+    static const char *const dialer_topics[] = {CC_TOPIC_DIALER_COMMANDS};
     char bin[512], mig[600], inst[96], env_inst[128], env_url[96], env_mig[700], env_max[64],
-        tokens[1024], log[512], line[1024];
+        tokens[1024], log[512], line[1024], env_trunk[200], env_dgroup[160], env_dten[160],
+        logname[96];
     const char *env[] = {tokens,
+                         env_trunk,
+                         env_dgroup,
+                         env_dten,
+                         "CC_SIPEDGE_TRUNK_USER=trunkuser",
+                         "CC_SIPEDGE_TRUNK_PASSWORD=trunk-secret",
                          "CC_HTTP_PORT=0",
                          "CC_HTTP_ADDR=127.0.0.1",
                          env_inst,
@@ -105,7 +113,10 @@ static void ise_edge_start_try(struct itest_sipedge *t, int max_calls, int attem
     ise_tokens(t, tokens, sizeof(tokens));
     snprintf(bin, sizeof(bin), "%s/bin/cc-sip-edge", itest_env("CC_TEST_BIN_DIR"));
     snprintf(mig, sizeof(mig), "%s/services/sip-edge/migrations", itest_env("CC_TEST_TOP"));
-    itest_unique(inst, sizeof(inst), "isee");
+    if (t->instance[0])
+        snprintf(inst, sizeof(inst), "%s", t->instance);
+    else
+        itest_unique(inst, sizeof(inst), "isee");
     t->sip_port = itest_free_udp_port();
     cr_assert(t->sip_port > 0, "expected a free udp port");
     snprintf(t->sip_target, sizeof(t->sip_target), "127.0.0.1:%d", t->sip_port);
@@ -113,7 +124,16 @@ static void ise_edge_start_try(struct itest_sipedge *t, int max_calls, int attem
     snprintf(env_url, sizeof(env_url), "CC_SIPEDGE_SIP_URL=sip:127.0.0.1:%d", t->sip_port);
     snprintf(env_mig, sizeof(env_mig), "CC_SIPEDGE_MIGRATIONS_DIR=%s", mig);
     snprintf(env_max, sizeof(env_max), "CC_SIPEDGE_MAX_CALLS=%d", max_calls);
-    ise_log_path(log, sizeof(log), inst);
+    snprintf(env_trunk, sizeof(env_trunk), "CC_SIPEDGE_TRUNK_URI=%s", t->trunk_uri);
+    itest_unique(t->dialer_group, sizeof(t->dialer_group), "isedialer");
+    snprintf(env_dgroup, sizeof(env_dgroup), "CC_SIPEDGE_DIALER_GROUP=%s", t->dialer_group);
+    snprintf(env_dten, sizeof(env_dten), "CC_SIPEDGE_DIALER_TENANTS=%s", t->tenant);
+    /* only the commands this test produces from now on */
+    cr_assert_eq(itest_group_at_end(t->dialer_group, dialer_topics, 1), 0,
+                 "expected group '%s' positioned at the end of cc.dialer.commands",
+                 t->dialer_group);
+    itest_unique(logname, sizeof(logname), "isee"); /* one log per start, even of one instance */
+    ise_log_path(log, sizeof(log), logname);
     cr_assert_eq(itest_proc_spawn(&t->edge, argv, env, log), 0, "expected cc-sip-edge to start");
     if (!itest_proc_wait_line(&t->edge, "serving: sip udp/tcp", line, sizeof(line), 30000) &&
         itest_proc_wait_line(&t->edge, "cannot listen for sip", NULL, 0, 0) && attempt < 3) {
@@ -402,19 +422,11 @@ struct itest_proc *itest_sipedge_caller(struct itest_sipedge *t, const char *sce
     return itest_sipedge_sipp(t, scenario, t->sip_target, itest_free_udp_port(), extra);
 }
 
-/* Registers user's phone (its UAS on uas_port) and waits until the router rings agent there. */
-static void ise_register(struct itest_sipedge *t, const char *agent, const char *user, int uas_port)
+void itest_sipedge_wait_contact(struct itest_sipedge *t, const char *agent, int uas_port)
 {
     int64_t until = cc_time_mono_ms() + ITEST_SIPEDGE_WAIT_MS;
-    char port[16], path[160], want[64];
-    const char *extra[] = {"-s",   user,      "-au",     user,   "-ap",      "agent-secret-1",
-                           "-key", "domain",  t->tenant, "-key", "uas_port", port,
-                           "-key", "expires", "300",     NULL};
+    char path[160], want[64];
 
-    snprintf(port, sizeof(port), "%d", uas_port);
-    itest_sipedge_sipp_done(
-        t, itest_sipedge_sipp(t, "agent_register.xml", t->sip_target, itest_free_udp_port(), extra),
-        "agent_register.xml", 20000);
     snprintf(path, sizeof(path), "/v1/agents/%s/live", agent);
     snprintf(want, sizeof(want), ":%d", uas_port);
     while (cc_time_mono_ms() < until) {
@@ -429,11 +441,33 @@ static void ise_register(struct itest_sipedge *t, const char *agent, const char 
     cr_assert_fail("expected the router to learn agent '%s''s contact on port %d", agent, uas_port);
 }
 
-void itest_sipedge_start_with_agents(struct itest_sipedge *t, int nagents, int ring_timeout_s,
-                                     int max_no_answer, int max_calls, int ports[2])
+void itest_sipedge_register(struct itest_sipedge *t, const char *agent, const char *user,
+                            int uas_port)
+{
+    char port[16];
+    const char *extra[] = {"-s",   user,      "-au",     user,   "-ap",      "agent-secret-1",
+                           "-key", "domain",  t->tenant, "-key", "uas_port", port,
+                           "-key", "expires", "300",     NULL};
+
+    snprintf(port, sizeof(port), "%d", uas_port);
+    itest_sipedge_sipp_done(
+        t, itest_sipedge_sipp(t, "agent_register.xml", t->sip_target, itest_free_udp_port(), extra),
+        "agent_register.xml", 20000);
+    itest_sipedge_wait_contact(t, agent, uas_port);
+}
+
+void itest_sipedge_available(struct itest_sipedge *t, const char *agent)
+{
+    char path[160];
+
+    snprintf(path, sizeof(path), "/v1/agents/%s/state", agent);
+    ise_rest(t->router_port, "POST", path, "{\"state\":\"available\"}", 200);
+}
+
+void itest_sipedge_start_agents_unregistered(struct itest_sipedge *t, int nagents,
+                                             int ring_timeout_s, int max_no_answer, int max_calls)
 {
     static const char *const ids[] = {"a1", "a2"}, *const users[] = {"1001", "1002"};
-    char path[160];
 
     itest_sipedge_router_start(t);
     itest_sipedge_edge_start(t, max_calls);
@@ -441,15 +475,157 @@ void itest_sipedge_start_with_agents(struct itest_sipedge *t, int nagents, int r
     for (int i = 0; i < nagents; i++)
         itest_sipedge_agent(t, ids[i], "q1", i + 1, users[i]);
     itest_sipedge_wait_members(t, "q1", nagents);
+}
+
+void itest_sipedge_start_with_agents(struct itest_sipedge *t, int nagents, int ring_timeout_s,
+                                     int max_no_answer, int max_calls, int ports[2])
+{
+    static const char *const ids[] = {"a1", "a2"}, *const users[] = {"1001", "1002"};
+
+    itest_sipedge_start_agents_unregistered(t, nagents, ring_timeout_s, max_no_answer, max_calls);
     for (int i = 0; i < nagents; i++) {
         ports[i] = itest_free_udp_port();
-        ise_register(t, ids[i], users[i], ports[i]);
+        itest_sipedge_register(t, ids[i], users[i], ports[i]);
     }
     for (int i = 0; i < nagents; i++) {
-        snprintf(path, sizeof(path), "/v1/agents/%s/state", ids[i]);
-        ise_rest(t->router_port, "POST", path, "{\"state\":\"available\"}", 200);
+        itest_sipedge_available(t, ids[i]);
         usleep(30 * 1000);
     }
+}
+
+/* ---- sip_phone -------------------------------------------------------------------------- */
+
+/* Forks the phone with a pipe as its stdin and log as its stdout and stderr. */
+static int ise_phone_spawn(struct itest_phone *ph, const char *bin, const char *url,
+                           const char *log)
+{
+    int fds[2];
+    pid_t pid;
+
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -errno;
+    }
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+
+        dup2(fds[0], 0);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(bin, bin, url, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[0]);
+    ph->in_fd = fds[1];
+    ph->proc.pid = pid;
+    snprintf(ph->proc.log, sizeof(ph->proc.log), "%s", log);
+    return 0;
+}
+
+struct itest_phone *itest_sipedge_phone(struct itest_sipedge *t)
+{
+    struct itest_phone *ph = NULL;
+    char bin[512], name[96], log[512], url[96];
+
+    for (size_t i = 0; i < ITEST_SIPEDGE_PHONES && !ph; i++)
+        if (t->phones[i].proc.pid <= 0)
+            ph = &t->phones[i];
+    cr_assert_not_null(ph, "expected a free phone slot");
+    memset(ph, 0, sizeof(*ph));
+    ph->in_fd = -1;
+    ph->port = itest_free_udp_port();
+    cr_assert(ph->port > 0, "expected a free port for the phone");
+    snprintf(bin, sizeof(bin), "%s/tests/helpers/sip_phone", itest_env("CC_TEST_BIN_DIR"));
+    snprintf(url, sizeof(url), "sip:127.0.0.1:%d", ph->port);
+    itest_unique(name, sizeof(name), "isephone");
+    ise_log_path(log, sizeof(log), name);
+    cr_assert_eq(ise_phone_spawn(ph, bin, url, log), 0, "expected %s to start", bin);
+    itest_phone_expect(ph, "ready ", NULL, 0, 10000);
+    return ph;
+}
+
+void itest_phone_send(struct itest_phone *ph, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    va_end(ap);
+    cr_assert(n > 0 && (size_t)n < sizeof(line) - 1, "expected a phone command that fits");
+    line[n++] = '\n';
+    cr_assert_eq(write(ph->in_fd, line, (size_t)n), n, "expected the phone to take '%.*s'", n - 1,
+                 line);
+}
+
+/* One pass over the phone's log: the first unused line with needle, marked used. */
+static bool ise_phone_scan(struct itest_phone *ph, const char *needle, char *line, size_t cap)
+{
+    FILE *f = fopen(ph->proc.log, "r");
+    char buf[4096];
+    size_t i = 0;
+    bool found = false;
+
+    while (f && !found && fgets(buf, sizeof(buf), f)) {
+        if (i < ITEST_PHONE_LINES && !ph->used[i] && strstr(buf, needle)) {
+            ph->used[i] = 1;
+            found = true;
+            if (line && cap) {
+                buf[strcspn(buf, "\n")] = '\0';
+                snprintf(line, cap, "%s", buf);
+            }
+        }
+        i++;
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
+void itest_phone_expect(struct itest_phone *ph, const char *needle, char *line, size_t cap,
+                        int timeout_ms)
+{
+    int64_t until = cc_time_mono_ms() + timeout_ms;
+
+    while (!ise_phone_scan(ph, needle, line, cap)) {
+        cr_assert(cc_time_mono_ms() < until,
+                  "expected the phone to print '%s' within %d ms (see %s)", needle, timeout_ms,
+                  ph->proc.log);
+        usleep(20 * 1000);
+    }
+}
+
+void itest_sipedge_phone_register(struct itest_sipedge *t, struct itest_phone *ph,
+                                  const char *agent, const char *user)
+{
+    itest_phone_send(ph, "register sip:%s@%s %s agent-secret-1 sip:%s 300", user, t->tenant, user,
+                     t->sip_target);
+    itest_phone_expect(ph, "event registered status=200", NULL, 0, 20000);
+    itest_sipedge_wait_contact(t, agent, ph->port);
+}
+
+void itest_phone_stop(struct itest_phone *ph)
+{
+    int rc;
+
+    if (ph->proc.pid <= 0)
+        return;
+    itest_phone_send(ph, "quit");
+    rc = itest_proc_wait(&ph->proc, 10000);
+    if (rc == -ETIMEDOUT)
+        itest_proc_kill(&ph->proc);
+    close(ph->in_fd);
+    ph->in_fd = -1;
+    cr_expect_eq(rc, 0, "expected the phone to exit 0 on quit, got %d (see %s)", rc, ph->proc.log);
+    cr_expect(!itest_proc_sanitizer_report(&ph->proc), "expected no sanitizer report in %s",
+              ph->proc.log);
 }
 
 /* ---- fixture ---------------------------------------------------------------------------- */
@@ -487,6 +663,12 @@ void itest_sipedge_teardown(struct itest_sipedge *t)
 {
     for (size_t i = 0; i < ITEST_SIPEDGE_SIPP; i++)
         itest_proc_kill(&t->sipp[i]);
+    for (size_t i = 0; i < ITEST_SIPEDGE_PHONES; i++) {
+        itest_proc_kill(&t->phones[i].proc);
+        if (t->phones[i].in_fd > 0)
+            close(t->phones[i].in_fd);
+        t->phones[i].in_fd = -1;
+    }
     itest_proc_kill(&t->edge);
     itest_proc_kill(&t->router);
     cc_consumer_free(t->watch);

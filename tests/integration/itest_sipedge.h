@@ -20,11 +20,26 @@
 #define ITEST_SIPEDGE_ADMIN   "sc-admin-token" /* the admin token of the tenant */
 #define ITEST_SIPEDGE_WAIT_MS 60000            /* bus waits (generous: a loaded machine) */
 #define ITEST_SIPEDGE_SIPP    6                /* sipp processes at once */
+#define ITEST_SIPEDGE_PHONES  2                /* sip_phone processes at once */
+#define ITEST_PHONE_LINES     1024             /* lines of one phone's log that can be consumed */
+
+/* A tests/helpers/sip_phone process: commands go to its stdin, its events (stdout) and stderr
+ * to proc.log, which itest_phone_expect reads. */
+struct itest_phone {
+    struct itest_proc proc;
+    int in_fd;                             /* its stdin, -1 when not running */
+    int port;                              /* its UDP/TCP port on 127.0.0.1 */
+    unsigned char used[ITEST_PHONE_LINES]; /* log lines already matched by an expect */
+};
 
 struct itest_sipedge {
     char tenant[80];
     const char *extra_tokens; /* more CC_AUTH_TOKENS entries for both services, or NULL */
+    char trunk_uri[128];      /* CC_SIPEDGE_TRUNK_URI of sip-edge ("" = no trunk) */
+    char dialer_group[96];    /* sip-edge's cc.dialer.commands group (unique, at the end) */
+    char instance[96];        /* sip-edge's CC_INSTANCE_ID ("" = a unique one per start) */
     struct itest_proc router, edge, sipp[ITEST_SIPEDGE_SIPP];
+    struct itest_phone phones[ITEST_SIPEDGE_PHONES];
     int router_port, edge_http_port, sip_port;
     char sip_target[64]; /* "127.0.0.1:<sip port>" */
     cc_consumer *watch;
@@ -39,7 +54,9 @@ void itest_sipedge_setup(struct itest_sipedge *t, const char *prefix);
 void itest_sipedge_teardown(struct itest_sipedge *t);
 
 /* cc-router / cc-sip-edge (CC_SIPEDGE_MAX_CALLS=max_calls) for the tenant, waiting until they
- * serve; logs in BUILDROOT/tests/logs. */
+ * serve; logs in BUILDROOT/tests/logs. sip-edge gets t->trunk_uri (with user "trunkuser",
+ * password "trunk-secret") and a dialer group of its own positioned at the end of
+ * cc.dialer.commands. */
 void itest_sipedge_router_start(struct itest_sipedge *t);
 void itest_sipedge_edge_start(struct itest_sipedge *t, int max_calls);
 /* SIGTERM both; expects exit 0 and no sanitizer report. */
@@ -48,6 +65,34 @@ void itest_sipedge_stop_services(struct itest_sipedge *t);
  * 2) with SIP users 1001/1002, registered on the UAS ports written to ports[] and available. */
 void itest_sipedge_start_with_agents(struct itest_sipedge *t, int nagents, int ring_timeout_s,
                                      int max_no_answer, int max_calls, int ports[2]);
+/* The same without registering or making anyone available: both services, q1, a1 (and a2) with
+ * SIP users 1001 (and 1002); then register each phone (sipp or itest_phone) and call
+ * itest_sipedge_available. */
+void itest_sipedge_start_agents_unregistered(struct itest_sipedge *t, int nagents,
+                                             int ring_timeout_s, int max_no_answer, int max_calls);
+/* Registers user's phone with sipp (its UAS on uas_port), waits for the router to know it. */
+void itest_sipedge_register(struct itest_sipedge *t, const char *agent, const char *user,
+                            int uas_port);
+/* Waits until the router rings agent at a contact on uas_port (cc.agent.registered applied). */
+void itest_sipedge_wait_contact(struct itest_sipedge *t, const char *agent, int uas_port);
+/* Makes agent available in the router. */
+void itest_sipedge_available(struct itest_sipedge *t, const char *agent);
+
+/* Starts a sip_phone on a free port (waits for its "ready"). */
+struct itest_phone *itest_sipedge_phone(struct itest_sipedge *t);
+/* Registers the phone as user (password agent-secret-1) of the tenant's domain at sip-edge
+ * (the registrar becomes its outbound proxy) and waits for the router to know agent there. */
+void itest_sipedge_phone_register(struct itest_sipedge *t, struct itest_phone *ph,
+                                  const char *agent, const char *user);
+/* Sends one command line (printf format, no newline) to the phone. */
+void itest_phone_send(struct itest_phone *ph, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The first log line of the phone not matched before that contains needle, within timeout_ms:
+ * copied into line (cap), marked matched. Asserts that it came. */
+void itest_phone_expect(struct itest_phone *ph, const char *needle, char *line, size_t cap,
+                        int timeout_ms);
+/* "quit", then expects exit 0 within 10 s and no sanitizer report. */
+void itest_phone_stop(struct itest_phone *ph);
 
 /* The first event of type (and subject, and data.field == value when given) within timeout_ms:
  * borrowed, with its index; NULL when none came. */

@@ -547,6 +547,48 @@ Test(router_engine, assigns_the_longest_idle_agent_and_follows_the_call_to_wrap_
     cr_assert_eq(re_count("cc.agent.state_changed", "a1", 300), 5,
                  "expected exactly available, reserved, busy, wrap_up, available -- the repeated "
                  "answered must not add one");
+    /* the session's start: logged_in with the agent's queues (what the metrics service counts
+     * per queue), once */
+    ev = re_wait("cc.agent.logged_in", "a1", "state", "available", 5000);
+    cr_assert_not_null(ev, "expected cc.agent.logged_in for a1 when it became available");
+    d = json_object_get(json_object_get(ev, "data"), "queue_ids");
+    cr_assert(json_is_array(d) && json_array_size(d) == 1 &&
+                  strcmp(json_string_value(json_array_get(d, 0)), "q1") == 0,
+              "expected queue_ids [\"q1\"] in logged_in");
+    cr_assert_eq(re_count("cc.agent.logged_in", "a1", 0), 1, "expected one logged_in for a1");
+    re_router_stop(&r, SIGTERM);
+}
+
+/* A not-ready span names its reason when it ends (from_reason_code), and a log-out ends the
+ * session with cc.agent.logged_out {logged_out_by, session_ms}. */
+Test(router_engine, reports_the_reason_of_a_not_ready_span_and_the_session_at_log_out)
+{
+    struct re_router r;
+    char inst[96];
+    json_t *ev, *d;
+
+    re_router_start(&r, itest_unique(inst, sizeof(inst), "rer"));
+    re_agent(&r, "a1");
+    re_put(&r, "PUT", "/v1/not-ready-reasons/break",
+           "{\"label\":\"Break\",\"counts_as_break\":true}", 201);
+    re_state(&r, "a1", RE_AGENT1, "{\"state\":\"not_ready\",\"reason\":\"break\"}");
+    cr_assert_not_null(re_wait("cc.agent.state_changed", "a1", "to_state", "not_ready", 10000),
+                       "expected a1 not_ready");
+    re_state(&r, "a1", RE_AGENT1, "{\"state\":\"available\"}");
+    ev = re_wait("cc.agent.state_changed", "a1", "to_state", "available", 10000);
+    cr_assert_not_null(ev, "expected a1 available after its break");
+    d = json_object_get(ev, "data");
+    cr_assert_str_eq(json_string_value(json_object_get(d, "from_reason_code")), "break",
+                     "expected the break named on the span it ends");
+    re_state(&r, "a1", RE_AGENT1, "{\"state\":\"logged_out\"}");
+    ev = re_wait("cc.agent.logged_out", "a1", NULL, NULL, 10000);
+    cr_assert_not_null(ev, "expected cc.agent.logged_out");
+    d = json_object_get(ev, "data");
+    cr_assert_str_eq(json_string_value(json_object_get(d, "logged_out_by")), "agent");
+    cr_assert(json_integer_value(json_object_get(d, "session_ms")) >= 0,
+              "expected the session length");
+    cr_assert_null(json_object_get(d, "last_state_ms"),
+                   "expected the last span only in state_changed (never counted twice)");
     re_router_stop(&r, SIGTERM);
 }
 

@@ -16,6 +16,7 @@
 
 #include "cc_redis.h"
 #include "itest.h"
+#include "router_outbox.h"
 #include "router_state.h"
 
 #define RS_T0   1893456000000LL /* 2030-01-01T00:00:00Z: the tests' clock starts here */
@@ -99,6 +100,7 @@ static void rs_it_queue_init(struct router_queue *q, const char *id, enum router
     q->strategy = s;
     q->ring_timeout_s = 20;
     q->ring_progressive_interval_s = 5;
+    q->sl_threshold_s = 20;
     q->no_agent_action = ROUTER_NOAGENT_JOIN;
 }
 
@@ -166,10 +168,12 @@ static void rs_it_hset(const char *agent, const char *field, long long v)
 }
 
 /* Events of this test's outbox with type (and subject unless NULL): count, and the data of the
- * last one in *last (new reference) when last is not NULL. */
+ * last one in *last (new reference) when last is not NULL. Entries are split into their events
+ * as the publisher splits them (router_outbox_entry_parse). */
 static int rs_it_events(const char *type, const char *subject, json_t **last)
 {
     redisReply *r = cc_redis_command(rs_raw, "XRANGE %s - +", rs_outbox);
+    static struct router_outbox_entry e;
     int count = 0;
 
     cr_assert(r && r->type == REDIS_REPLY_ARRAY, "expected the outbox stream");
@@ -177,27 +181,28 @@ static int rs_it_events(const char *type, const char *subject, json_t **last)
         *last = NULL;
     for (size_t i = 0; i < r->elements; i++) {
         redisReply *fields = r->element[i]->element[1];
-        const char *t = NULL, *s = NULL, *d = NULL, *tenant = NULL;
-        for (size_t j = 0; j + 1 < fields->elements; j += 2) {
-            const char *k = fields->element[j]->str, *v = fields->element[j + 1]->str;
-            if (!strcmp(k, "type"))
-                t = v;
-            else if (!strcmp(k, "subject"))
-                s = v;
-            else if (!strcmp(k, "data"))
-                d = v;
-            else if (!strcmp(k, "tenant"))
-                tenant = v;
-        }
-        cr_assert(t && s && d && tenant, "expected type, subject, data and tenant in an entry");
-        cr_assert_str_eq(tenant, rs_tenant, "expected only this test's tenant in its outbox");
-        if (strcmp(t, type) || (subject && strcmp(s, subject)))
-            continue;
-        count++;
-        if (last) {
-            json_decref(*last);
-            *last = json_loads(d, 0, NULL);
-            cr_assert_not_null(*last, "expected JSON data in %s", type);
+        static const char *f[2 * (4 + 5 * ROUTER_OUTBOX_EVENTS_MAX)];
+        size_t nf = 0;
+
+        cr_assert_leq(fields->elements, sizeof(f) / sizeof(f[0]), "expected a readable entry");
+        for (size_t j = 0; j < fields->elements; j++)
+            f[nf++] = fields->element[j]->str;
+        cr_assert_gt(router_outbox_entry_parse(f, nf, &e), 0, "expected events in an entry");
+        cr_assert(e.tenant && e.time_ms, "expected tenant and time_ms in an entry");
+        cr_assert_str_eq(e.tenant, rs_tenant, "expected only this test's tenant in its outbox");
+        for (size_t k = 0; k < e.nevents; k++) {
+            const struct router_outbox_event *ev = &e.events[k];
+
+            cr_assert(ev->topic && ev->type && ev->subject && ev->data,
+                      "expected topic, type, subject and data in every event");
+            if (strcmp(ev->type, type) || (subject && strcmp(ev->subject, subject)))
+                continue;
+            count++;
+            if (last) {
+                json_decref(*last);
+                *last = json_loads(ev->data, 0, NULL);
+                cr_assert_not_null(*last, "expected JSON data in %s", type);
+            }
         }
     }
     freeReplyObject(r);
@@ -248,19 +253,16 @@ static enum router_agent_state rs_it_state(const char *agent)
 }
 
 /*
- * The strategy scenario: queue "q" (strategy s, skill "s" >= 1) with seven agents, all
- * available, so that each strategy has a different winner:
- *   agent  idle since   position  talk_ms  handled  skill s  penalty
- *   a1     T0+1 s       3         900000   9        1        99
- *   a2     T0+2 s       1         800000   8        2        99
- *   a3     T0+3 s       4         100000   7        3        99
- *   a4     T0+4 s       5         700000   1        2        99
- *   a5     T0+5 s       2         600000   6        5        99
- *   a6     T0+6 s       6         950000   9        1        99
- *   a7     T0+7 s       7         990000   9        1        0
- * longest_idle -> a1 (idle longest); linear -> a2 (position 1); least_talk_time -> a3;
- * fewest_interactions -> a4; best_skill -> a5 (proficiency 5); random (seed 2) -> a6 (see
- * test random); weighted_random (seed 1) -> a7 (see its test); round_robin -> a2 then a5.
+ * The strategy scenario: queue "q" (strategy s, skill "s" >= 1, sl_threshold_s 45) with seven
+ * agents, all available, so that each strategy has a different winner: agent  idle since   position
+ * talk_ms  handled  skill s  penalty a1     T0+1 s       3         900000   9        1        99 a2
+ * T0+2 s       1         800000   8        2        99 a3     T0+3 s       4         100000   7 3
+ * 99 a4     T0+4 s       5         700000   1        2        99 a5     T0+5 s       2 600000   6
+ * 5        99 a6     T0+6 s       6         950000   9        1        99 a7     T0+7 s       7
+ * 990000   9        1        0 longest_idle -> a1 (idle longest); linear -> a2 (position 1);
+ * least_talk_time -> a3; fewest_interactions -> a4; best_skill -> a5 (proficiency 5); random (seed
+ * 2) -> a6 (see test random); weighted_random (seed 1) -> a7 (see its test); round_robin -> a2 then
+ * a5.
  */
 static void rs_it_scenario(enum router_strategy s)
 {
@@ -277,6 +279,7 @@ static void rs_it_scenario(enum router_strategy s)
     struct router_skill sk = {.skill = "s", .level = 1};
 
     rs_it_queue_init(&q, "q", s);
+    q.sl_threshold_s = 45;
     q.skills = &sk;
     q.nskills = 1;
     rs_it_queue_sync(&q);
@@ -313,7 +316,10 @@ Test(router_state, longest_idle_offers_the_agent_idle_longest)
                        rs_it_jstr(d, "reason"));
     json_decref(d);
     cr_assert_eq(rs_it_events("cc.interaction.offered", "i1", NULL), 1, "expected offered");
-    cr_assert_eq(rs_it_events("cc.interaction.queued", "i1", NULL), 1, "expected queued");
+    cr_assert_eq(rs_it_events("cc.interaction.queued", "i1", &d), 1, "expected queued");
+    cr_assert_eq(json_integer_value(json_object_get(d, "sl_threshold_s")), 45,
+                 "expected the queue's service-level threshold (45 s) in queued");
+    json_decref(d);
     cr_assert_eq(rs_it_state("a1"), ROUTER_AGENT_RESERVED, "expected a1 reserved");
 }
 

@@ -685,12 +685,28 @@ static int rb_cmdstat_cmp(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
-/* Reads INFO commandstats; prints the top commands by time (stderr) and the FCALL bench lines. */
+/* Commands the router sends itself (the rest of commandstats runs inside its scripts). */
+static bool rb_cmd_top_level(const char *name)
+{
+    static const char *const top[] = {"fcall",  "evalsha", "eval",   "xreadgroup", "xautoclaim",
+                                      "xgroup", "info",    "config", "ping",       "function",
+                                      "script", "client",  "hello",  "select",     "auth"};
+
+    for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++)
+        if (strcmp(name, top[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Reads INFO commandstats; prints the top commands by time (stderr) and the FCALL bench lines:
+ * FCALL time and calls per decision, and the commands run inside scripts (every command but
+ * the ones the router sends itself: FCALL, the outbox's EVALSHA / XREADGROUP, ...) per decision
+ * -- figures that a loaded machine changes little, unlike decisions/s. */
 static void rb_redis_report(redisContext *r, long decisions, double wall_s, const char *keys)
 {
     struct rb_cmdstat st[64];
     redisReply *rep = r ? redisCommand(r, "INFO commandstats") : NULL;
-    double total_usec = 0;
+    double total_usec = 0, inner_calls = 0, inner_usec = 0;
     size_t n = 0;
 
     if (!rep || rep->type != REDIS_REPLY_STRING) {
@@ -706,6 +722,10 @@ static void rb_redis_report(redisContext *r, long decisions, double wall_s, cons
         if (sscanf(line, "cmdstat_%47[^:]:calls=%lf,usec=%lf", st[n].name, &st[n].calls,
                    &st[n].usec) == 3) {
             total_usec += st[n].usec;
+            if (!rb_cmd_top_level(st[n].name)) {
+                inner_calls += st[n].calls;
+                inner_usec += st[n].usec;
+            }
             n++;
         }
         line = next;
@@ -726,7 +746,15 @@ static void rb_redis_report(redisContext *r, long decisions, double wall_s, cons
                    st[i].calls / (double)decisions, keys);
             printf("bench: router.redis_fcall_busy_share %.2f ratio %s\n",
                    st[i].usec / 1e6 / wall_s, keys);
+            printf("bench: router.redis_fcall_us_per_decision %.1f us %s\n",
+                   st[i].usec / (double)decisions, keys);
         }
+    if (decisions > 0) {
+        printf("bench: router.redis_inner_calls_per_decision %.2f 1 source=commandstats %s\n",
+               inner_calls / (double)decisions, keys);
+        printf("bench: router.redis_inner_us_per_decision %.1f us source=commandstats %s\n",
+               inner_usec / (double)decisions, keys);
+    }
 }
 
 /* ---- requests and decisions ------------------------------------------------------------- */
