@@ -68,7 +68,7 @@ Test(metrics_config, refuses_out_of_range_values_naming_the_variable)
 {
     static const char *const bad[][2] = {
         {"CC_METRICS_SL_DEFAULT_S", "0"}, {"CC_METRICS_SHORT_ABANDON_CHAT_S", "-1"},
-        {"CC_METRICS_FCR_DAYS", "0"},     {"CC_METRICS_BATCH_MAX", "1025"},
+        {"CC_METRICS_FCR_DAYS", "0"},     {"CC_METRICS_BATCH_MAX", "8193"},
         {"CC_METRICS_PG_POOL", "0"},      {"CC_METRICS_STREAM_INTERVAL_MS", "10"},
         {"CC_METRICS_SNAPSHOT_S", "-5"},  {"CC_METRICS_SHORT_ABANDON_SMS_S", "five"},
     };
