@@ -1282,3 +1282,151 @@ Test(router_engine, under_load_rebuilds_and_finishes_after_redis_loses_everythin
     re_router_stop(&r2, SIGTERM);
     re_env_redis[0] = re_env_pg[0] = re_env_tenants[0] = '\0';
 }
+
+/* ---- attended transfer: the router follows the call to the consulted agent ---- */
+/* GET /v1/agents/{agent}/live (new reference). */
+static json_t *re_live(const struct re_router *r, const char *agent)
+{
+    char path[128];
+
+    snprintf(path, sizeof(path), "/v1/agents/%s/live", agent);
+    return re_http(r, "GET", path, RE_ADMIN, NULL, 200);
+}
+
+/* Asserts agent's live view: state, voice capacity in use, talk_ms, handled and whether ix is
+ * among its interactions. */
+static void re_expect_live(const struct re_router *r, const char *agent, const char *state,
+                           long used, long talk_ms, long handled, const char *ix, bool holds)
+{
+    json_t *v = re_live(r, agent), *it;
+    bool found = false;
+    size_t i;
+
+    cr_assert_str_eq(json_string_value(json_object_get(v, "state")), state,
+                     "expected %s live state %s", agent, state);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(v, "used"), "voice")), used,
+                 "expected %s to use %ld voice slot(s)", agent, used);
+    cr_assert_eq(json_integer_value(json_object_get(v, "talk_ms")), talk_ms,
+                 "expected %s talk_ms %ld, got %lld", agent, talk_ms,
+                 (long long)json_integer_value(json_object_get(v, "talk_ms")));
+    cr_assert_eq(json_integer_value(json_object_get(v, "handled")), handled,
+                 "expected %s handled %ld", agent, handled);
+    json_array_foreach(json_object_get(v, "interactions"), i, it)
+    {
+        if (strcmp(json_string_value(json_object_get(it, "id")), ix) == 0)
+            found = true;
+    }
+    cr_assert_eq(found, holds, "expected %s %s %s", agent, holds ? "to hold" : "not to hold", ix);
+    json_decref(v);
+}
+
+/* Sends cc.interaction.transferred {attended, agent} as sip-edge does after REFER/Replaces. */
+static void re_attended(const char *ix, const char *from, const char *to, const char *consult)
+{
+    char data[512];
+
+    snprintf(data, sizeof(data),
+             "{\"transfer_type\":\"attended\",\"target_type\":\"agent\",\"target\":\"%s\","
+             "\"from_agent_id\":\"%s\",\"from_queue_id\":\"q1\",\"consult_interaction_id\":"
+             "\"%s\",\"talk_ms\":1500}",
+             to, from, consult);
+    re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.transferred", ix, data);
+}
+
+/* An attended transfer as sip-edge reports it: a1 (q1, wrap-up 30 s) answered the call and
+ * consulted a2 (rung directly, outside routing), then REFER/Replaces bridged the customer with
+ * a2. transferred {attended, agent a2} (delivered twice) moves the call: a1 to wrap-up with its
+ * 1.5 s of talk, a2 busy holding it; the consultation's own ended is not the router's; the
+ * call's ended naming a2 then ends it normally (a2 to wrap-up). A transfer to an agent the
+ * router does not know releases the transferring agent all the same. */
+Test(router_engine, an_attended_transfer_moves_the_call_to_the_consulted_agent_once)
+{
+    struct re_router r;
+    char ix[128], ix2[128], consult[128], inst[96];
+    json_t *ev;
+
+    re_router_start(&r, itest_unique(inst, sizeof(inst), "rer"));
+    re_agent(&r, "a1");
+    re_agent(&r, "a2");
+    re_agent(&r, "a3");
+    re_put(&r, "POST", "/v1/queues",
+           "{\"id\":\"q1\",\"name\":\"Q1\",\"channels\":[\"voice\"],\"strategy\":"
+           "\"longest_idle\",\"wrapup_s\":30,\"ring_timeout_s\":30}",
+           201);
+    re_put(&r, "POST", "/v1/queues",
+           "{\"id\":\"q2\",\"name\":\"Q2\",\"channels\":[\"voice\"],\"strategy\":"
+           "\"longest_idle\",\"ring_timeout_s\":30}",
+           201);
+    re_member(&r, "q1", "a1", 1);
+    re_member(&r, "q2", "a3", 1);
+    re_wait_members(&r, "q1", 1);
+    re_wait_members(&r, "q2", 1);
+    re_register(&r, "a1");
+    re_register(&r, "a3");
+    re_state(&r, "a1", RE_AGENT1, "{\"state\":\"available\"}");
+    re_state(&r, "a2", RE_ADMIN, "{\"state\":\"available\"}");
+    re_state(&r, "a3", RE_ADMIN, "{\"state\":\"available\"}");
+
+    re_ix(ix, sizeof(ix), "att");
+    re_ix(consult, sizeof(consult), "att-consult");
+    re_route(ix, "q1", "voice");
+    cr_assert_not_null(re_wait("cc.routing.assigned", ix, "agent_id", "a1", 15000),
+                       "expected the call offered to a1");
+    re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.answered", ix,
+            "{\"answered_by\":\"agent\",\"agent_id\":\"a1\",\"queue_id\":\"q1\"}");
+    cr_assert_not_null(re_wait("cc.agent.state_changed", "a1", "to_state", "busy", 10000),
+                       "expected a1 busy after answered");
+
+    re_attended(ix, "a1", "a2", consult);
+    re_attended(ix, "a1", "a2", consult); /* a redelivery */
+    re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.ended", consult,
+            "{\"ended_by\":\"agent\",\"reason\":\"transferred\",\"talk_ms\":900,"
+            "\"agent_id\":\"a2\"}");
+    ev = re_wait("cc.agent.state_changed", "a1", "to_state", "wrap_up", 10000);
+    if (!ev)
+        re_dump();
+    cr_assert_not_null(ev, "expected a1 released into q1's wrap-up by the transfer");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(ev, "data"), "from_state")),
+                     "busy", "expected a1 to leave busy");
+    ev = re_wait("cc.agent.state_changed", "a2", "to_state", "busy", 10000);
+    cr_assert_not_null(ev, "expected a2 busy with the transferred call");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(ev, "data"), "interaction_id")), ix,
+        "expected a2's busy to name the call");
+    cr_assert_eq(re_count("cc.agent.state_changed", "a1", 500), 4,
+                 "expected a1: available, reserved, busy, wrap_up -- nothing for the redelivery");
+    cr_assert_eq(re_count("cc.agent.state_changed", "a2", 0), 2,
+                 "expected a2: available, busy -- nothing for the redelivery");
+    re_expect_live(&r, "a1", "wrap_up", 0, 1500, 1, ix, false);
+    re_expect_live(&r, "a2", "busy", 1, 0, 0, ix, true);
+
+    re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.ended", ix,
+            "{\"ended_by\":\"customer\",\"talk_ms\":2000,\"hold_ms\":0,\"agent_id\":\"a2\"}");
+    ev = re_wait("cc.agent.state_changed", "a2", "to_state", "wrap_up", 10000);
+    if (!ev)
+        re_dump();
+    cr_assert_not_null(ev, "expected a2 in q1's wrap-up after the call's ended");
+    re_expect_live(&r, "a2", "wrap_up", 0, 2000, 1, ix, false);
+    re_expect_live(&r, "a1", "wrap_up", 0, 1500, 1, ix, false);
+
+    /* to an agent the router does not know: a3 is released, the call held by nobody here */
+    re_ix(ix2, sizeof(ix2), "att-out");
+    re_route(ix2, "q2", "voice");
+    cr_assert_not_null(re_wait("cc.routing.assigned", ix2, "agent_id", "a3", 15000),
+                       "expected the second call offered to a3");
+    re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.answered", ix2,
+            "{\"answered_by\":\"agent\",\"agent_id\":\"a3\",\"queue_id\":\"q2\"}");
+    cr_assert_not_null(re_wait("cc.agent.state_changed", "a3", "to_state", "busy", 10000),
+                       "expected a3 busy after answered");
+    re_attended(ix2, "a3", "ghost", consult);
+    ev = re_wait_nth("cc.agent.state_changed", "a3", "to_state", "available", 2, 10000);
+    if (!ev)
+        re_dump();
+    cr_assert_not_null(ev, "expected a3 available again (q2 has no wrap-up) after the transfer");
+    re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.ended", ix2,
+            "{\"ended_by\":\"customer\",\"talk_ms\":700,\"hold_ms\":0,\"agent_id\":\"ghost\"}");
+    cr_assert_eq(re_count("cc.agent.state_changed", "a3", 500), 4,
+                 "expected a3: available, reserved, busy, available -- nothing for the ended");
+    re_expect_live(&r, "a3", "available", 0, 1500, 1, ix2, false);
+    re_router_stop(&r, SIGTERM);
+}
