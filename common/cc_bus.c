@@ -133,6 +133,18 @@ int cc_bus_config_validate(const struct cc_bus_config *cfg, char *err, size_t er
     return 0;
 }
 
+int cc_bus_config_load(struct cc_bus_config *cfg, const struct cc_common_config *common)
+{
+    char err[256] = "";
+
+    cc_bus_config_from_common(cfg, common);
+    if (cc_bus_config_validate(cfg, err, sizeof(err)) < 0) {
+        CC_ERROR("bad kafka settings: %s", err);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* ---- librdkafka plumbing shared by producers, consumers and the admin client */
 
 static void bus_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)

@@ -170,6 +170,10 @@ void cc_bus_config_from_common(struct cc_bus_config *cfg, const struct cc_common
  * -EINVAL with a one-line explanation naming the field in err (when err is non-NULL). */
 int cc_bus_config_validate(const struct cc_bus_config *cfg, char *err, size_t errlen);
 
+/* cc_bus_config_from_common() then cc_bus_config_validate(), logging the reason as an error:
+ * the start-up step every service takes. 0 or -EINVAL. */
+int cc_bus_config_load(struct cc_bus_config *cfg, const struct cc_common_config *common);
+
 /* Creates an idempotent producer (acks=all, lz4). Does not wait for the brokers: an unreachable
  * bootstrap shows up later as failed deliveries. Returns NULL (logged) on an invalid config. */
 cc_producer *cc_producer_new(const struct cc_bus_config *cfg);

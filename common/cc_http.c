@@ -1318,6 +1318,18 @@ static int handle_metrics(struct cc_http_req *req, struct cc_http_resp *resp, vo
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
+cc_http *cc_http_new_common(const char *service, const struct cc_common_config *common,
+                            const cc_auth *auth, cc_metrics *metrics)
+{
+    return cc_http_new(&(struct cc_http_config){.service = service,
+                                                .addr = common->http_addr,
+                                                .port = (int)common->http_port,
+                                                .threads = (unsigned)common->http_threads,
+                                                .body_limit = (size_t)common->http_body_limit,
+                                                .auth = auth,
+                                                .metrics = metrics});
+}
+
 cc_http *cc_http_new(const struct cc_http_config *cfg)
 {
     cc_http *srv;

@@ -67,6 +67,7 @@
 #include <jansson.h>
 
 #include "cc_auth.h"
+#include "cc_config.h"
 #include "cc_metrics.h"
 
 typedef struct cc_http cc_http;
@@ -118,6 +119,10 @@ typedef bool (*cc_http_ready_fn)(void *ctx, char *why, size_t len);
  * with the reason logged.
  */
 cc_http *cc_http_new(const struct cc_http_config *cfg);
+/* cc_http_new() with a service's CC_HTTP_* settings (address, port, threads, body limit) from
+ * its loaded common config; auth and metrics borrowed as above. NULL as cc_http_new(). */
+cc_http *cc_http_new_common(const char *service, const struct cc_common_config *common,
+                            const cc_auth *auth, cc_metrics *metrics);
 /* Stops the server (waits for in-flight handlers) and frees it; NULL is a no-op. */
 void cc_http_free(cc_http *srv);
 /*

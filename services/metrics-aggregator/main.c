@@ -178,11 +178,8 @@ int main(int argc, char **argv)
     metrics = cc_metrics_new();
     if (!metrics)
         goto out_auth;
-    cc_bus_config_from_common(&bus, &cfg.common);
-    if (cc_bus_config_validate(&bus, err, sizeof(err)) < 0) {
-        CC_ERROR("bad kafka settings: %s", err);
+    if (cc_bus_config_load(&bus, &cfg.common) < 0)
         goto out_metrics;
-    }
     producer = cc_producer_new(&bus);
     if (!producer)
         goto out_metrics;
@@ -205,13 +202,7 @@ int main(int argc, char **argv)
     if (!pool)
         goto out_workers;
 
-    srv = cc_http_new(&(struct cc_http_config){.service = METRICS_SERVICE,
-                                               .addr = cfg.common.http_addr,
-                                               .port = (int)cfg.common.http_port,
-                                               .threads = (unsigned)cfg.common.http_threads,
-                                               .body_limit = (size_t)cfg.common.http_body_limit,
-                                               .auth = auth,
-                                               .metrics = metrics});
+    srv = cc_http_new_common(METRICS_SERVICE, &cfg.common, auth, metrics);
     if (!srv)
         goto out_pool;
     ready = (struct readiness){.pool = pool, .workers = ws, .n = cfg.consumers};

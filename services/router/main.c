@@ -187,11 +187,8 @@ int main(int argc, char **argv)
         CC_ERROR("cannot migrate schema 'router' from '%s'", cfg.migrations_dir);
         goto out_store;
     }
-    cc_bus_config_from_common(&bus, &cfg.common);
-    if (cc_bus_config_validate(&bus, err, sizeof(err)) < 0) {
-        CC_ERROR("bad kafka settings: %s", err);
+    if (cc_bus_config_load(&bus, &cfg.common) < 0)
         goto out_store;
-    }
     ecfg = (struct router_engine_config){.redis_url = cfg.common.redis_url,
                                          .pg_dsn = cfg.common.pg_dsn,
                                          .store = store,
@@ -223,13 +220,7 @@ int main(int argc, char **argv)
     if (!ticker)
         goto out_outbox;
 
-    srv = cc_http_new(&(struct cc_http_config){.service = ROUTER_SERVICE,
-                                               .addr = cfg.common.http_addr,
-                                               .port = (int)cfg.common.http_port,
-                                               .threads = (unsigned)cfg.common.http_threads,
-                                               .body_limit = (size_t)cfg.common.http_body_limit,
-                                               .auth = auth,
-                                               .metrics = metrics});
+    srv = cc_http_new_common(ROUTER_SERVICE, &cfg.common, auth, metrics);
     if (!srv)
         goto out_ticker;
     api = router_api_new(srv, store);

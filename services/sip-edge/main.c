@@ -119,11 +119,8 @@ int main(int argc, char **argv)
         CC_ERROR("cannot migrate schema 'sipedge' from '%s'", cfg.migrations_dir);
         goto out_store;
     }
-    cc_bus_config_from_common(&bus, &cfg.common);
-    if (cc_bus_config_validate(&bus, err, sizeof(err)) < 0) {
-        CC_ERROR("bad kafka settings: %s", err);
+    if (cc_bus_config_load(&bus, &cfg.common) < 0)
         goto out_store;
-    }
     producer = cc_producer_new(&bus);
     if (!producer)
         goto out_store;
@@ -139,13 +136,7 @@ int main(int argc, char **argv)
         CC_WARN("reported %d origination(s) left undialled as failed (not_dialled)", rc);
     rc = EXIT_FAILURE;
 
-    srv = cc_http_new(&(struct cc_http_config){.service = SIPEDGE_SERVICE,
-                                               .addr = cfg.common.http_addr,
-                                               .port = (int)cfg.common.http_port,
-                                               .threads = (unsigned)cfg.common.http_threads,
-                                               .body_limit = (size_t)cfg.common.http_body_limit,
-                                               .auth = auth,
-                                               .metrics = metrics});
+    srv = cc_http_new_common(SIPEDGE_SERVICE, &cfg.common, auth, metrics);
     api = srv ? sipedge_api_new(srv, store) : NULL;
     if (!api)
         goto out_http;
