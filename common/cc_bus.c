@@ -4,6 +4,7 @@
 #include "cc_bus.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <librdkafka/rdkafka.h>
 #include <openssl/evp.h>
 #include <poll.h>
@@ -28,6 +29,7 @@
 
 struct cc_producer {
     rd_kafka_t *rk;
+    int wake[2];        /* cc_producer_wake_fd's pipe, -1 until asked for */
     atomic_long failed; /* delivery failures since the last flush */
     atomic_bool fatal;
 };
@@ -295,6 +297,7 @@ cc_producer *cc_producer_new(const struct cc_bus_config *cfg)
     p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
+    p->wake[0] = p->wake[1] = -1;
     conf = bus_conf_new(cfg);
     if (!conf)
         goto free_p;
@@ -455,7 +458,29 @@ int cc_producer_send_event(cc_producer *p, const char *topic, const char *key,
 
 void cc_producer_poll(cc_producer *p, int timeout_ms)
 {
+    char buf[64];
+
+    /* emptied first: a report queued from here on writes to it again */
+    while (p->wake[0] >= 0 && read(p->wake[0], buf, sizeof(buf)) > 0)
+        ;
     rd_kafka_poll(p->rk, timeout_ms);
+}
+
+int cc_producer_wake_fd(cc_producer *p)
+{
+    rd_kafka_queue_t *q;
+
+    if (p->wake[0] >= 0)
+        return p->wake[0];
+    if (pipe2(p->wake, O_NONBLOCK | O_CLOEXEC) < 0) {
+        CC_ERROR("producer wake pipe: %s", strerror(errno));
+        p->wake[0] = p->wake[1] = -1;
+        return -1;
+    }
+    q = rd_kafka_queue_get_main(p->rk);
+    rd_kafka_queue_io_event_enable(q, p->wake[1], "1", 1);
+    rd_kafka_queue_destroy(q);
+    return p->wake[0];
 }
 
 int cc_producer_flush(cc_producer *p, int timeout_ms)
@@ -487,6 +512,10 @@ void cc_producer_free(cc_producer *p)
         rd_kafka_flush(p->rk, 1000);
     }
     rd_kafka_destroy(p->rk);
+    if (p->wake[0] >= 0) {
+        close(p->wake[0]);
+        close(p->wake[1]);
+    }
     free(p);
 }
 

@@ -208,6 +208,13 @@ int cc_producer_send_event_cb(cc_producer *p, const char *topic, const char *key
  * does it for its deadletter producer). */
 void cc_producer_poll(cc_producer *p, int timeout_ms);
 
+/* A descriptor that becomes readable when delivery reports wait to be served, for a thread
+ * that waits on them and on other sources in one poll(2) (the router's outbox publisher).
+ * Made on the first call (a pipe librdkafka writes to when its queue becomes non-empty);
+ * cc_producer_poll() empties it before serving. -1 (logged) when the pipe cannot be made.
+ * Call it from one thread only. */
+int cc_producer_wake_fd(cc_producer *p);
+
 /* Waits until everything queued is delivered or failed. Returns 0 if all were delivered, -EIO if
  * any delivery failed since the previous flush (the count is reset), -ETIMEDOUT if messages are
  * still queued after timeout_ms, -ENOTRECOVERABLE after a fatal producer error. */

@@ -426,3 +426,52 @@ bool cc_redis_ping(cc_redis *r)
     freeReplyObject(reply);
     return ok;
 }
+
+/* ---- split round trip ----------------------------------------------------------------------- */
+
+int cc_redis_send(cc_redis *r, int argc, const char **argv, const size_t *argvlen)
+{
+    bool was_pending;
+    sigset_t old;
+    int done = 0, rc = 0;
+
+    if (argc <= 0 || ensure_connected(r) < 0)
+        return -EIO;
+    sigpipe_block(&old, &was_pending);
+    if (redisAppendCommandArgv(r->ctx, argc, argv, argvlen) != REDIS_OK)
+        rc = -EIO;
+    while (rc == 0 && !done) /* blocking socket: writes until the buffer is out */
+        if (redisBufferWrite(r->ctx, &done) != REDIS_OK)
+            rc = -EIO;
+    sigpipe_unblock(&old, was_pending, rc < 0);
+    if (rc < 0) {
+        CC_WARN("redis command failed: \"%s\": %s (reconnecting)", url_subject(r), r->ctx->errstr);
+        disconnect(r);
+    }
+    return rc;
+}
+
+int cc_redis_fd(const cc_redis *r)
+{
+    return r->ctx ? r->ctx->fd : -1;
+}
+
+int cc_redis_recv(cc_redis *r, redisReply **out)
+{
+    void *reply = NULL;
+
+    *out = NULL;
+    if (!r->ctx)
+        return -EIO;
+    /* one read(2) of what the socket holds (the caller polled for it), then parse */
+    if (redisBufferRead(r->ctx) != REDIS_OK ||
+        redisGetReplyFromReader(r->ctx, &reply) != REDIS_OK) {
+        CC_WARN("redis reply failed: \"%s\": %s (reconnecting)", url_subject(r), r->ctx->errstr);
+        disconnect(r);
+        return -EIO;
+    }
+    if (!reply)
+        return 0;
+    *out = reply;
+    return 1;
+}

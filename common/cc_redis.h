@@ -84,4 +84,15 @@ redisReply *cc_redis_evalsha(cc_redis *r, struct cc_redis_script *s, int nkeys, 
 /* PING, reconnecting once if needed (bounded by the backoff budget); true on PONG. For /readyz. */
 bool cc_redis_ping(cc_redis *r);
 
+/* Split round trip, for a thread that waits on the reply together with other sources in one
+ * poll(2) (a blocking read such as XREADGROUP BLOCK): cc_redis_send() writes one command
+ * (connecting first when needed) without reading; cc_redis_fd() is then the socket to poll for
+ * POLLIN; cc_redis_recv() reads what has arrived and returns 1 with the reply in *out (the
+ * caller frees it), 0 when it is not complete yet (poll again), or -EIO when the connection
+ * failed (it is dropped; send again). One command at a time; a connection waiting for a reply
+ * must not be used for anything else. */
+int cc_redis_send(cc_redis *r, int argc, const char **argv, const size_t *argvlen);
+int cc_redis_fd(const cc_redis *r);
+int cc_redis_recv(cc_redis *r, redisReply **out);
+
 #endif

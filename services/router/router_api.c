@@ -131,6 +131,27 @@ static int agent_delete(router_store *st, const char *tenant, const char *id, lo
     return router_store_agent_delete(st, tenant, id, v);
 }
 
+/* The JSON array of n elements of size bytes at list, each made by to_json; NULL and *rc
+ * -ENOMEM when one cannot be made, else *rc 0. */
+static json_t *items_json(const void *list, size_t n, size_t size,
+                          json_t *(*to_json)(const void *elem), int *rc)
+{
+    json_t *items = json_array();
+
+    for (size_t i = 0; items && i < n; i++)
+        if (json_array_append_new(items, to_json((const char *)list + i * size)) < 0) {
+            json_decref(items);
+            items = NULL;
+        }
+    *rc = items ? 0 : -ENOMEM;
+    return items;
+}
+
+static json_t *agent_elem_json(const void *a)
+{
+    return router_agent_to_json(a);
+}
+
 static json_t *agent_list(router_store *st, const char *tenant, const struct cc_http_page *pa,
                           int *rc)
 {
@@ -141,14 +162,8 @@ static json_t *agent_list(router_store *st, const char *tenant, const struct cc_
     *rc = router_store_agent_list(st, tenant, pa->after, pa->limit + 1, &list, &n);
     if (*rc < 0)
         return NULL;
-    items = json_array();
-    for (size_t i = 0; items && i < n; i++)
-        if (json_array_append_new(items, router_agent_to_json(&list[i])) < 0) {
-            json_decref(items);
-            items = NULL;
-        }
+    items = items_json(list, n, sizeof(*list), agent_elem_json, rc);
     router_store_agents_free(list, n);
-    *rc = items ? 0 : -ENOMEM;
     return items;
 }
 
@@ -199,6 +214,11 @@ static int queue_delete(router_store *st, const char *tenant, const char *id, lo
     return router_store_queue_delete(st, tenant, id, v, blocker);
 }
 
+static json_t *queue_elem_json(const void *q)
+{
+    return router_queue_to_json(q);
+}
+
 static json_t *queue_list(router_store *st, const char *tenant, const struct cc_http_page *pa,
                           int *rc)
 {
@@ -209,14 +229,8 @@ static json_t *queue_list(router_store *st, const char *tenant, const struct cc_
     *rc = router_store_queue_list(st, tenant, pa->after, pa->limit + 1, &list, &n);
     if (*rc < 0)
         return NULL;
-    items = json_array();
-    for (size_t i = 0; items && i < n; i++)
-        if (json_array_append_new(items, router_queue_to_json(&list[i])) < 0) {
-            json_decref(items);
-            items = NULL;
-        }
+    items = items_json(list, n, sizeof(*list), queue_elem_json, rc);
     router_store_queues_free(list, n);
-    *rc = items ? 0 : -ENOMEM;
     return items;
 }
 
@@ -423,6 +437,11 @@ static int h_delete(struct cc_http_req *req, struct cc_http_resp *resp, void *ar
 
 /* ---- memberships ---------------------------------------------------------------------------- */
 
+static json_t *member_elem_json(const void *m)
+{
+    return router_member_to_json(m);
+}
+
 static int h_members_list(struct cc_http_req *req, struct cc_http_resp *resp, void *arg)
 {
     router_store *st = arg;
@@ -438,12 +457,7 @@ static int h_members_list(struct cc_http_req *req, struct cc_http_resp *resp, vo
     rc = router_store_member_list(st, tenant_of(req), queue, pa.after, pa.limit + 1, &list, &n);
     if (rc < 0)
         return cc_http_rest_store_error(resp, rc, "queue", queue);
-    items = json_array();
-    for (size_t i = 0; items && i < n; i++)
-        if (json_array_append_new(items, router_member_to_json(&list[i])) < 0) {
-            json_decref(items);
-            items = NULL;
-        }
+    items = items_json(list, n, sizeof(*list), member_elem_json, &rc);
     free(list);
     return page_answer(resp, items, pa.limit);
 }
@@ -491,6 +505,11 @@ static int h_member_delete(struct cc_http_req *req, struct cc_http_resp *resp, v
 
 /* ---- not-ready reasons ---------------------------------------------------------------------- */
 
+static json_t *reason_elem_json(const void *r)
+{
+    return router_reason_to_json(r);
+}
+
 static int h_reasons_list(struct cc_http_req *req, struct cc_http_resp *resp, void *arg)
 {
     router_store *st = arg;
@@ -505,12 +524,7 @@ static int h_reasons_list(struct cc_http_req *req, struct cc_http_resp *resp, vo
     rc = router_store_reason_list(st, tenant_of(req), pa.after, pa.limit + 1, &list, &n);
     if (rc < 0)
         return cc_http_rest_store_error(resp, rc, "reason", "");
-    items = json_array();
-    for (size_t i = 0; items && i < n; i++)
-        if (json_array_append_new(items, router_reason_to_json(&list[i])) < 0) {
-            json_decref(items);
-            items = NULL;
-        }
+    items = items_json(list, n, sizeof(*list), reason_elem_json, &rc);
     free(list);
     return page_answer(resp, items, pa.limit);
 }

@@ -44,6 +44,18 @@ static router_engine *live_acquire(router_api_live *api)
     return e;
 }
 
+/* live_acquire for a request: NULL after answering 503 + Retry-After when none is free. */
+static router_engine *live_engine(router_api_live *api, struct cc_http_resp *resp)
+{
+    router_engine *e = live_acquire(api);
+
+    if (!e) {
+        cc_http_add_header(resp, "Retry-After", "1");
+        cc_http_problem(resp, 503, NULL, "the router is busy, retry");
+    }
+    return e;
+}
+
 static void live_release(router_api_live *api, router_engine *e)
 {
     pthread_mutex_lock(&api->mu);
@@ -117,19 +129,25 @@ static int live_agent_view(router_api_live *api, router_engine *e, const char *t
     return router_state_agent_view(router_engine_state(e), tenant, id, now, view);
 }
 
-/* Rejects members other than those listed (the API rejects unknown fields). */
-static bool live_only_fields(const json_t *body, const char *const *allowed, const char **bad)
+/* True when body is an object with no member outside allowed (NULL-terminated); else answers
+ * 422 (shape: the members, as in "{state, reason}") and returns false. */
+static bool live_body_ok(struct cc_http_resp *resp, const json_t *body, const char *const *allowed,
+                         const char *shape)
 {
     const char *k;
     json_t *v;
 
+    if (!json_is_object(body)) {
+        cc_http_problem(resp, 422, NULL, "the body must be an object %s", shape);
+        return false;
+    }
     json_object_foreach((json_t *)body, k, v)
     {
         bool ok = false;
         for (int i = 0; allowed[i] && !ok; i++)
             ok = strcmp(k, allowed[i]) == 0;
         if (!ok) {
-            *bad = k;
+            cc_http_problem(resp, 422, NULL, "unknown field '%s'", k);
             return false;
         }
     }
@@ -189,7 +207,7 @@ static int h_state(struct cc_http_req *req, struct cc_http_resp *resp, void *ctx
 {
     static const char *const fields[] = {"state", "reason", NULL};
     router_api_live *api = ctx;
-    const char *tenant = cc_http_principal(req)->tenant, *id, *bad = NULL, *state, *reason;
+    const char *tenant = cc_http_principal(req)->tenant, *id, *state, *reason;
     json_t *body = cc_http_json_body(req), *view = NULL;
     struct router_state_result res = {0};
     enum router_agent_state want;
@@ -198,10 +216,8 @@ static int h_state(struct cc_http_req *req, struct cc_http_resp *resp, void *ctx
 
     if (!(id = live_agent_param(req, resp)))
         return 0;
-    if (!json_is_object(body))
-        return cc_http_problem(resp, 422, NULL, "the body must be an object {state, reason}");
-    if (!live_only_fields(body, fields, &bad))
-        return cc_http_problem(resp, 422, NULL, "unknown field '%s'", bad);
+    if (!live_body_ok(resp, body, fields, "{state, reason}"))
+        return 0;
     state = json_string_value(json_object_get(body, "state"));
     reason = json_string_value(json_object_get(body, "reason"));
     if (json_object_get(body, "reason") && !reason)
@@ -213,11 +229,8 @@ static int h_state(struct cc_http_req *req, struct cc_http_resp *resp, void *ctx
                                "'state' must be one of available, not_ready, logged_out");
     if (want == ROUTER_AGENT_NOT_READY && (rc = live_check_reason(api, resp, tenant, reason)) <= 0)
         return rc;
-    e = live_acquire(api);
-    if (!e) {
-        cc_http_add_header(resp, "Retry-After", "1");
-        return cc_http_problem(resp, 503, NULL, "the router is busy, retry");
-    }
+    if (!(e = live_engine(api, resp)))
+        return 0;
     rc = live_agent_view(api, e, tenant, id, &view); /* exists? synced? */
     json_decref(view);
     view = NULL;
@@ -239,7 +252,7 @@ static int h_wrapup(struct cc_http_req *req, struct cc_http_resp *resp, void *ct
 {
     static const char *const fields[] = {"action", "seconds", NULL};
     router_api_live *api = ctx;
-    const char *tenant = cc_http_principal(req)->tenant, *id, *bad = NULL, *action;
+    const char *tenant = cc_http_principal(req)->tenant, *id, *action;
     json_t *body = cc_http_json_body(req), *view = NULL, *secs;
     struct router_state_result res = {0};
     int64_t now = cc_time_now_ms();
@@ -249,10 +262,8 @@ static int h_wrapup(struct cc_http_req *req, struct cc_http_resp *resp, void *ct
 
     if (!(id = live_agent_param(req, resp)))
         return 0;
-    if (!json_is_object(body))
-        return cc_http_problem(resp, 422, NULL, "the body must be an object {action, seconds}");
-    if (!live_only_fields(body, fields, &bad))
-        return cc_http_problem(resp, 422, NULL, "unknown field '%s'", bad);
+    if (!live_body_ok(resp, body, fields, "{action, seconds}"))
+        return 0;
     action = json_string_value(json_object_get(body, "action"));
     secs = json_object_get(body, "seconds");
     if (!action || (strcmp(action, "end") != 0 && strcmp(action, "extend") != 0))
@@ -263,11 +274,8 @@ static int h_wrapup(struct cc_http_req *req, struct cc_http_resp *resp, void *ct
         return cc_http_problem(resp, 422, NULL, "'seconds' must be an integer 1..3600 to extend");
     if (!extend && secs)
         return cc_http_problem(resp, 422, NULL, "'seconds' is only for extend");
-    e = live_acquire(api);
-    if (!e) {
-        cc_http_add_header(resp, "Retry-After", "1");
-        return cc_http_problem(resp, 503, NULL, "the router is busy, retry");
-    }
+    if (!(e = live_engine(api, resp)))
+        return 0;
     if (extend)
         rc = ROUTER_ENGINE_RETRY_STALE(
             e, router_state_agent_wrapup_extend(router_engine_state(e), tenant, id,
@@ -299,11 +307,8 @@ static int h_agent_live(struct cc_http_req *req, struct cc_http_resp *resp, void
 
     if (!(id = live_agent_param(req, resp)))
         return 0;
-    e = live_acquire(api);
-    if (!e) {
-        cc_http_add_header(resp, "Retry-After", "1");
-        return cc_http_problem(resp, 503, NULL, "the router is busy, retry");
-    }
+    if (!(e = live_engine(api, resp)))
+        return 0;
     rc = live_agent_view(api, e, tenant, id, &view);
     live_release(api, e);
     if (rc < 0)
@@ -322,11 +327,8 @@ static int h_queue_live(struct cc_http_req *req, struct cc_http_resp *resp, void
 
     if (!id || !router_id_valid(id))
         return cc_http_problem(resp, 404, NULL, "no queue '%s'", id ? id : "");
-    e = live_acquire(api);
-    if (!e) {
-        cc_http_add_header(resp, "Retry-After", "1");
-        return cc_http_problem(resp, 503, NULL, "the router is busy, retry");
-    }
+    if (!(e = live_engine(api, resp)))
+        return 0;
     rc = ROUTER_ENGINE_RETRY_STALE(
         e, router_state_queue_view(router_engine_state(e), tenant, id, now, &view));
     if (rc == -ENOENT) { /* configured but not synced yet? */

@@ -42,44 +42,48 @@ static int name_index(const char *const *names, size_t n, const char *s)
     return -1;
 }
 
+/* names[i] for i < n (names of an enum), else "invalid". */
+static const char *name_of(const char *const *names, unsigned n, unsigned i)
+{
+    return i < n ? names[i] : "invalid";
+}
+
 const char *router_channel_name(enum router_channel c)
 {
-    return (unsigned)c < ROUTER_CH_COUNT ? channel_names[c] : "invalid";
+    return name_of(channel_names, ROUTER_CH_COUNT, c);
 }
 
 int router_channel_parse(const char *s, enum router_channel *out)
 {
     int i = name_index(channel_names, ROUTER_CH_COUNT, s);
 
-    if (i < 0)
-        return -EINVAL;
-    *out = (enum router_channel)i;
-    return 0;
+    if (i >= 0)
+        *out = (enum router_channel)i;
+    return i < 0 ? -EINVAL : 0;
 }
 
 const char *router_strategy_name(enum router_strategy s)
 {
-    return (unsigned)s < ROUTER_STRAT_COUNT ? strategy_names[s] : "invalid";
+    return name_of(strategy_names, ROUTER_STRAT_COUNT, s);
 }
 
 int router_strategy_parse(const char *s, enum router_strategy *out)
 {
     int i = name_index(strategy_names, ROUTER_STRAT_COUNT, s);
 
-    if (i < 0)
-        return -EINVAL;
-    *out = (enum router_strategy)i;
-    return 0;
+    if (i >= 0)
+        *out = (enum router_strategy)i;
+    return i < 0 ? -EINVAL : 0;
 }
 
 const char *router_no_agent_action_name(enum router_no_agent_action a)
 {
-    return (unsigned)a <= ROUTER_NOAGENT_OVERFLOW ? no_agent_names[a] : "invalid";
+    return name_of(no_agent_names, ROUTER_NOAGENT_OVERFLOW + 1, a);
 }
 
 const char *router_closed_action_name(enum router_closed_action a)
 {
-    return (unsigned)a <= ROUTER_CLOSED_OVERFLOW ? closed_names[a] : "invalid";
+    return name_of(closed_names, ROUTER_CLOSED_OVERFLOW + 1, a);
 }
 
 /* ---- errors --------------------------------------------------------------------------------- */
@@ -581,6 +585,26 @@ static bool is_body(const json_t *doc, struct router_errors *errs)
     return false;
 }
 
+/* What an agent's and a queue's body start with: an object of allowed members only, the id (the
+ * path's, which the body may repeat; else an optional one in the body) and the name. false
+ * (reported) when doc is not an object: nothing else is read. */
+static bool parse_head(const json_t *doc, const char *const *allowed, const char *path_id,
+                       char id[ROUTER_ID_MAX + 1], char *name, size_t name_cap,
+                       struct router_errors *errs)
+{
+    if (!is_body(doc, errs))
+        return false;
+    reject_unknown(doc, "", allowed, errs);
+    if (path_id) {
+        check_path_id(doc, "id", path_id, errs);
+        snprintf(id, ROUTER_ID_MAX + 1, "%s", path_id);
+    } else {
+        get_id(doc, "", "id", false, false, NULL, id, errs);
+    }
+    get_text(doc, "", "name", NULL, name, name_cap, errs);
+    return true;
+}
+
 int router_agent_parse(const json_t *doc, const char *path_id, struct router_agent *out,
                        struct router_errors *errs)
 {
@@ -592,16 +616,8 @@ int router_agent_parse(const json_t *doc, const char *path_id, struct router_age
     const json_t *cap;
 
     memset(out, 0, sizeof(*out));
-    if (!is_body(doc, errs))
+    if (!parse_head(doc, allowed, path_id, out->id, out->name, sizeof(out->name), errs))
         return -EINVAL;
-    reject_unknown(doc, "", allowed, errs);
-    if (path_id) {
-        check_path_id(doc, "id", path_id, errs);
-        snprintf(out->id, sizeof(out->id), "%s", path_id);
-    } else {
-        get_id(doc, "", "id", false, false, NULL, out->id, errs);
-    }
-    get_text(doc, "", "name", NULL, out->name, sizeof(out->name), errs);
     cap = json_object_get(doc, "capacity");
     if (cap && !json_is_object(cap))
         field_error(errs, "", "capacity", "must be an object {voice, chat, email, sms}");
@@ -664,16 +680,8 @@ int router_queue_parse(const json_t *doc, const char *path_id, router_tz_known_f
     const json_t *tz;
 
     memset(out, 0, sizeof(*out));
-    if (!is_body(doc, errs))
+    if (!parse_head(doc, allowed, path_id, out->id, out->name, sizeof(out->name), errs))
         return -EINVAL;
-    reject_unknown(doc, "", allowed, errs);
-    if (path_id) {
-        check_path_id(doc, "id", path_id, errs);
-        snprintf(out->id, sizeof(out->id), "%s", path_id);
-    } else {
-        get_id(doc, "", "id", false, false, NULL, out->id, errs);
-    }
-    get_text(doc, "", "name", NULL, out->name, sizeof(out->name), errs);
     out->channels = parse_channels(doc, errs);
     if (!json_object_get(doc, "strategy"))
         field_error(errs, "", "strategy", "is required");

@@ -2,6 +2,7 @@
 #include "router_outbox.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -24,21 +25,17 @@
 #define OUTBOX_STANDBY_MS   250 /* how often a standby tries the lease */
 #define OUTBOX_FIELDS_MAX   (8 + 5 * ROUTER_OUTBOX_EVENTS_MAX) /* name/value pairs per entry */
 #define OUTBOX_ACK_MAX      512                                /* ids per XACK + XDEL call */
-/* While entries are in flight the publisher waits in the producer's poll, which returns as
- * soon as a delivery report arrives, for at most this long, then reads new entries without
- * blocking. It never waits in a blocking XREADGROUP then: Redis ends a BLOCK timeout only at
- * its own tick (100 ms on an idle server, hz 10), which held delivery reports back (the
- * steady consumed -> delivered p50 was 15.6 ms with a 5 ms BLOCK). With nothing in flight it
- * blocks in XREADGROUP, which returns as soon as a script XADDs. */
-#define OUTBOX_INFLIGHT_POLL_MS 1
-/* Adaptive linger: the producer lingers (batches) OUTBOX_LINGER_MS, but a read of fewer than
- * OUTBOX_QUIET_READ entries (a quiet period, or the first entries after one) is sent at once:
- * a flush makes librdkafka ignore linger.ms while it lasts. A burst (reads of hundreds) keeps
- * the batching, which costs ~0.05 ms of cc-router CPU per decision less than linger 0. */
+/* The publisher sleeps in ONE poll(2) on two sources: the reply of a blocking XREADGROUP on its
+ * own reader connection (Redis answers it as soon as a script XADDs) and the producer's wake
+ * pipe (delivery reports waiting). Nothing spins and nothing waits for a tick: session 3's loop
+ * (a 1 ms producer poll, then a non-blocking XREADGROUP, while entries were in flight) took
+ * ~1.5 ms from a script's XADD to the read at 500 decisions/s and made a Redis round trip every
+ * millisecond. It wakes at least every OUTBOX_WAIT_MAX_MS and when the lease is due for renewal. */
+#define OUTBOX_WAIT_MAX_MS 100
+/* The producer batches for this long (linger.ms): a burst sends few large requests. */
 #ifndef OUTBOX_LINGER_MS
 #define OUTBOX_LINGER_MS 2
 #endif
-#define OUTBOX_QUIET_READ 32
 
 /* Renews the lease when we hold it, takes it when free: 1 renewed, 2 taken, 0 held by another. */
 static const char outbox_lease_lua[] =
@@ -81,6 +78,7 @@ struct outbox_item {
     struct outbox_event *ev; /* nev of them (malloc'd; NULL when none) */
     size_t nev;
     int64_t consumed_us; /* the command's consume time (field ct; 0 = none): see delivered */
+    bool produce_timed;  /* consumed -> produced observed (once, not again on a retry) */
 };
 
 /* A ring slot: the entry, the sequence number its delivery reports carry, its state. */
@@ -100,8 +98,11 @@ struct router_outbox {
     char *source;
     char *redis_url;
     int batch, lease_ms;
-    cc_redis *redis;
+    cc_redis *redis;  /* lease, claims, acknowledgements, the drain */
+    cc_redis *reader; /* blocking XREADGROUP only, waited on in outbox_wait */
+    size_t reading;   /* a read of up to this many entries is in progress on reader (0: none) */
     cc_producer *producer;
+    int wake_fd; /* the producer's wake pipe, -1 without */
     struct cc_redis_script lease, release, done;
     bool leader;
     bool need_claim;       /* lease just taken: claim the group's pending entries first */
@@ -119,7 +120,8 @@ struct router_outbox {
     struct router_outbox_entry *entry; /* scratch of outbox_parse_entries (~10 kB) */
     const char **fields;               /* scratch: OUTBOX_FIELDS_MAX * 2 field pointers */
     struct cc_counter *published, *poison, *failed_batches;
-    struct cc_histogram *latency_route; /* consumed -> produced of route commands */
+    /* route commands: consumed -> first event handed to the producer / acknowledged by Kafka */
+    struct cc_histogram *latency_produced, *latency_delivered;
     struct cc_gauge *leader_gauge;
 };
 
@@ -506,8 +508,8 @@ static void outbox_delivered(void *ctx, uint64_t tag, int err)
     if (err) {
         s->bad = true;
         ob->failed = true;
-    } else if (s->it.consumed_us > 0 && ob->latency_route) {
-        cc_histogram_observe(ob->latency_route,
+    } else if (s->it.consumed_us > 0 && ob->latency_delivered) {
+        cc_histogram_observe(ob->latency_delivered,
                              (double)(outbox_wall_us() - s->it.consumed_us) / 1e6);
         s->it.consumed_us = 0; /* timed once: its first event delivered */
     }
@@ -553,6 +555,12 @@ static void outbox_send(router_outbox *ob, struct outbox_slot *s)
             ob->failed = true;
             break;
         }
+    }
+    if (!s->bad && s->it.nev > 0 && s->it.consumed_us > 0 && !s->it.produce_timed &&
+        ob->latency_produced) {
+        cc_histogram_observe(ob->latency_produced,
+                             (double)(outbox_wall_us() - s->it.consumed_us) / 1e6);
+        s->it.produce_timed = true;
     }
     if (s->outstanding == 0)
         s->state = s->bad ? SLOT_FAILED : SLOT_DELIVERED;
@@ -747,25 +755,36 @@ static void outbox_claim_all(router_outbox *ob)
     }
 }
 
-/* One XREADGROUP of up to want new entries (blocking up to block_ms when > 0), produced at
- * once; returns how many, -1 on error. */
-static int outbox_read_new(router_outbox *ob, size_t want, int block_ms)
+/* XREADGROUP of up to want new entries into argv (BLOCK block_ms when > 0); returns argc. */
+static int outbox_read_argv(router_outbox *ob, size_t want, int block_ms, const char *argv[11],
+                            char count[16], char block[16])
 {
-    char count[16], block[16];
-    const char *argv[] = {"XREADGROUP", "GROUP",   ROUTER_OUTBOX_GROUP, ob->instance, "COUNT",
-                          count,        "STREAMS", ROUTER_STATE_OUTBOX, ">",          NULL,
-                          NULL};
-    redisReply *r;
+    int n = 0;
+
+    snprintf(count, 16, "%zu", want);
+    snprintf(block, 16, "%d", block_ms);
+    argv[n++] = "XREADGROUP";
+    argv[n++] = "GROUP";
+    argv[n++] = ROUTER_OUTBOX_GROUP;
+    argv[n++] = ob->instance;
+    argv[n++] = "COUNT";
+    argv[n++] = count;
+    if (block_ms > 0) { /* BLOCK goes before STREAMS */
+        argv[n++] = "BLOCK";
+        argv[n++] = block;
+    }
+    argv[n++] = "STREAMS";
+    argv[n++] = ROUTER_STATE_OUTBOX;
+    argv[n++] = ">";
+    return n;
+}
+
+/* Takes the reply r (freed here) of a read of up to want entries: produces what it holds at
+ * once; returns how many, -1 on error. */
+static int outbox_read_reply(router_outbox *ob, redisReply *r, size_t want)
+{
     size_t n = 0;
 
-    snprintf(count, sizeof(count), "%zu", want);
-    snprintf(block, sizeof(block), "%d", block_ms);
-    if (block_ms > 0) { /* BLOCK goes before STREAMS */
-        memmove(argv + 8, argv + 6, 3 * sizeof(argv[0]));
-        argv[6] = "BLOCK";
-        argv[7] = block;
-    }
-    r = cc_redis_commandv(ob->redis, block_ms > 0 ? 11 : 9, argv, NULL);
     if (!r)
         return -1;
     if (r->type == REDIS_REPLY_ERROR) {
@@ -784,45 +803,115 @@ static int outbox_read_new(router_outbox *ob, size_t want, int block_ms)
     return (int)n;
 }
 
+/* One XREADGROUP of up to want new entries without blocking, on the main connection (the
+ * drain at stop); returns how many, -1 on error. */
+static int outbox_read_now(router_outbox *ob, size_t want)
+{
+    const char *argv[11];
+    char count[16], block[16];
+    int argc = outbox_read_argv(ob, want, 0, argv, count, block);
+
+    return outbox_read_reply(ob, cc_redis_commandv(ob->redis, argc, argv, NULL), want);
+}
+
+/* Sends a blocking XREADGROUP of up to want entries on the reader connection; its reply is
+ * taken by outbox_wait when it comes (a script's XADD wakes it at once). */
+static void outbox_read_begin(router_outbox *ob, size_t want)
+{
+    const char *argv[11];
+    char count[16], block[16];
+    int argc = outbox_read_argv(ob, want, OUTBOX_BLOCK_MS, argv, count, block);
+
+    if (cc_redis_send(ob->reader, argc, argv, NULL) == 0)
+        ob->reading = want;
+    else
+        usleep(OUTBOX_RETRY_MIN_MS * 1000);
+}
+
+/* Waits (at most until the lease is due for renewal, and 100 ms) for the reply of the read in
+ * progress or for delivery reports, and serves what came: entries read are produced at once,
+ * reports acknowledged. Returns the entries read, 0 when none, -1 when the read failed. */
+static int outbox_wait(router_outbox *ob)
+{
+    struct pollfd fds[2];
+    nfds_t nfds = 0;
+    int64_t due = ob->lease_renewed + ob->lease_ms / 3 - cc_time_mono_ms();
+    int timeout = due < 1 ? 1 : due < OUTBOX_WAIT_MAX_MS ? (int)due : OUTBOX_WAIT_MAX_MS;
+    int n = 0, rc;
+    redisReply *r;
+
+    if (ob->wake_fd >= 0)
+        fds[nfds++] = (struct pollfd){.fd = ob->wake_fd, .events = POLLIN};
+    if (ob->reading && cc_redis_fd(ob->reader) < 0)
+        ob->reading = 0; /* the connection dropped: read again */
+    if (ob->reading)
+        fds[nfds++] = (struct pollfd){.fd = cc_redis_fd(ob->reader), .events = POLLIN};
+    if (ob->wake_fd < 0 && ob->pending > 0) /* no pipe: poll the reports every millisecond */
+        timeout = 1;
+    if (poll(fds, nfds, timeout) < 0 && errno != EINTR)
+        CC_WARN("outbox publisher: poll: %s", strerror(errno));
+    if (ob->reading && (fds[nfds - 1].revents & (POLLIN | POLLERR | POLLHUP))) {
+        size_t want = ob->reading;
+
+        rc = cc_redis_recv(ob->reader, &r);
+        if (rc != 0)
+            ob->reading = 0;
+        if (rc < 0) {
+            n = -1;
+        } else if (rc > 0 && !ob->leader) {
+            /* the lease went while reading: what came stays pending in the group, for the
+             * next leader's claim */
+            freeReplyObject(r);
+        } else if (rc > 0) {
+            n = outbox_read_reply(ob, r, want);
+        }
+    }
+    outbox_pump(ob, 0);
+    return n;
+}
+
 static void *outbox_main(void *arg)
 {
     router_outbox *ob = arg;
 
     outbox_create_group(ob);
+    ob->wake_fd = cc_producer_wake_fd(ob->producer);
     for (;;) {
         bool stopping = atomic_load(&ob->stop);
         size_t room;
         int n;
 
-        if (stopping && (!ob->leader || cc_time_mono_ms() > ob->drain_until))
+        if (stopping && (!ob->leader || cc_time_mono_ms() > ob->drain_until) && !ob->reading)
             break;
         outbox_keep_lease(ob);
-        if (ob->leader && ob->need_claim) {
+        if (ob->leader && ob->need_claim && !ob->reading) {
             ob->need_claim = false;
             outbox_claim_all(ob);
             continue;
         }
-        if (!ob->leader) {
+        if (!ob->leader && !ob->reading) {
             if (stopping)
                 break;
             usleep(OUTBOX_STANDBY_MS * 1000);
             continue;
         }
-        /* in flight: wait for delivery reports (not in Redis), then read what came meanwhile */
-        outbox_pump(ob, outbox_ring_len(ob) ? OUTBOX_INFLIGHT_POLL_MS : 0);
-        if (!ob->leader || ob->failed)
-            continue;
+        outbox_pump(ob, 0);
         room = ob->cap - outbox_ring_len(ob);
-        if (room == 0)
+        if (stopping && !ob->reading) {
+            /* drain: what is left in the stream now, without blocking */
+            n = room && ob->leader && !ob->failed
+                    ? outbox_read_now(ob, room < (size_t)ob->batch ? room : (size_t)ob->batch)
+                    : 0;
+            if (n == 0 && outbox_ring_len(ob) == 0)
+                break; /* drained */
+            if (n <= 0)
+                outbox_wait(ob);
             continue;
-        n = outbox_read_new(ob, room < (size_t)ob->batch ? room : (size_t)ob->batch,
-                            outbox_ring_len(ob) ? 0 : OUTBOX_BLOCK_MS);
-        if (n > 0 && n < OUTBOX_QUIET_READ && !ob->failed)
-            cc_producer_flush(ob->producer, OUTBOX_INFLIGHT_POLL_MS); /* serves reports too */
-        if (n < 0)
+        }
+        if (!ob->reading && ob->leader && !ob->failed && room > 0)
+            outbox_read_begin(ob, room < (size_t)ob->batch ? room : (size_t)ob->batch);
+        if (outbox_wait(ob) < 0)
             usleep(OUTBOX_RETRY_MIN_MS * 1000);
-        else if (n == 0 && stopping && outbox_ring_len(ob) == 0)
-            break; /* drained */
     }
     return NULL;
 }
@@ -874,15 +963,23 @@ router_outbox *router_outbox_start(const struct router_outbox_config *cfg)
                                "Outbox publish retries after a failed delivery", NULL);
         ob->leader_gauge = cc_metrics_gauge(cfg->metrics, "router_outbox_leader",
                                             "1 when this instance publishes the outbox", NULL);
-        ob->latency_route = cc_metrics_histogram(
+        ob->latency_produced = cc_metrics_histogram(
             cfg->metrics, "router_decision_latency_seconds",
-            "Route command consumed (poll) -> its first event delivered to Kafka, by kind",
-            "kind=\"route\"", outbox_latency_bounds,
+            "Route command consumed (poll) -> its events handed to the Kafka producer "
+            "(stage produced) / the first one acknowledged by Kafka (stage delivered)",
+            "kind=\"route\",stage=\"produced\"", outbox_latency_bounds,
+            sizeof(outbox_latency_bounds) / sizeof(outbox_latency_bounds[0]));
+        ob->latency_delivered = cc_metrics_histogram(
+            cfg->metrics, "router_decision_latency_seconds",
+            "Route command consumed (poll) -> its events handed to the Kafka producer "
+            "(stage produced) / the first one acknowledged by Kafka (stage delivered)",
+            "kind=\"route\",stage=\"delivered\"", outbox_latency_bounds,
             sizeof(outbox_latency_bounds) / sizeof(outbox_latency_bounds[0]));
     }
     ob->redis = cc_redis_new(ob->redis_url);
-    if (!ob->redis)
-        goto out_free;
+    ob->reader = ob->redis ? cc_redis_new(ob->redis_url) : NULL;
+    if (!ob->reader)
+        goto out_redis;
     {
         struct cc_bus_config bus = *cfg->bus;
         bus.linger_ms = OUTBOX_LINGER_MS;
@@ -899,6 +996,7 @@ router_outbox *router_outbox_start(const struct router_outbox_config *cfg)
 out_producer:
     cc_producer_free(ob->producer);
 out_redis:
+    cc_redis_free(ob->reader);
     cc_redis_free(ob->redis);
 out_free:
     free(ob->fields);
@@ -933,6 +1031,7 @@ void router_outbox_stop(router_outbox *ob, int drain_ms)
      * entries not acknowledged stay pending in the group for the next leader */
     cc_producer_free(ob->producer);
     outbox_drop(ob);
+    cc_redis_free(ob->reader);
     cc_redis_free(ob->redis);
     free(ob->fields);
     free(ob->entry);

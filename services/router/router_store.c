@@ -215,13 +215,84 @@ static int query(cc_pg *pg, const char *sql, int n, const char *const *params, P
     return *res ? 0 : pg_failure(pg);
 }
 
-/* -ENOENT or -ESTALE after a conditional write touched nothing. */
-static int missing_or_stale(cc_pg *pg, const char *table_sql, const char *tenant, const char *id)
+/* One query on a pooled connection (borrowed for this query only); as query(), or -EAGAIN. */
+static int fetch(router_store *st, const char *sql, int n, const char *const *params,
+                 PGresult **res)
 {
-    const char *params[] = {tenant, id};
-    PGresult *res;
-    int rc = query(pg, table_sql, 2, params, &res);
+    cc_pg *pg = acquire(st);
+    int rc;
 
+    if (!pg)
+        return -EAGAIN;
+    rc = query(pg, sql, n, params, res);
+    release(st, pg);
+    return rc;
+}
+
+/* Runs a "... RETURNING 1" that must touch exactly one row ($1 tenant, $2 key[, $3 key2]):
+ * 0, -ENOENT when it touched none, or the mapped failure. */
+static int touch_one(router_store *st, const char *sql, int n, const char *const *params)
+{
+    PGresult *res;
+    int rc = fetch(st, sql, n, params, &res);
+
+    if (rc < 0)
+        return rc;
+    rc = PQntuples(res) == 1 ? 0 : -ENOENT;
+    PQclear(res);
+    return rc;
+}
+
+/* Reads the one row of sql ($1 tenant, $2 key) into out with from_row; -ENOENT when there is
+ * none. */
+static int get_one(router_store *st, const char *sql, const char *tenant, const char *key,
+                   int (*from_row)(const PGresult *, int, void *), void *out)
+{
+    PGresult *res;
+    int rc = fetch(st, sql, 2, (const char *const[]){tenant, key}, &res);
+
+    if (rc < 0)
+        return rc;
+    rc = PQntuples(res) == 1 ? from_row(res, 0, out) : -ENOENT;
+    PQclear(res);
+    return rc;
+}
+
+/* Borrows a connection and opens a transaction on it: 0 and *pg, or -EAGAIN / -EIO with *pg
+ * NULL. End it with write_end(). */
+static int write_begin(router_store *st, cc_pg **pg)
+{
+    *pg = acquire(st);
+    if (!*pg)
+        return -EAGAIN;
+    if (cc_pg_begin(*pg) < 0) {
+        release(st, *pg);
+        *pg = NULL;
+        return -EIO;
+    }
+    return 0;
+}
+
+/* Commits when rc is 0 (-EIO when that fails), gives pg back (rolled back by the pool when
+ * still open) and returns rc. pg is NULL (and rc negative) after a failed write_begin. */
+static int write_end(router_store *st, cc_pg *pg, int rc)
+{
+    if (rc == 0 && cc_pg_commit(pg) < 0)
+        rc = -EIO;
+    release(st, pg);
+    return rc;
+}
+
+/* -ENOENT or -ESTALE after a conditional write to table (agents or queues) touched nothing:
+ * whether the row (tenant, id) exists at all. */
+static int missing_or_stale(cc_pg *pg, const char *table, const char *tenant, const char *id)
+{
+    char sql[128];
+    PGresult *res;
+    int rc;
+
+    snprintf(sql, sizeof(sql), "SELECT 1 FROM router.%s WHERE tenant = $1 AND id = $2", table);
+    rc = query(pg, sql, 2, (const char *const[]){tenant, id}, &res);
     if (rc < 0)
         return rc;
     rc = PQntuples(res) > 0 ? -ESTALE : -ENOENT;
@@ -238,17 +309,25 @@ static const char *version_param(long long if_version, char buf[24])
     return buf;
 }
 
-static json_t *skills_param_json(const struct router_skill *s, size_t n)
+/* A new JSON array of n items, item(base, i) making each (a new reference); NULL when one
+ * cannot be made. The text of it is the $3 of insert_children. */
+static json_t *param_array(const void *base, size_t n, json_t *(*item)(const void *, size_t))
 {
     json_t *arr = json_array();
 
     for (size_t i = 0; arr && i < n; i++)
-        if (json_array_append_new(
-                arr, json_pack("{s:s, s:i}", "skill", s[i].skill, "level", s[i].level)) < 0) {
+        if (json_array_append_new(arr, item(base, i)) < 0) {
             json_decref(arr);
             return NULL;
         }
     return arr;
+}
+
+static json_t *skill_item(const void *base, size_t i)
+{
+    const struct router_skill *s = (const struct router_skill *)base + i;
+
+    return json_pack("{s:s, s:i}", "skill", s->skill, "level", s->level);
 }
 
 /* Runs `sql` with ($1 tenant, $2 id, $3 json text of arr) unless arr is empty. Steals arr. */
@@ -360,109 +439,95 @@ static int agent_skills_write(cc_pg *pg, const char *tenant, const struct router
                              "INSERT INTO router.agent_skills (tenant, agent_id, skill, "
                              "proficiency) SELECT $1, $2, x->>'skill', (x->>'level')::smallint "
                              "FROM jsonb_array_elements($3::jsonb) x",
-                             tenant, a->id, skills_param_json(a->skills, a->nskills));
+                             tenant, a->id, param_array(a->skills, a->nskills, skill_item));
     return rc;
 }
 
-/* Sets version and timestamps from a RETURNING version, created ms, updated ms row. */
-static void returned_meta(const PGresult *r, long long *version, int64_t *created, int64_t *updated)
+/* Runs a versioned write of one row of table (agents or queues) in the open transaction: sql
+ * (an INSERT ... ON CONFLICT DO NOTHING, or with update an UPDATE guarded by if_version; both
+ * RETURNING version, created ms, updated ms) with params ($1 tenant, $2 id, ...), and stores
+ * what it returned. No row: -EEXIST for an insert, -ENOENT or -ESTALE for an update. */
+static int write_versioned(cc_pg *pg, const char *table, const char *sql, int n,
+                           const char *const *params, bool update, long long *version,
+                           int64_t *created, int64_t *updated)
 {
-    *version = col_ll(r, 0, 0);
-    *created = col_ll(r, 0, 1);
-    *updated = col_ll(r, 0, 2);
+    PGresult *res;
+    int rc = query(pg, sql, n, params, &res);
+
+    if (rc < 0)
+        return rc;
+    if (PQntuples(res) > 0) {
+        *version = col_ll(res, 0, 0);
+        *created = col_ll(res, 0, 1);
+        *updated = col_ll(res, 0, 2);
+    } else {
+        rc = update ? missing_or_stale(pg, table, params[0], params[1]) : -EEXIST;
+    }
+    PQclear(res);
+    return rc;
+}
+
+static const char agent_insert_sql[] =
+    "INSERT INTO router.agents (tenant, id, name, cap_voice, cap_chat, cap_email, cap_sms, "
+    "voice_blocks_other, enabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+    "ON CONFLICT DO NOTHING RETURNING version, " MS("created_at") ", " MS("updated_at");
+static const char agent_update_sql[] =
+    "UPDATE router.agents SET name = $3, cap_voice = $4, cap_chat = $5, cap_email = $6, "
+    "cap_sms = $7, voice_blocks_other = $8, enabled = $9, version = version + 1, "
+    "updated_at = now() WHERE tenant = $1 AND id = $2 "
+    "AND ($10::bigint IS NULL OR version = $10) "
+    "RETURNING version, " MS("created_at") ", " MS("updated_at");
+
+/* Creates a (replace false; if_version unused) or replaces it, skills included, in one
+ * transaction; fills its version and timestamps. */
+static int agent_write(router_store *st, const char *tenant, struct router_agent *a, bool replace,
+                       long long if_version)
+{
+    struct agent_params p;
+    char vbuf[24];
+    cc_pg *pg;
+    int rc = write_begin(st, &pg);
+
+    agent_params(tenant, a, &p);
+    p.v[9] = version_param(if_version, vbuf);
+    if (rc == 0)
+        rc = write_versioned(pg, "agents", replace ? agent_update_sql : agent_insert_sql,
+                             replace ? 10 : 9, p.v, replace, &a->version, &a->created_ms,
+                             &a->updated_ms);
+    if (rc == 0)
+        rc = agent_skills_write(pg, tenant, a, replace);
+    return write_end(st, pg, rc);
 }
 
 int router_store_agent_create(router_store *st, const char *tenant, struct router_agent *a)
 {
-    struct agent_params p;
-    PGresult *res = NULL;
-    cc_pg *pg = acquire(st);
-    int rc;
+    return agent_write(st, tenant, a, false, 0);
+}
 
-    if (!pg)
-        return -EAGAIN;
-    agent_params(tenant, a, &p);
-    rc = cc_pg_begin(pg) < 0 ? -EIO : 0;
-    if (rc == 0)
-        rc = query(
-            pg,
-            "INSERT INTO router.agents (tenant, id, name, cap_voice, cap_chat, cap_email, "
-            "cap_sms, voice_blocks_other, enabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
-            "$9) ON CONFLICT DO NOTHING RETURNING version, " MS("created_at") ", " MS("updated_at"),
-            9, p.v, &res);
-    if (rc == 0 && PQntuples(res) == 0)
-        rc = -EEXIST;
-    if (rc == 0) {
-        returned_meta(res, &a->version, &a->created_ms, &a->updated_ms);
-        rc = agent_skills_write(pg, tenant, a, false);
-    }
-    if (rc == 0 && cc_pg_commit(pg) < 0)
-        rc = -EIO;
-    PQclear(res);
-    release(st, pg);
-    return rc;
+static int agent_row(const PGresult *r, int row, void *a)
+{
+    return agent_from_row(r, row, a);
 }
 
 int router_store_agent_get(router_store *st, const char *tenant, const char *id,
                            struct router_agent *out)
 {
-    PGresult *res;
-    cc_pg *pg = acquire(st);
-    int rc;
-
-    if (!pg)
-        return -EAGAIN;
-    rc = query(pg, "SELECT " AGENT_COLS " FROM router.agents a WHERE a.tenant = $1 AND a.id = $2",
-               2, (const char *const[]){tenant, id}, &res);
-    release(st, pg);
-    if (rc < 0)
-        return rc;
-    rc = PQntuples(res) == 1 ? agent_from_row(res, 0, out) : -ENOENT;
-    PQclear(res);
-    return rc;
+    return get_one(st,
+                   "SELECT " AGENT_COLS " FROM router.agents a WHERE a.tenant = $1 AND a.id = $2",
+                   tenant, id, agent_row, out);
 }
 
 int router_store_agent_replace(router_store *st, const char *tenant, struct router_agent *a,
                                long long if_version)
 {
-    struct agent_params p;
-    char vbuf[24];
-    PGresult *res = NULL;
-    cc_pg *pg = acquire(st);
-    int rc;
-
-    if (!pg)
-        return -EAGAIN;
-    agent_params(tenant, a, &p);
-    p.v[9] = version_param(if_version, vbuf);
-    rc = cc_pg_begin(pg) < 0 ? -EIO : 0;
-    if (rc == 0)
-        rc = query(pg,
-                   "UPDATE router.agents SET name = $3, cap_voice = $4, cap_chat = $5, "
-                   "cap_email = $6, cap_sms = $7, voice_blocks_other = $8, enabled = $9, "
-                   "version = version + 1, updated_at = now() "
-                   "WHERE tenant = $1 AND id = $2 AND ($10::bigint IS NULL OR version = $10) "
-                   "RETURNING version, " MS("created_at") ", " MS("updated_at"),
-                   10, p.v, &res);
-    if (rc == 0 && PQntuples(res) == 0)
-        rc = missing_or_stale(pg, "SELECT 1 FROM router.agents WHERE tenant = $1 AND id = $2",
-                              tenant, a->id);
-    if (rc == 0) {
-        returned_meta(res, &a->version, &a->created_ms, &a->updated_ms);
-        rc = agent_skills_write(pg, tenant, a, true);
-    }
-    if (rc == 0 && cc_pg_commit(pg) < 0)
-        rc = -EIO;
-    PQclear(res);
-    release(st, pg);
-    return rc;
+    return agent_write(st, tenant, a, true, if_version);
 }
 
 /* Deletes one row of table (agents or queues) by tenant, id and optional version. */
 static int delete_versioned(cc_pg *pg, const char *table, const char *tenant, const char *id,
                             long long if_version)
 {
-    char vbuf[24], sql[160], exists[128];
+    char vbuf[24], sql[160];
     PGresult *res;
     int rc;
 
@@ -476,11 +541,8 @@ static int delete_versioned(cc_pg *pg, const char *table, const char *tenant, co
         return rc;
     rc = PQntuples(res) == 1 ? 0 : 1;
     PQclear(res);
-    if (rc == 1) {
-        snprintf(exists, sizeof(exists), "SELECT 1 FROM router.%s WHERE tenant = $1 AND id = $2",
-                 table);
-        rc = missing_or_stale(pg, exists, tenant, id);
-    }
+    if (rc == 1)
+        rc = missing_or_stale(pg, table, tenant, id);
     return rc;
 }
 
@@ -503,18 +565,11 @@ static int page_query(router_store *st, const char *sql, const char *tenant, con
                       const char *after, size_t limit, PGresult **res)
 {
     char lbuf[24];
-    cc_pg *pg = acquire(st);
-    int rc;
 
-    if (!pg)
-        return -EAGAIN;
     snprintf(lbuf, sizeof(lbuf), "%zu", limit);
     if (parent)
-        rc = query(pg, sql, 4, (const char *const[]){tenant, parent, after, lbuf}, res);
-    else
-        rc = query(pg, sql, 3, (const char *const[]){tenant, after, lbuf}, res);
-    release(st, pg);
-    return rc;
+        return fetch(st, sql, 4, (const char *const[]){tenant, parent, after, lbuf}, res);
+    return fetch(st, sql, 3, (const char *const[]){tenant, after, lbuf}, res);
 }
 
 /* Turns every row of res into a new array (*out, *n) of elem_size elements, each made by
@@ -545,11 +600,6 @@ static int rows_to_list(PGresult *res, size_t elem_size,
     }
     *out = list;
     return 0;
-}
-
-static int agent_row(const PGresult *r, int row, void *a)
-{
-    return agent_from_row(r, row, a);
 }
 
 static void agent_clear_any(void *a)
@@ -586,33 +636,24 @@ void router_store_agents_free(struct router_agent *list, size_t n)
     "(SELECT coalesce(json_agg(" obj "), '[]') FROM router." table " c "                           \
     "WHERE c.tenant = q.tenant AND c.queue_id = q.id)::text"
 
-#define QUEUE_COLS                                                                                                                                                                                    \
-    "q.id, q.name, array_to_string(q.channels, ','), q.strategy, q.priority, q.sl_threshold_s, "                                                                                                      \
-    "q.wrapup_s, q.ring_timeout_s, q.max_no_answer, q.max_wait_s, q.max_length, "                                                                                                                     \
-    "q.ring_progressive_interval_s, q.callback_enabled, q.overflow_queue_id, q.no_agent_action, "                                                                                                     \
-    "q.timezone, q.closed_action, q.closed_reason, q.version, " MS("q.created_at") ", " MS(                                                                                                           \
-        "q."                                                                                                                                                                                          \
-        "updat"                                                                                                                                                                                       \
-        "ed_"                                                                                                                                                                                         \
-        "at") ", " QUEUE_CHILD("queue_skills",                                                                                                                                                        \
-                               "json_build_object('skill', c.skill, 'level', "                                                                                                                        \
-                               "c.min_proficiency) ORDER BY c.skill") ", " QUEUE_CHILD("queue_"                                                                                                       \
-                                                                                       "tier_"                                                                                                        \
-                                                                                       "rules",                                                                                                       \
-                                                                                       "json_"                                                                                                        \
-                                                                                       "build_"                                                                                                       \
-                                                                                       "array(c."                                                                                                     \
-                                                                                       "level, "                                                                                                      \
-                                                                                       "c.after_"                                                                                                     \
-                                                                                       "s) "                                                                                                          \
-                                                                                       "ORDER BY "                                                                                                    \
-                                                                                       "c.level") ","                                                                                                 \
-                                                                                                  " " QUEUE_CHILD(                                                                                    \
-                                                                                                      "queue_hours",                                                                                  \
-                                                                                                      "json_build_array(c.day, c.open_min, c.close_min) ORDER BY "                                    \
-                                                                                                      "c.day, c.open_min") ", " QUEUE_CHILD("queue_holidays",                                         \
-                                                                                                                                            "json_build_array(to_char(c.day, 'YYYY-MM-DD'), c.name) " \
-                                                                                                                                            "ORDER BY c.day")
+#define QUEUE_SKILLS_COL                                                                           \
+    QUEUE_CHILD("queue_skills", "json_build_object('skill', c.skill, 'level', c.min_proficiency) " \
+                                "ORDER BY c.skill")
+#define QUEUE_TIERS_COL                                                                            \
+    QUEUE_CHILD("queue_tier_rules", "json_build_array(c.level, c.after_s) ORDER BY c.level")
+#define QUEUE_HOURS_COL                                                                            \
+    QUEUE_CHILD("queue_hours",                                                                     \
+                "json_build_array(c.day, c.open_min, c.close_min) ORDER BY c.day, c.open_min")
+#define QUEUE_HOLIDAYS_COL                                                                         \
+    QUEUE_CHILD("queue_holidays",                                                                  \
+                "json_build_array(to_char(c.day, 'YYYY-MM-DD'), c.name) ORDER BY c.day")
+#define QUEUE_META_COLS "q.version, " MS("q.created_at") ", " MS("q.updated_at")
+#define QUEUE_COLS                                                                                 \
+    "q.id, q.name, array_to_string(q.channels, ','), q.strategy, q.priority, q.sl_threshold_s, "   \
+    "q.wrapup_s, q.ring_timeout_s, q.max_no_answer, q.max_wait_s, q.max_length, "                  \
+    "q.ring_progressive_interval_s, q.callback_enabled, q.overflow_queue_id, q.no_agent_action, "  \
+    "q.timezone, q.closed_action, q.closed_reason, " QUEUE_META_COLS ", " QUEUE_SKILLS_COL         \
+    ", " QUEUE_TIERS_COL ", " QUEUE_HOURS_COL ", " QUEUE_HOLIDAYS_COL
 
 /* Parses the [[a, b, c], ...] column col: calls fill(item, index) per element. */
 static int tuples_from_col(const PGresult *r, int row, int col, size_t elem, void **out, size_t *n,
@@ -766,43 +807,25 @@ static void queue_params(const char *tenant, const struct router_queue *q, struc
     p->v[20] = NULL;
 }
 
-static json_t *tiers_param_json(const struct router_queue *q)
+static json_t *tier_item(const void *base, size_t i)
 {
-    json_t *arr = json_array();
+    const struct router_tier_rule *t = (const struct router_tier_rule *)base + i;
 
-    for (size_t i = 0; arr && i < q->ntiers; i++)
-        if (json_array_append_new(
-                arr, json_pack("[i, i]", q->tiers[i].level, q->tiers[i].after_s)) < 0) {
-            json_decref(arr);
-            return NULL;
-        }
-    return arr;
+    return json_pack("[i, i]", t->level, t->after_s);
 }
 
-static json_t *hours_param_json(const struct router_queue *q)
+static json_t *hours_item(const void *base, size_t i)
 {
-    json_t *arr = json_array();
+    const struct router_hours *h = (const struct router_hours *)base + i;
 
-    for (size_t i = 0; arr && i < q->nhours; i++)
-        if (json_array_append_new(arr, json_pack("[i, i, i]", q->hours[i].day, q->hours[i].open_min,
-                                                 q->hours[i].close_min)) < 0) {
-            json_decref(arr);
-            return NULL;
-        }
-    return arr;
+    return json_pack("[i, i, i]", h->day, h->open_min, h->close_min);
 }
 
-static json_t *holidays_param_json(const struct router_queue *q)
+static json_t *holiday_item(const void *base, size_t i)
 {
-    json_t *arr = json_array();
+    const struct router_holiday *h = (const struct router_holiday *)base + i;
 
-    for (size_t i = 0; arr && i < q->nholidays; i++)
-        if (json_array_append_new(
-                arr, json_pack("[s, s]", q->holidays[i].date, q->holidays[i].name)) < 0) {
-            json_decref(arr);
-            return NULL;
-        }
-    return arr;
+    return json_pack("[s, s]", h->date, h->name);
 }
 
 /* Rewrites the four child tables of a queue (deleting the old rows when replace). */
@@ -824,25 +847,25 @@ static int queue_children_write(cc_pg *pg, const char *tenant, const struct rout
                              "INSERT INTO router.queue_skills (tenant, queue_id, skill, "
                              "min_proficiency) SELECT $1, $2, x->>'skill', "
                              "(x->>'level')::smallint FROM jsonb_array_elements($3::jsonb) x",
-                             tenant, q->id, skills_param_json(q->skills, q->nskills));
+                             tenant, q->id, param_array(q->skills, q->nskills, skill_item));
     if (rc == 0)
         rc = insert_children(pg,
                              "INSERT INTO router.queue_tier_rules (tenant, queue_id, level, "
                              "after_s) SELECT $1, $2, (x->>0)::int, (x->>1)::int "
                              "FROM jsonb_array_elements($3::jsonb) x",
-                             tenant, q->id, tiers_param_json(q));
+                             tenant, q->id, param_array(q->tiers, q->ntiers, tier_item));
     if (rc == 0)
         rc = insert_children(pg,
                              "INSERT INTO router.queue_hours (tenant, queue_id, day, open_min, "
                              "close_min) SELECT $1, $2, (x->>0)::smallint, (x->>1)::smallint, "
                              "(x->>2)::smallint FROM jsonb_array_elements($3::jsonb) x",
-                             tenant, q->id, hours_param_json(q));
+                             tenant, q->id, param_array(q->hours, q->nhours, hours_item));
     if (rc == 0)
         rc = insert_children(pg,
                              "INSERT INTO router.queue_holidays (tenant, queue_id, day, name) "
                              "SELECT $1, $2, (x->>0)::date, x->>1 "
                              "FROM jsonb_array_elements($3::jsonb) x",
-                             tenant, q->id, holidays_param_json(q));
+                             tenant, q->id, param_array(q->holidays, q->nholidays, holiday_item));
     return rc;
 }
 
@@ -863,101 +886,67 @@ static int lock_overflow_target(cc_pg *pg, const char *tenant, const struct rout
     return rc;
 }
 
-int router_store_queue_create(router_store *st, const char *tenant, struct router_queue *q)
+static const char queue_insert_sql[] =
+    "INSERT INTO router.queues (tenant, id, name, channels, strategy, priority, sl_threshold_s, "
+    "wrapup_s, ring_timeout_s, max_no_answer, max_wait_s, max_length, "
+    "ring_progressive_interval_s, callback_enabled, overflow_queue_id, no_agent_action, "
+    "timezone, closed_action, closed_reason) VALUES ($1, $2, $3, $4::text[], $5, $6, $7, $8, "
+    "$9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) ON CONFLICT DO NOTHING "
+    "RETURNING version, " MS("created_at") ", " MS("updated_at");
+static const char queue_update_sql[] =
+    "UPDATE router.queues SET name = $3, channels = $4::text[], strategy = $5, priority = $6, "
+    "sl_threshold_s = $7, wrapup_s = $8, ring_timeout_s = $9, max_no_answer = $10, "
+    "max_wait_s = $11, max_length = $12, ring_progressive_interval_s = $13, "
+    "callback_enabled = $14, overflow_queue_id = $15, no_agent_action = $16, timezone = $17, "
+    "closed_action = $18, closed_reason = $19, version = version + 1, updated_at = now() "
+    "WHERE tenant = $1 AND id = $2 AND ($20::bigint IS NULL OR version = $20) "
+    "RETURNING version, " MS("created_at") ", " MS("updated_at");
+
+/* Creates q (replace false; if_version unused) or replaces it, child rows included, in one
+ * transaction that holds its overflow target; fills its version and timestamps. */
+static int queue_write(router_store *st, const char *tenant, struct router_queue *q, bool replace,
+                       long long if_version)
 {
     struct queue_params p;
-    PGresult *res = NULL;
-    cc_pg *pg = acquire(st);
-    int rc;
+    char vbuf[24];
+    cc_pg *pg;
+    int rc = write_begin(st, &pg);
 
-    if (!pg)
-        return -EAGAIN;
     queue_params(tenant, q, &p);
-    rc = cc_pg_begin(pg) < 0 ? -EIO : 0;
+    p.v[19] = version_param(if_version, vbuf);
     if (rc == 0)
         rc = lock_overflow_target(pg, tenant, q);
     if (rc == 0)
-        rc = query(pg,
-                   "INSERT INTO router.queues (tenant, id, name, channels, strategy, priority, "
-                   "sl_threshold_s, wrapup_s, ring_timeout_s, max_no_answer, max_wait_s, "
-                   "max_length, ring_progressive_interval_s, callback_enabled, overflow_queue_id, "
-                   "no_agent_action, timezone, closed_action, closed_reason) VALUES ($1, $2, $3, "
-                   "$4::text[], $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
-                   "$19) ON CONFLICT DO NOTHING RETURNING version, " MS("created_at") ", " MS(
-                       "updated_at"),
-                   19, p.v, &res);
-    if (rc == 0 && PQntuples(res) == 0)
-        rc = -EEXIST;
-    if (rc == 0) {
-        returned_meta(res, &q->version, &q->created_ms, &q->updated_ms);
-        rc = queue_children_write(pg, tenant, q, false);
-    }
-    if (rc == 0 && cc_pg_commit(pg) < 0)
-        rc = -EIO;
-    PQclear(res);
-    release(st, pg);
-    return rc;
+        rc = write_versioned(pg, "queues", replace ? queue_update_sql : queue_insert_sql,
+                             replace ? 20 : 19, p.v, replace, &q->version, &q->created_ms,
+                             &q->updated_ms);
+    if (rc == 0)
+        rc = queue_children_write(pg, tenant, q, replace);
+    return write_end(st, pg, rc);
+}
+
+int router_store_queue_create(router_store *st, const char *tenant, struct router_queue *q)
+{
+    return queue_write(st, tenant, q, false, 0);
+}
+
+static int queue_row(const PGresult *r, int row, void *q)
+{
+    return queue_from_row(r, row, q);
 }
 
 int router_store_queue_get(router_store *st, const char *tenant, const char *id,
                            struct router_queue *out)
 {
-    PGresult *res;
-    cc_pg *pg = acquire(st);
-    int rc;
-
-    if (!pg)
-        return -EAGAIN;
-    rc = query(pg, "SELECT " QUEUE_COLS " FROM router.queues q WHERE q.tenant = $1 AND q.id = $2",
-               2, (const char *const[]){tenant, id}, &res);
-    release(st, pg);
-    if (rc < 0)
-        return rc;
-    rc = PQntuples(res) == 1 ? queue_from_row(res, 0, out) : -ENOENT;
-    PQclear(res);
-    return rc;
+    return get_one(st,
+                   "SELECT " QUEUE_COLS " FROM router.queues q WHERE q.tenant = $1 AND q.id = $2",
+                   tenant, id, queue_row, out);
 }
 
 int router_store_queue_replace(router_store *st, const char *tenant, struct router_queue *q,
                                long long if_version)
 {
-    struct queue_params p;
-    char vbuf[24];
-    PGresult *res = NULL;
-    cc_pg *pg = acquire(st);
-    int rc;
-
-    if (!pg)
-        return -EAGAIN;
-    queue_params(tenant, q, &p);
-    p.v[19] = version_param(if_version, vbuf);
-    rc = cc_pg_begin(pg) < 0 ? -EIO : 0;
-    if (rc == 0)
-        rc = lock_overflow_target(pg, tenant, q);
-    if (rc == 0)
-        rc = query(pg,
-                   "UPDATE router.queues SET name = $3, channels = $4::text[], strategy = $5, "
-                   "priority = $6, sl_threshold_s = $7, wrapup_s = $8, ring_timeout_s = $9, "
-                   "max_no_answer = $10, max_wait_s = $11, max_length = $12, "
-                   "ring_progressive_interval_s = $13, callback_enabled = $14, "
-                   "overflow_queue_id = $15, no_agent_action = $16, timezone = $17, "
-                   "closed_action = $18, closed_reason = $19, version = version + 1, "
-                   "updated_at = now() WHERE tenant = $1 AND id = $2 "
-                   "AND ($20::bigint IS NULL OR version = $20) "
-                   "RETURNING version, " MS("created_at") ", " MS("updated_at"),
-                   20, p.v, &res);
-    if (rc == 0 && PQntuples(res) == 0)
-        rc = missing_or_stale(pg, "SELECT 1 FROM router.queues WHERE tenant = $1 AND id = $2",
-                              tenant, q->id);
-    if (rc == 0) {
-        returned_meta(res, &q->version, &q->created_ms, &q->updated_ms);
-        rc = queue_children_write(pg, tenant, q, true);
-    }
-    if (rc == 0 && cc_pg_commit(pg) < 0)
-        rc = -EIO;
-    PQclear(res);
-    release(st, pg);
-    return rc;
+    return queue_write(st, tenant, q, true, if_version);
 }
 
 int router_store_queue_delete(router_store *st, const char *tenant, const char *id,
@@ -992,11 +981,6 @@ int router_store_queue_delete(router_store *st, const char *tenant, const char *
     return rc;
 }
 
-static int queue_row(const PGresult *r, int row, void *q)
-{
-    return queue_from_row(r, row, q);
-}
-
 static void queue_clear_any(void *q)
 {
     router_queue_clear(q);
@@ -1026,6 +1010,14 @@ void router_store_queues_free(struct router_queue *list, size_t n)
 }
 
 /* ---- memberships ---------------------------------------------------------------------------- */
+
+/* Reads the row of an upsert's RETURNING (xmax = 0), created ms, updated ms. */
+static void upserted(const PGresult *res, bool *created, int64_t *created_ms, int64_t *updated_ms)
+{
+    *created = col_bool(res, 0, 0);
+    *created_ms = col_ll(res, 0, 1);
+    *updated_ms = col_ll(res, 0, 2);
+}
 
 /* -ENOENT (queue) or -ESRCH (agent), whichever is missing first; 0 if both exist. */
 static int member_parents(cc_pg *pg, const char *tenant, const char *queue_id, const char *agent_id)
@@ -1068,9 +1060,7 @@ int router_store_member_put(router_store *st, const char *tenant, struct router_
         "updated_at = now() RETURNING (xmax = 0), " MS("m.created_at") ", " MS("m.updated_at"),
         6, (const char *const[]){tenant, m->queue_id, m->agent_id, lv, pos, pen}, &res);
     if (rc == 0 && PQntuples(res) == 1) {
-        *created = col_bool(res, 0, 0);
-        m->created_ms = col_ll(res, 0, 1);
-        m->updated_ms = col_ll(res, 0, 2);
+        upserted(res, created, &m->created_ms, &m->updated_ms);
     } else if (rc == 0 || rc == -EINVAL) {
         rc = member_parents(pg, tenant, m->queue_id, m->agent_id);
         if (rc == 0) /* both exist again (a race): report it as a conflict to retry */
@@ -1084,22 +1074,10 @@ int router_store_member_put(router_store *st, const char *tenant, struct router_
 int router_store_member_delete(router_store *st, const char *tenant, const char *queue_id,
                                const char *agent_id)
 {
-    PGresult *res;
-    cc_pg *pg = acquire(st);
-    int rc;
-
-    if (!pg)
-        return -EAGAIN;
-    rc = query(pg,
-               "DELETE FROM router.memberships WHERE tenant = $1 AND queue_id = $2 "
-               "AND agent_id = $3 RETURNING 1",
-               3, (const char *const[]){tenant, queue_id, agent_id}, &res);
-    if (rc == 0) {
-        rc = PQntuples(res) == 1 ? 0 : -ENOENT;
-        PQclear(res);
-    }
-    release(st, pg);
-    return rc;
+    return touch_one(st,
+                     "DELETE FROM router.memberships WHERE tenant = $1 AND queue_id = $2 "
+                     "AND agent_id = $3 RETURNING 1",
+                     3, (const char *const[]){tenant, queue_id, agent_id});
 }
 
 int router_store_member_list(router_store *st, const char *tenant, const char *queue_id,
@@ -1146,14 +1124,22 @@ int router_store_member_list(router_store *st, const char *tenant, const char *q
 
 /* ---- not-ready reasons ---------------------------------------------------------------------- */
 
-static void reason_from_row(const PGresult *r, int row, struct router_reason *out)
+static int reason_row(const PGresult *r, int row, void *reason)
 {
+    struct router_reason *out = reason;
+
     memset(out, 0, sizeof(*out));
     col_str(r, row, 0, out->code, sizeof(out->code));
     col_str(r, row, 1, out->label, sizeof(out->label));
     out->counts_as_break = col_bool(r, row, 2);
     out->created_ms = col_ll(r, row, 3);
     out->updated_ms = col_ll(r, row, 4);
+    return 0;
+}
+
+static void reason_clear_any(void *reason)
+{
+    (void)reason; /* owns no memory */
 }
 
 #define REASON_COLS "code, label, counts_as_break, " MS("created_at") ", " MS("updated_at")
@@ -1162,25 +1148,18 @@ int router_store_reason_put(router_store *st, const char *tenant, struct router_
                             bool *created)
 {
     PGresult *res;
-    cc_pg *pg = acquire(st);
-    int rc;
-
-    if (!pg)
-        return -EAGAIN;
-    rc = query(
-        pg,
+    int rc = fetch(
+        st,
         "INSERT INTO router.not_ready_reasons AS r (tenant, code, label, counts_as_break) "
         "VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, code) DO UPDATE SET "
         "label = EXCLUDED.label, counts_as_break = EXCLUDED.counts_as_break, "
         "updated_at = now() RETURNING (xmax = 0), " MS("r.created_at") ", " MS("r.updated_at"),
         4, (const char *const[]){tenant, r->code, r->label, r->counts_as_break ? "true" : "false"},
         &res);
-    release(st, pg);
+
     if (rc < 0)
         return rc;
-    *created = col_bool(res, 0, 0);
-    r->created_ms = col_ll(res, 0, 1);
-    r->updated_ms = col_ll(res, 0, 2);
+    upserted(res, created, &r->created_ms, &r->updated_ms);
     PQclear(res);
     return 0;
 }
@@ -1188,44 +1167,18 @@ int router_store_reason_put(router_store *st, const char *tenant, struct router_
 int router_store_reason_get(router_store *st, const char *tenant, const char *code,
                             struct router_reason *out)
 {
-    PGresult *res;
-    cc_pg *pg = acquire(st);
-    int rc;
-
-    if (!pg)
-        return -EAGAIN;
-    rc = query(pg,
-               "SELECT " REASON_COLS " FROM router.not_ready_reasons "
-               "WHERE tenant = $1 AND code = $2",
-               2, (const char *const[]){tenant, code}, &res);
-    release(st, pg);
-    if (rc < 0)
-        return rc;
-    if (PQntuples(res) == 1)
-        reason_from_row(res, 0, out);
-    else
-        rc = -ENOENT;
-    PQclear(res);
-    return rc;
+    return get_one(st,
+                   "SELECT " REASON_COLS " FROM router.not_ready_reasons "
+                   "WHERE tenant = $1 AND code = $2",
+                   tenant, code, reason_row, out);
 }
 
 int router_store_reason_delete(router_store *st, const char *tenant, const char *code)
 {
-    PGresult *res;
-    cc_pg *pg = acquire(st);
-    int rc;
-
-    if (!pg)
-        return -EAGAIN;
-    rc = query(pg,
-               "DELETE FROM router.not_ready_reasons WHERE tenant = $1 AND code = $2 RETURNING 1",
-               2, (const char *const[]){tenant, code}, &res);
-    if (rc == 0) {
-        rc = PQntuples(res) == 1 ? 0 : -ENOENT;
-        PQclear(res);
-    }
-    release(st, pg);
-    return rc;
+    return touch_one(st,
+                     "DELETE FROM router.not_ready_reasons WHERE tenant = $1 AND code = $2 "
+                     "RETURNING 1",
+                     2, (const char *const[]){tenant, code});
 }
 
 int router_store_reason_list(router_store *st, const char *tenant, const char *after, size_t limit,
@@ -1236,17 +1189,10 @@ int router_store_reason_list(router_store *st, const char *tenant, const char *a
                         "SELECT " REASON_COLS " FROM router.not_ready_reasons WHERE tenant = $1 "
                         "AND ($2::text IS NULL OR code > $2) ORDER BY code LIMIT $3",
                         tenant, NULL, after, limit, &res);
-    int rows;
 
     *out = NULL;
     *n = 0;
     if (rc < 0)
         return rc;
-    rows = PQntuples(res);
-    if (rows > 0 && !(*out = calloc((size_t)rows, sizeof(**out))))
-        rc = -ENOMEM;
-    for (int i = 0; rc == 0 && i < rows; i++)
-        reason_from_row(res, i, &(*out)[(*n)++]);
-    PQclear(res);
-    return rc;
+    return rows_to_list(res, sizeof(**out), reason_row, reason_clear_any, (void **)out, n);
 }

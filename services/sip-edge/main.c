@@ -98,6 +98,10 @@ int main(int argc, char **argv)
 
     cc_config_main(argc, argv, SIPEDGE_SERVICE, sipedge_config_vars, sipedge_config_nvars, &cfg,
                    &cfg.common, SIPEDGE_DEFAULT_HTTP_PORT, &arena);
+    if (sipedge_calls_trunk_check(cfg.trunk_uri, err, sizeof(err)) < 0) {
+        CC_ERROR("bad CC_SIPEDGE_TRUNK_URI '%s': %s", cfg.trunk_uri, err);
+        goto out_config;
+    }
     sfd = stop_signals_fd();
     if (sfd < 0) {
         CC_ERROR("cannot watch SIGTERM/SIGINT");

@@ -269,11 +269,34 @@ static void *bus_main(void *arg)
     return NULL;
 }
 
+/* Runs c's consumer of topic (handle gets each message with c) on a thread of its own; c (its
+ * callbacks and what filled in) is freed when that cannot start. */
+static sipedge_bus_consumer *bus_consumer_run(struct sipedge_bus_consumer *c,
+                                              const struct cc_bus_config *cfg, const char *group,
+                                              const char *topic, cc_bus_handler handle,
+                                              cc_producer *deadletter)
+{
+    const char *const topics[] = {topic};
+
+    c->consumer = cc_consumer_new(cfg, group, topics, 1, handle, c, deadletter);
+    if (!c->consumer)
+        goto out_free;
+    if (pthread_create(&c->thread, NULL, bus_main, c) != 0)
+        goto out_consumer;
+    c->started = true;
+    return c;
+out_consumer:
+    cc_consumer_free(c->consumer);
+out_free:
+    CC_ERROR("cannot start the %s consumer of group '%s'", c->what, group);
+    free(c);
+    return NULL;
+}
+
 sipedge_bus_consumer *sipedge_bus_consumer_start(const struct cc_bus_config *cfg, const char *group,
                                                  cc_producer *deadletter,
                                                  sipedge_decision_fn deliver, void *ctx)
 {
-    static const char *const topics[] = {CC_TOPIC_ROUTING_DECISIONS};
     struct sipedge_bus_consumer *c = calloc(1, sizeof(*c));
     struct cc_bus_config bc = *cfg;
 
@@ -283,26 +306,13 @@ sipedge_bus_consumer *sipedge_bus_consumer_start(const struct cc_bus_config *cfg
     c->deliver = deliver;
     c->ctx = ctx;
     c->what = "decisions";
-    c->consumer = cc_consumer_new(&bc, group, topics, 1, bus_handle, c, deadletter);
-    if (!c->consumer)
-        goto out_free;
-    if (pthread_create(&c->thread, NULL, bus_main, c) != 0)
-        goto out_consumer;
-    c->started = true;
-    return c;
-out_consumer:
-    cc_consumer_free(c->consumer);
-out_free:
-    CC_ERROR("cannot start the decisions consumer of group '%s'", group);
-    free(c);
-    return NULL;
+    return bus_consumer_run(c, &bc, group, CC_TOPIC_ROUTING_DECISIONS, bus_handle, deadletter);
 }
 
 sipedge_bus_consumer *sipedge_bus_dialer_start(const struct cc_bus_config *cfg, const char *group,
                                                cc_producer *deadletter,
                                                sipedge_originate_fn deliver, void *ctx)
 {
-    static const char *const topics[] = {CC_TOPIC_DIALER_COMMANDS};
     struct sipedge_bus_consumer *c = calloc(1, sizeof(*c));
 
     if (!c)
@@ -310,19 +320,8 @@ sipedge_bus_consumer *sipedge_bus_dialer_start(const struct cc_bus_config *cfg, 
     c->originate = deliver;
     c->ctx = ctx;
     c->what = "dialer commands";
-    c->consumer = cc_consumer_new(cfg, group, topics, 1, bus_handle_originate, c, deadletter);
-    if (!c->consumer)
-        goto out_free;
-    if (pthread_create(&c->thread, NULL, bus_main, c) != 0)
-        goto out_consumer;
-    c->started = true;
-    return c;
-out_consumer:
-    cc_consumer_free(c->consumer);
-out_free:
-    CC_ERROR("cannot start the dialer commands consumer of group '%s'", group);
-    free(c);
-    return NULL;
+    return bus_consumer_run(c, cfg, group, CC_TOPIC_DIALER_COMMANDS, bus_handle_originate,
+                            deadletter);
 }
 
 bool sipedge_bus_consumer_assigned(const sipedge_bus_consumer *c)

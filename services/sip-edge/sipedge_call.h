@@ -81,6 +81,9 @@ struct sipedge_ctl {
     char target[SIPEDGE_BUS_ID_MAX + 1];
 };
 
+/* Start-up check of CC_SIPEDGE_TRUNK_URI (Sofia-SIP's URL parser): "" (no trunk) or a sip: or
+ * sips: URI with a valid host. 0, or -EINVAL with the reason in err (cap bytes). */
+int sipedge_calls_trunk_check(const char *uri, char *err, size_t cap);
 /* Makes the (empty) call table. NULL on ENOMEM. */
 sipedge_calls *sipedge_calls_new(const struct sipedge_calls_config *c);
 /* Frees every call without touching its NUA handles (call after nua_destroy). NULL ok. */

@@ -10,39 +10,69 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sofia-sip/hostdomain.h>
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_alloc.h>
+#include <sofia-sip/url.h>
 
 #include "cc_log.h"
 #include "cc_time.h"
 #include "sipedge_call_int.h"
 #include "sipedge_sdp.h"
 
-/* "sip:host:port;params" -> host:port into hostport, ";params" into params (either may be ""). */
-static void orig_split_uri(const char *uri, char *hostport, size_t hcap, char *params, size_t pcap)
-{
-    const char *p = strncmp(uri, "sips:", 5) == 0  ? uri + 5
-                    : strncmp(uri, "sip:", 4) == 0 ? uri + 4
-                                                   : uri;
-    const char *at = strchr(p, '@');
-    size_t n;
+/* The parts of a sip:/sips: URI that sip-edge dials with: the user part and ?headers dropped. */
+struct orig_uri {
+    char host[128];                       /* without an IPv6 reference's brackets */
+    char hostport[SIPEDGE_CALL_ADDR_MAX]; /* host (brackets kept) and ":port" when given */
+    char params[256];                     /* ";transport=udp..." as given, "" when none */
+};
 
-    if (at)
-        p = at + 1; /* a user part in the trunk URI is not ours to keep */
-    n = strcspn(p, ";?");
-    snprintf(hostport, hcap, "%.*s", (int)n, p);
-    snprintf(params, pcap, "%.*s", (int)strcspn(p + n, "?"), p + n);
+/* Parses uri with Sofia-SIP's url_make into out. 0, or -EINVAL (out all "") when uri is not a
+ * sip: or sips: URI with a host. */
+static int orig_parse_uri(const char *uri, struct orig_uri *out)
+{
+    su_home_t home[1] = {SU_HOME_INIT(home)};
+    url_t *u = url_make(home, uri);
+    int rc = -EINVAL;
+
+    memset(out, 0, sizeof(*out));
+    if (u && (u->url_type == url_sip || u->url_type == url_sips) && u->url_host && *u->url_host) {
+        snprintf(out->hostport, sizeof(out->hostport), "%s%s%s", u->url_host,
+                 u->url_port ? ":" : "", u->url_port ? u->url_port : "");
+        if (u->url_host[0] == '[')
+            snprintf(out->host, sizeof(out->host), "%.*s", (int)strcspn(u->url_host + 1, "]"),
+                     u->url_host + 1);
+        else
+            snprintf(out->host, sizeof(out->host), "%s", u->url_host);
+        if (u->url_params)
+            snprintf(out->params, sizeof(out->params), ";%s", u->url_params);
+        rc = 0;
+    }
+    su_home_deinit(home);
+    return rc;
 }
 
-/* The host of hostport (without the port; an IPv6 reference keeps its brackets off). */
-static void orig_host_only(const char *hostport, char *out, size_t cap)
+int sipedge_calls_trunk_check(const char *uri, char *err, size_t cap)
 {
-    if (hostport[0] == '[') {
-        snprintf(out, cap, "%.*s", (int)strcspn(hostport + 1, "]"), hostport + 1);
-        return;
-    }
-    snprintf(out, cap, "%.*s", (int)strcspn(hostport, ":"), hostport);
+    su_home_t home[1] = {SU_HOME_INIT(home)};
+    url_t *u;
+    int rc = -EINVAL;
+
+    if (!uri || !*uri)
+        return 0;
+    u = url_make(home, uri);
+    if (!u)
+        snprintf(err, cap, "not a URI");
+    else if (u->url_type != url_sip && u->url_type != url_sips)
+        snprintf(err, cap, "expected a sip: or sips: URI");
+    else if (!u->url_host || !host_is_valid(u->url_host))
+        snprintf(err, cap, "expected a host name or an IP address after the scheme");
+    else
+        rc = 0;
+    su_home_deinit(home);
+    return rc;
 }
 
 /* Request-URI of the customer: a sip: URI as given, a number at the trunk's host:port with the
@@ -50,33 +80,34 @@ static void orig_host_only(const char *hostport, char *out, size_t cap)
 static void orig_request_uri(const struct sipedge_config *cfg, const char *to, char *out,
                              size_t cap)
 {
-    char hostport[256], params[256];
+    struct orig_uri trunk;
 
     if (strncmp(to, "sip:", 4) == 0 || strncmp(to, "sips:", 5) == 0) {
         snprintf(out, cap, "%s", to);
         return;
     }
-    orig_split_uri(cfg->trunk_uri, hostport, sizeof(hostport), params, sizeof(params));
-    snprintf(out, cap, "sip:%s@%s%s", to, hostport, params);
+    orig_parse_uri(cfg->trunk_uri, &trunk);
+    snprintf(out, cap, "sip:%s@%s%s", to, trunk.hostport, trunk.params);
 }
 
 /* Our address for the agent legs' From and the placeholder SDP. */
 static void orig_local_host(const struct sipedge_config *cfg, char *hostport, size_t hcap,
                             char *media, size_t mcap)
 {
-    char params[256], host[128];
+    struct orig_uri local;
 
-    orig_split_uri(cfg->sip_url, hostport, hcap, params, sizeof(params));
-    orig_host_only(hostport, host, sizeof(host));
+    orig_parse_uri(cfg->sip_url, &local);
     if (cfg->media_addr && *cfg->media_addr)
         snprintf(media, mcap, "%s", cfg->media_addr);
-    else if (!*host || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0 ||
-             strcmp(host, "::") == 0)
+    else if (!*local.host || strcmp(local.host, "*") == 0 || strcmp(local.host, "0.0.0.0") == 0 ||
+             strcmp(local.host, "::") == 0)
         snprintf(media, mcap, "127.0.0.1");
     else
-        snprintf(media, mcap, "%s", host);
-    if (strncmp(hostport, "*", 1) == 0 || strncmp(hostport, "0.0.0.0", 7) == 0)
+        snprintf(media, mcap, "%s", local.host);
+    if (strncmp(local.hostport, "*", 1) == 0 || strncmp(local.hostport, "0.0.0.0", 7) == 0)
         snprintf(hostport, hcap, "%s", media);
+    else
+        snprintf(hostport, hcap, "%s", local.hostport);
 }
 
 /* The attempt is over before the customer answered: ended {ended_by, reason, sip_status}. */
@@ -205,15 +236,15 @@ void sipedge_call_on_dial_answer(struct sipedge_call *c, int status, const sip_t
 static int orig_dial(struct sipedge_call *c)
 {
     const struct sipedge_config *cfg = c->cs->c.cfg;
-    char ruri[800], from[600], trunk_hp[256], params[256], domain[256], media[128], xhdr[96];
+    char ruri[800], from[600], media[128], xhdr[96];
+    struct orig_uri trunk;
     const char *from_domain;
     char *sdp;
 
     orig_request_uri(cfg, c->to, ruri, sizeof(ruri));
-    orig_split_uri(cfg->trunk_uri, trunk_hp, sizeof(trunk_hp), params, sizeof(params));
-    orig_host_only(trunk_hp, domain, sizeof(domain));
+    orig_parse_uri(cfg->trunk_uri, &trunk);
     from_domain =
-        cfg->trunk_from_domain && *cfg->trunk_from_domain ? cfg->trunk_from_domain : domain;
+        cfg->trunk_from_domain && *cfg->trunk_from_domain ? cfg->trunk_from_domain : trunk.host;
     snprintf(from, sizeof(from), "<sip:%s@%s>", c->from, from_domain);
     snprintf(xhdr, sizeof(xhdr), "X-CC-Interaction-Id: %s", c->id);
     orig_local_host(cfg, c->host, sizeof(c->host), media, sizeof(media));
@@ -404,8 +435,9 @@ static void ext_ring_timeout(su_root_magic_t *magic, su_timer_t *t, su_timer_arg
 int sipedge_call_dial_external(struct sipedge_call *c, const char *target)
 {
     const struct sipedge_config *cfg = c->cs->c.cfg;
-    char ruri[800], from[600], trunk_hp[256], params[256], domain[256], xhdr[96];
+    char ruri[800], from[600], xhdr[96];
     struct sipedge_leg *l = NULL;
+    struct orig_uri trunk;
     char *sdp;
 
     if (!cfg->trunk_uri || !*cfg->trunk_uri)
@@ -423,12 +455,12 @@ int sipedge_call_dial_external(struct sipedge_call *c, const char *target)
     l->attempt = ++c->attempts;
     snprintf(c->external_to, sizeof(c->external_to), "%s", target);
     orig_request_uri(cfg, target, ruri, sizeof(ruri));
-    orig_split_uri(cfg->trunk_uri, trunk_hp, sizeof(trunk_hp), params, sizeof(params));
-    orig_host_only(trunk_hp, domain, sizeof(domain));
+    orig_parse_uri(cfg->trunk_uri, &trunk);
     /* presented as our own number (the DID dialled, or the campaign's caller id): a trunk
      * accepts those; a customer's number would need P-Asserted-Identity rights */
     snprintf(from, sizeof(from), "<sip:%s@%s>", c->outbound ? c->from : c->to,
-             cfg->trunk_from_domain && *cfg->trunk_from_domain ? cfg->trunk_from_domain : domain);
+             cfg->trunk_from_domain && *cfg->trunk_from_domain ? cfg->trunk_from_domain
+                                                               : trunk.host);
     snprintf(xhdr, sizeof(xhdr), "X-CC-Interaction-Id: %s", c->id);
     l->nh = nua_handle(c->cs->c.nua, l, NUTAG_URL(ruri), SIPTAG_TO_STR(ruri), SIPTAG_FROM_STR(from),
                        TAG_END());

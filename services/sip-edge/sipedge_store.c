@@ -292,12 +292,18 @@ static void binding_from_row(const PGresult *r, int row, struct sipedge_binding 
     col_str(r, row, 11, b->transport, sizeof(b->transport));
 }
 
-/* Copies every row of res out through from_row into a malloc'd array; frees res. */
-static int rows_out(PGresult *res, size_t elem, void (*from_row)(const PGresult *, int, void *),
-                    void **out, size_t *n)
+/* The end of a listing: rc when negative (out and n untouched), else every row of res copied
+ * through from_row into a malloc'd array (*out, *n rows; -ENOMEM); res freed either way. */
+static int rows_out(int rc, PGresult *res, size_t elem,
+                    void (*from_row)(const PGresult *, int, void *), void **out, size_t *n)
 {
-    int rows = PQntuples(res);
+    int rows;
 
+    if (rc < 0) {
+        PQclear(res);
+        return rc;
+    }
+    rows = PQntuples(res);
     *out = NULL;
     *n = 0;
     if (rows > 0) {
@@ -327,6 +333,19 @@ static void did_row_any(const PGresult *r, int row, void *out)
 static void binding_row_any(const PGresult *r, int row, void *out)
 {
     binding_from_row(r, row, out);
+}
+
+/* The end of a one-row statement: rc when negative, else 0 with row 0 of res read into out
+ * through from_row; res freed either way (NULL ok). */
+static int row_out(int rc, PGresult *res, void (*from_row)(const PGresult *, int, void *),
+                   void *out)
+{
+    if (rc >= 0) {
+        from_row(res, 0, out);
+        rc = 0;
+    }
+    PQclear(res);
+    return rc;
 }
 
 /* -ENOENT or -ESTALE after a conditional write touched nothing: does the row exist at all? */
@@ -389,12 +408,10 @@ static int credential_fetch(sipedge_store *st, struct cache_entry *e)
                      "WHERE domain = lower($1) AND username = $2",
                      2, params, &res);
 
-    if (rc < 0)
-        return rc;
-    credential_from_row(res, 0, &row);
-    PQclear(res);
-    e->v.cred = row.c;
-    return 0;
+    rc = row_out(rc, res, credential_row_any, &row);
+    if (rc == 0)
+        e->v.cred = row.c;
+    return rc;
 }
 
 static int did_fetch(sipedge_store *st, struct cache_entry *e)
@@ -405,12 +422,10 @@ static int did_fetch(sipedge_store *st, struct cache_entry *e)
     int rc = run_one(st, "sipedge_did_get",
                      "SELECT " DID_COLS " FROM sipedge.dids WHERE number = $1", 1, params, &res);
 
-    if (rc < 0)
-        return rc;
-    did_from_row(res, 0, &row);
-    PQclear(res);
-    e->v.did = row.d;
-    return 0;
+    rc = row_out(rc, res, did_row_any, &row);
+    if (rc == 0)
+        e->v.did = row.d;
+    return rc;
 }
 
 int sipedge_store_credential_get(sipedge_store *st, const char *domain, const char *username,
@@ -682,9 +697,7 @@ int sipedge_store_binding_list(sipedge_store *st, const char *tenant, const char
                   "LIMIT $7",
         7, params, &res);
 
-    if (rc < 0)
-        return rc;
-    return rows_out(res, sizeof(**out), binding_row_any, (void **)out, n);
+    return rows_out(rc, res, sizeof(**out), binding_row_any, (void **)out, n);
 }
 
 /* ---- credentials (administration) ----------------------------------------------------------- */
@@ -704,11 +717,7 @@ int sipedge_store_credential_create(sipedge_store *st, struct sipedge_credential
     cache_forget(st, CACHE_CRED, row->c.domain, row->c.username);
     if (rc == -ENOENT)
         return -EPERM; /* nothing inserted, no error: the domain is another tenant's */
-    if (rc < 0)
-        return rc;
-    credential_from_row(res, 0, row);
-    PQclear(res);
-    return 0;
+    return row_out(rc, res, credential_row_any, row);
 }
 
 int sipedge_store_credential_read(sipedge_store *st, const char *tenant, const char *domain,
@@ -721,11 +730,7 @@ int sipedge_store_credential_read(sipedge_store *st, const char *tenant, const c
                      "= lower($2) AND username = $3",
                      3, params, &res);
 
-    if (rc < 0)
-        return rc;
-    credential_from_row(res, 0, out);
-    PQclear(res);
-    return 0;
+    return row_out(rc, res, credential_row_any, out);
 }
 
 #define CRED_EXISTS_SQL                                                                            \
@@ -749,11 +754,7 @@ int sipedge_store_credential_update(sipedge_store *st, const char *tenant, const
         6, params, "sipedge_cred_exists", CRED_EXISTS_SQL, 3, &res);
 
     cache_forget(st, CACHE_CRED, domain, username);
-    if (rc < 0)
-        return rc;
-    credential_from_row(res, 0, out);
-    PQclear(res);
-    return 0;
+    return row_out(rc, res, credential_row_any, out);
 }
 
 int sipedge_store_credential_delete(sipedge_store *st, const char *tenant, const char *domain,
@@ -787,9 +788,7 @@ int sipedge_store_credential_list(sipedge_store *st, const char *tenant, const c
                  "$4)) ORDER BY domain, username LIMIT $5",
                  5, params, &res);
 
-    if (rc < 0)
-        return rc;
-    return rows_out(res, sizeof(**out), credential_row_any, (void **)out, n);
+    return rows_out(rc, res, sizeof(**out), credential_row_any, (void **)out, n);
 }
 
 /* ---- DIDs (administration) ------------------------------------------------------------------ */
@@ -806,11 +805,7 @@ int sipedge_store_did_create(sipedge_store *st, struct sipedge_did_row *row)
                      4, params, &res);
 
     cache_forget(st, CACHE_DID, row->d.number, NULL);
-    if (rc < 0)
-        return rc;
-    did_from_row(res, 0, row);
-    PQclear(res);
-    return 0;
+    return row_out(rc, res, did_row_any, row);
 }
 
 int sipedge_store_did_read(sipedge_store *st, const char *tenant, const char *number,
@@ -822,11 +817,7 @@ int sipedge_store_did_read(sipedge_store *st, const char *tenant, const char *nu
                      "SELECT " DID_COLS " FROM sipedge.dids WHERE tenant = $1 AND number = $2", 2,
                      params, &res);
 
-    if (rc < 0)
-        return rc;
-    did_from_row(res, 0, out);
-    PQclear(res);
-    return 0;
+    return row_out(rc, res, did_row_any, out);
 }
 
 #define DID_EXISTS_SQL "SELECT 1 FROM sipedge.dids WHERE tenant = $1 AND number = $2"
@@ -847,11 +838,7 @@ int sipedge_store_did_update(sipedge_store *st, const char *tenant, const char *
         5, params, "sipedge_did_exists", DID_EXISTS_SQL, 2, &res);
 
     cache_forget(st, CACHE_DID, number, NULL);
-    if (rc < 0)
-        return rc;
-    did_from_row(res, 0, out);
-    PQclear(res);
-    return 0;
+    return row_out(rc, res, did_row_any, out);
 }
 
 int sipedge_store_did_delete(sipedge_store *st, const char *tenant, const char *number,
@@ -882,7 +869,5 @@ int sipedge_store_did_list(sipedge_store *st, const char *tenant, const char *af
                  "OR number > $2) ORDER BY number LIMIT $3",
                  3, params, &res);
 
-    if (rc < 0)
-        return rc;
-    return rows_out(res, sizeof(**out), did_row_any, (void **)out, n);
+    return rows_out(rc, res, sizeof(**out), did_row_any, (void **)out, n);
 }

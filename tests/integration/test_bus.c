@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -547,6 +548,44 @@ static void bus_count_delivered(void *ctx, uint64_t tag, int err)
 
     if (err == 0 && tag == 7)
         (*ok)++;
+}
+
+/* The wake descriptor: readable once a delivery report waits, emptied by cc_producer_poll, so
+ * that a poll(2) loop sleeps until then instead of polling the producer. */
+Test(bus, the_wake_fd_signals_waiting_delivery_reports_to_a_poll_loop, .timeout = 60)
+{
+    struct cc_bus_config cfg = bus_cfg();
+    char topic[128];
+    cc_producer *p = cc_producer_new(&cfg);
+    struct pollfd pfd = {.events = POLLIN};
+    int delivered = 0;
+
+    cr_assert_not_null(p);
+    bus_new_topic(&cfg, topic, sizeof(topic), "itest-wake", 1);
+    pfd.fd = cc_producer_wake_fd(p);
+    cr_assert_geq(pfd.fd, 0, "expected a wake descriptor");
+    cr_assert_eq(cc_producer_wake_fd(p), pfd.fd, "expected the same descriptor when asked again");
+    for (int round = 0; round < 3; round++) {
+        int64_t deadline = cc_time_mono_ms() + 20000;
+
+        cr_assert_eq(
+            cc_producer_send_ex(p, &(struct cc_bus_send){.topic = topic,
+                                                         .value = "x",
+                                                         .len = 1,
+                                                         .on_delivery = bus_count_delivered,
+                                                         .ctx = &delivered,
+                                                         .tag = 7}),
+            0);
+        /* only the descriptor is waited on: the report must wake it */
+        while (delivered == round && cc_time_mono_ms() < deadline) {
+            if (poll(&pfd, 1, 5000) == 1)
+                cc_producer_poll(p, 0);
+        }
+        cr_assert_eq(delivered, round + 1, "expected report %d through the wake descriptor",
+                     round + 1);
+        cr_assert_eq(poll(&pfd, 1, 0), 0, "expected the descriptor emptied by cc_producer_poll");
+    }
+    cc_producer_free(p);
 }
 
 Test(bus, events_carry_their_cloudevents_source_type_and_id_as_kafka_headers, .timeout = 120)

@@ -193,7 +193,8 @@ static void ma_expect_bad(const char *path, const char *param)
     json_decref(doc);
 }
 
-static json_int_t ma_int(const json_t *o, const char *path)
+/* The member of o at a dotted path ("kpis.asa_ms"), NULL when absent. */
+static const json_t *ma_at(const json_t *o, const char *path)
 {
     char buf[256], *cursor, *tok;
     const json_t *v = o;
@@ -202,34 +203,57 @@ static json_int_t ma_int(const json_t *o, const char *path)
     cursor = buf;
     while ((tok = strsep(&cursor, ".")) != NULL)
         v = json_object_get(v, tok);
+    return v;
+}
+
+static json_int_t ma_int(const json_t *o, const char *path)
+{
+    const json_t *v = ma_at(o, path);
+
     cr_assert(json_is_integer(v), "expected an integer at %s", path);
     return json_integer_value(v);
 }
 
 static double ma_num(const json_t *o, const char *path)
 {
-    char buf[256], *cursor, *tok;
-    const json_t *v = o;
+    const json_t *v = ma_at(o, path);
 
-    snprintf(buf, sizeof(buf), "%s", path);
-    cursor = buf;
-    while ((tok = strsep(&cursor, ".")) != NULL)
-        v = json_object_get(v, tok);
     cr_assert(json_is_number(v), "expected a number at %s", path);
     return json_number_value(v);
 }
 
 static bool ma_is_null(const json_t *o, const char *path)
 {
-    char buf[256], *cursor, *tok;
-    const json_t *v = o;
-
-    snprintf(buf, sizeof(buf), "%s", path);
-    cursor = buf;
-    while ((tok = strsep(&cursor, ".")) != NULL)
-        v = json_object_get(v, tok);
-    return json_is_null(v);
+    return json_is_null(ma_at(o, path));
 }
+
+/* One expected figure of a document: at path, an integer, a number (to 1e-9) or null; why (may
+ * be NULL) is the hand computation, shown when the figure is not as expected. */
+struct ma_fig {
+    const char *path;
+    enum { MA_INT, MA_NUM, MA_NULL } kind;
+    double want;
+    const char *why;
+};
+
+/* Asserts every figure of figs[n] on o (what names o in the messages). */
+static void ma_expect_figs(const json_t *o, const char *what, const struct ma_fig *figs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct ma_fig *f = &figs[i];
+        const char *why = f->why ? f->why : "";
+
+        if (f->kind == MA_INT)
+            cr_assert_eq(ma_int(o, f->path), (json_int_t)f->want, "expected %s %s = %.0f %s", what,
+                         f->path, f->want, why);
+        else if (f->kind == MA_NUM)
+            cr_assert_float_eq(ma_num(o, f->path), f->want, 1e-9, "expected %s %s = %g %s", what,
+                               f->path, f->want, why);
+        else
+            cr_assert(ma_is_null(o, f->path), "expected %s %s null %s", what, f->path, why);
+    }
+}
+#define MA_EXPECT_FIGS(o, what, figs) ma_expect_figs(o, what, figs, sizeof(figs) / sizeof(figs[0]))
 
 static const char *ma_str(const json_t *o, const char *key)
 {
@@ -237,6 +261,19 @@ static const char *ma_str(const json_t *o, const char *key)
 
     cr_assert_not_null(s, "expected a string '%s'", key);
     return s;
+}
+
+/* The interval fixture (ma_interval_rows), then GET path with token: the document (new
+ * reference) and its rows (borrowed, into *rows), asserted to be nrows. */
+static json_t *ma_intervals(const char *path, const char *token, size_t nrows, json_t **rows)
+{
+    json_t *doc;
+
+    ma_interval_rows();
+    doc = ma_get(path, token, 200);
+    *rows = json_object_get(doc, "rows");
+    cr_assert_eq(json_array_size(*rows), nrows, "expected %zu rows from %s", nrows, path);
+    return doc;
 }
 
 /* ---- intervals ----------------------------------------------------------------------------- */
@@ -259,51 +296,61 @@ Test(metrics_api, hours_in_berlin_sum_the_quarter_hours_and_compute_every_kpi)
     cr_assert_str_eq(ma_str(r0, "end"), "2026-11-22T11:00:00+01:00");
     cr_assert_str_eq(ma_str(r1, "start"), "2026-11-22T11:00:00+01:00");
     /* R1 + R2 */
-    cr_assert_eq(ma_int(r0, "counts.answered"), 3);
-    cr_assert_eq(ma_int(r0, "counts.answered_in_sl"), 2);
-    cr_assert_eq(ma_int(r0, "counts.max_wait_ms"), 40000, "expected the max, not a sum");
-    cr_assert_eq(ma_int(r0, "counts.entered"), 3);
-    cr_assert_eq(ma_int(r0, "counts.abandoned_short"), 1);
-    cr_assert_float_eq(ma_num(r0, "kpis.service_level"), 0.6667, 1e-9, "SL1 = 2/3");
-    cr_assert_float_eq(ma_num(r0, "kpis.service_level_2"), 0.75, 1e-9, "SL2 = (2+1)/(3+1)");
-    cr_assert_eq(ma_int(r0, "kpis.asa_ms"), 11667, "ASA = 35000/3 rounded half up");
-    cr_assert_eq(ma_int(r0, "kpis.aht_ms"), 123333, "AHT = (300000+10000+60000)/3");
-    cr_assert_eq(ma_int(r0, "kpis.avg_talk_ms"), 100000);
-    cr_assert_eq(ma_int(r0, "kpis.avg_hold_ms"), 3333);
-    cr_assert_eq(ma_int(r0, "kpis.avg_wrapup_ms"), 20000, "60000/3 wrap-ups");
-    cr_assert_eq(ma_int(r0, "kpis.longest_wait_ms"), 40000);
-    cr_assert_float_eq(ma_num(r0, "kpis.abandon_rate"), 0.25, 1e-9, "1/(3+1)");
-    cr_assert_eq(ma_int(r0, "kpis.first_response_ms"), 12345);
-    cr_assert_eq(ma_int(r0, "kpis.resolution_ms"), 600001);
-    cr_assert_float_eq(ma_num(r0, "kpis.csat"), 1.0, 1e-9);
-    cr_assert_float_eq(ma_num(r0, "kpis.csat_avg"), 4.5, 1e-9);
-    cr_assert_float_eq(ma_num(r0, "kpis.nps"), 33.3333, 1e-9, "(2-1)/3*100");
-    cr_assert_float_eq(ma_num(r0, "kpis.conversion_rate"), 0.5, 1e-9);
-    /* agent states over all agents: available 900000, busy 700000, wrap_up 100000, lunch 100000 */
-    cr_assert_eq(ma_int(r0, "counts.agent_state_ms.available"), 900000);
-    cr_assert_eq(ma_int(r0, "counts.agent_state_ms.not_ready.lunch"), 100000);
-    cr_assert_float_eq(ma_num(r0, "kpis.occupancy"), 0.4706, 1e-9, "800000/1700000");
-    cr_assert_float_eq(ma_num(r0, "kpis.utilisation"), 0.4444, 1e-9, "800000/1800000");
-    cr_assert_eq(ma_int(r0, "codes.disposition.sale"), 1);
-    cr_assert_eq(ma_int(r0, "codes.contact_reason.billing"), 2);
+    static const struct ma_fig hour1_figs[] = {
+        {"counts.answered", MA_INT, 3},
+        {"counts.answered_in_sl", MA_INT, 2},
+        {"counts.max_wait_ms", MA_INT, 40000, "expected the max, not a sum"},
+        {"counts.entered", MA_INT, 3},
+        {"counts.abandoned_short", MA_INT, 1},
+        {"kpis.service_level", MA_NUM, 0.6667, "SL1 = 2/3"},
+        {"kpis.service_level_2", MA_NUM, 0.75, "SL2 = (2+1)/(3+1)"},
+        {"kpis.asa_ms", MA_INT, 11667, "ASA = 35000/3 rounded half up"},
+        {"kpis.aht_ms", MA_INT, 123333, "AHT = (300000+10000+60000)/3"},
+        {"kpis.avg_talk_ms", MA_INT, 100000},
+        {"kpis.avg_hold_ms", MA_INT, 3333},
+        {"kpis.avg_wrapup_ms", MA_INT, 20000, "60000/3 wrap-ups"},
+        {"kpis.longest_wait_ms", MA_INT, 40000},
+        {"kpis.abandon_rate", MA_NUM, 0.25, "1/(3+1)"},
+        {"kpis.first_response_ms", MA_INT, 12345},
+        {"kpis.resolution_ms", MA_INT, 600001},
+        {"kpis.csat", MA_NUM, 1.0},
+        {"kpis.csat_avg", MA_NUM, 4.5},
+        {"kpis.nps", MA_NUM, 33.3333, "(2-1)/3*100"},
+        {"kpis.conversion_rate", MA_NUM, 0.5},
+        /* agent states over all agents: available 900000, busy 700000, wrap_up 100000,
+         * lunch 100000 */
+        {"counts.agent_state_ms.available", MA_INT, 900000},
+        {"counts.agent_state_ms.not_ready.lunch", MA_INT, 100000},
+        {"kpis.occupancy", MA_NUM, 0.4706, "800000/1700000"},
+        {"kpis.utilisation", MA_NUM, 0.4444, "800000/1800000"},
+        {"codes.disposition.sale", MA_INT, 1},
+        {"codes.contact_reason.billing", MA_INT, 2},
+    };
+    MA_EXPECT_FIGS(r0, "the 10:00 hour (R1 + R2)", hour1_figs);
     /* R3 */
-    cr_assert_eq(ma_int(r1, "counts.answered"), 1);
-    cr_assert_float_eq(ma_num(r1, "kpis.service_level"), 0.0, 1e-9);
-    cr_assert_eq(ma_int(r1, "kpis.aht_ms"), 80000);
-    cr_assert(ma_is_null(r1, "kpis.csat"), "expected null CSAT without surveys");
-    cr_assert(ma_is_null(r1, "kpis.first_response_ms"), "expected null without messages");
+    static const struct ma_fig hour2_figs[] = {
+        {"counts.answered", MA_INT, 1},
+        {"kpis.service_level", MA_NUM, 0.0},
+        {"kpis.aht_ms", MA_INT, 80000},
+        {"kpis.csat", MA_NULL, 0, "expected null CSAT without surveys"},
+        {"kpis.first_response_ms", MA_NULL, 0, "expected null without messages"},
+    };
+    MA_EXPECT_FIGS(r1, "the 11:00 hour (R3)", hour2_figs);
     /* totals: tenant tb's 100 answers never count */
     tot = json_object_get(doc, "totals");
-    cr_assert_eq(ma_int(tot, "counts.answered"), 4);
-    cr_assert_float_eq(ma_num(tot, "kpis.service_level"), 0.5, 1e-9);
-    cr_assert_eq(ma_int(tot, "kpis.asa_ms"), 21250, "85000/4");
-    cr_assert_eq(ma_int(tot, "kpis.aht_ms"), 112500, "450000/4");
-    cr_assert_eq(ma_int(tot, "counts.max_wait_ms"), 50000);
-    cr_assert_eq(ma_int(tot, "codes.contact_reason.billing"), 3);
-    cr_assert_float_eq(ma_num(tot, "kpis.occupancy"), 0.6538, 1e-9, "1700000/2600000");
-    cr_assert_float_eq(ma_num(tot, "kpis.utilisation"), 0.6296, 1e-9, "1700000/2700000");
-    cr_assert_eq(ma_int(tot, "fcr.contacts"), 0);
-    cr_assert(ma_is_null(tot, "fcr.rate"));
+    static const struct ma_fig totals_figs[] = {
+        {"counts.answered", MA_INT, 4},
+        {"kpis.service_level", MA_NUM, 0.5},
+        {"kpis.asa_ms", MA_INT, 21250, "85000/4"},
+        {"kpis.aht_ms", MA_INT, 112500, "450000/4"},
+        {"counts.max_wait_ms", MA_INT, 50000},
+        {"codes.contact_reason.billing", MA_INT, 3},
+        {"kpis.occupancy", MA_NUM, 0.6538, "1700000/2600000"},
+        {"kpis.utilisation", MA_NUM, 0.6296, "1700000/2700000"},
+        {"fcr.contacts", MA_INT, 0},
+        {"fcr.rate", MA_NULL, 0},
+    };
+    MA_EXPECT_FIGS(tot, "the totals", totals_figs);
     json_decref(doc);
 }
 
@@ -311,13 +358,10 @@ Test(metrics_api, hours_align_to_the_local_hour_of_a_half_hour_zone)
 {
     json_t *doc, *rows;
 
-    ma_interval_rows();
     /* Kolkata is +05:30: local 14:00-15:00 is 08:30Z-09:30Z (R1, R2), 15:00-16:00 holds R3 */
-    doc = ma_get("/v1/metrics/intervals?from=2026-11-22T14:00:00%2B05:30&to=2026-11-22T16:00:00"
-                 "%2B05:30&interval=1h&tz=Asia/Kolkata",
-                 MA_SUP, 200);
-    rows = json_object_get(doc, "rows");
-    cr_assert_eq(json_array_size(rows), 2);
+    doc = ma_intervals("/v1/metrics/intervals?from=2026-11-22T14:00:00%2B05:30"
+                       "&to=2026-11-22T16:00:00%2B05:30&interval=1h&tz=Asia/Kolkata",
+                       MA_SUP, 2, &rows);
     cr_assert_str_eq(ma_str(json_array_get(rows, 0), "start"), "2026-11-22T14:00:00+05:30");
     cr_assert_eq(ma_int(json_array_get(rows, 0), "counts.answered"), 3);
     cr_assert_str_eq(ma_str(json_array_get(rows, 1), "start"), "2026-11-22T15:00:00+05:30");
@@ -329,12 +373,9 @@ Test(metrics_api, a_day_is_the_local_day_of_the_time_zone)
 {
     json_t *doc, *rows;
 
-    ma_interval_rows();
-    doc = ma_get("/v1/metrics/intervals?from=2026-11-22T00:00:00-05:00&to=2026-11-23T00:00:00"
-                 "-05:00&interval=1d&tz=America/New_York",
-                 MA_SUP, 200);
-    rows = json_object_get(doc, "rows");
-    cr_assert_eq(json_array_size(rows), 1);
+    doc = ma_intervals("/v1/metrics/intervals?from=2026-11-22T00:00:00-05:00&to=2026-11-23T00:00:00"
+                       "-05:00&interval=1d&tz=America/New_York",
+                       MA_SUP, 1, &rows);
     cr_assert_str_eq(ma_str(json_array_get(rows, 0), "start"), "2026-11-22T00:00:00-05:00");
     cr_assert_str_eq(ma_str(json_array_get(rows, 0), "end"), "2026-11-23T00:00:00-05:00");
     cr_assert_eq(ma_int(json_array_get(rows, 0), "counts.answered"), 4);
@@ -345,12 +386,9 @@ Test(metrics_api, group_by_queue_and_agent_gives_one_row_per_bucket_and_pair)
 {
     json_t *doc, *rows, *r0;
 
-    ma_interval_rows();
-    doc = ma_get("/v1/metrics/intervals?from=2026-11-22T09:00:00Z&to=2026-11-22T11:00:00Z"
-                 "&interval=15m&group_by=queue,agent",
-                 MA_ANALYST, 200);
-    rows = json_object_get(doc, "rows");
-    cr_assert_eq(json_array_size(rows), 3);
+    doc = ma_intervals("/v1/metrics/intervals?from=2026-11-22T09:00:00Z&to=2026-11-22T11:00:00Z"
+                       "&interval=15m&group_by=queue,agent",
+                       MA_ANALYST, 3, &rows);
     r0 = json_array_get(rows, 0);
     cr_assert_str_eq(ma_str(r0, "start"), "2026-11-22T09:00:00Z");
     cr_assert_str_eq(ma_str(r0, "queue_id"), "q1");
@@ -367,12 +405,10 @@ Test(metrics_api, group_by_agent_carries_the_agents_state_time)
 {
     json_t *doc, *rows, *r0;
 
-    ma_interval_rows();
-    doc = ma_get("/v1/metrics/intervals?from=2026-11-22T09:00:00Z&to=2026-11-22T11:00:00Z"
-                 "&group_by=agent&agent_id=a1",
-                 MA_SUP, 200);
-    rows = json_object_get(doc, "rows");
-    cr_assert_eq(json_array_size(rows), 2, "expected a1's two buckets");
+    /* a1's two buckets */
+    doc = ma_intervals("/v1/metrics/intervals?from=2026-11-22T09:00:00Z&to=2026-11-22T11:00:00Z"
+                       "&group_by=agent&agent_id=a1",
+                       MA_SUP, 2, &rows);
     r0 = json_array_get(rows, 0);
     cr_assert_str_eq(ma_str(r0, "agent_id"), "a1");
     cr_assert_eq(ma_int(r0, "counts.agent_state_ms.busy"), 400000);
@@ -570,11 +606,11 @@ Test(metrics_api, fcr_counts_resolved_unresolved_and_pending_contacts)
     doc = ma_get(path, MA_SUP, 200);
     tot = json_object_get(doc, "totals");
     cr_assert_eq(ma_int(doc, "days"), 7);
-    cr_assert_eq(ma_int(tot, "contacts"), 4);
-    cr_assert_eq(ma_int(tot, "resolved"), 2);
-    cr_assert_eq(ma_int(tot, "unresolved"), 1);
-    cr_assert_eq(ma_int(tot, "pending"), 1);
-    cr_assert_float_eq(ma_num(tot, "rate"), 0.6667, 1e-9);
+    static const struct ma_fig fcr_figs[] = {
+        {"contacts", MA_INT, 4}, {"resolved", MA_INT, 2},  {"unresolved", MA_INT, 1},
+        {"pending", MA_INT, 1},  {"rate", MA_NUM, 0.6667},
+    };
+    MA_EXPECT_FIGS(tot, "the FCR totals", fcr_figs);
     json_decref(doc);
 
     ma_fcr_path(path, sizeof(path), "queue");
@@ -626,12 +662,15 @@ Test(metrics_api, outbound_windows_are_the_last_24_hours_and_30_days)
     cr_assert_eq(json_array_size(json_object_get(doc, "campaigns")), 1);
     c = json_array_get(json_object_get(doc, "campaigns"), 0);
     cr_assert_str_eq(ma_str(c, "campaign_id"), "k1");
-    cr_assert_eq(ma_int(c, "last_24h.attempts"), 10);
-    cr_assert_eq(ma_int(c, "last_24h.connects"), 8);
-    cr_assert_float_eq(ma_num(c, "last_24h.abandon_rate"), 0.125, 1e-9, "1/8");
-    cr_assert_eq(ma_int(c, "last_30d.attempts"), 15);
-    cr_assert_eq(ma_int(c, "last_30d.abandoned"), 2);
-    cr_assert_float_eq(ma_num(c, "last_30d.abandon_rate"), 0.1667, 1e-9, "2/12");
+    static const struct ma_fig k1_figs[] = {
+        {"last_24h.attempts", MA_INT, 10},
+        {"last_24h.connects", MA_INT, 8},
+        {"last_24h.abandon_rate", MA_NUM, 0.125, "1/8"},
+        {"last_30d.attempts", MA_INT, 15},
+        {"last_30d.abandoned", MA_INT, 2},
+        {"last_30d.abandon_rate", MA_NUM, 0.1667, "2/12"},
+    };
+    MA_EXPECT_FIGS(c, "campaign k1", k1_figs);
     json_decref(doc);
 
     doc = ma_get("/v1/metrics/outbound?campaign_id=k9", MA_SUP, 200);
@@ -692,29 +731,25 @@ Test(metrics_api, live_shows_waiting_agents_and_todays_kpis)
     cr_assert(ma_int(q1, "oldest_wait_ms") >= 30000 && ma_int(q1, "oldest_wait_ms") < 40000,
               "expected the oldest wait of about 30 s, got %lld",
               (long long)ma_int(q1, "oldest_wait_ms"));
-    cr_assert_eq(ma_int(q1, "agents.logged_in"), 3);
-    cr_assert_eq(ma_int(q1, "agents.available"), 1);
-    cr_assert_eq(ma_int(q1, "agents.reserved"), 0);
-    cr_assert_eq(ma_int(q1, "agents.not_ready_by_reason.lunch"), 1);
-    cr_assert_eq(ma_int(q1, "today.answered"), 4);
-    cr_assert_float_eq(ma_num(q1, "today.service_level"), 0.75, 1e-9);
-    cr_assert_eq(ma_int(q1, "today.asa_ms"), 10000);
-    cr_assert_eq(ma_int(q1, "today.aht_ms"), 120000);
-    cr_assert_float_eq(ma_num(q1, "today.abandon_rate"), 0.2, 1e-9);
-    cr_assert_eq(ma_int(q1, "today.longest_wait_ms"), 30000);
-    cr_assert_eq(ma_int(q1, "estimated_wait_ms"), 120000);
-    cr_assert_eq(ma_int(q1, "sl_threshold_s"), 30);
+    static const struct ma_fig live_q1_figs[] = {
+        {"agents.logged_in", MA_INT, 3},       {"agents.available", MA_INT, 1},
+        {"agents.reserved", MA_INT, 0},        {"agents.not_ready_by_reason.lunch", MA_INT, 1},
+        {"today.answered", MA_INT, 4},         {"today.service_level", MA_NUM, 0.75},
+        {"today.asa_ms", MA_INT, 10000},       {"today.aht_ms", MA_INT, 120000},
+        {"today.abandon_rate", MA_NUM, 0.2},   {"today.longest_wait_ms", MA_INT, 30000},
+        {"estimated_wait_ms", MA_INT, 120000}, {"sl_threshold_s", MA_INT, 30},
+    };
+    MA_EXPECT_FIGS(q1, "live q1", live_q1_figs);
     cr_assert_eq(ma_int(q2, "agents.wrap_up"), 1);
     cr_assert_eq(ma_int(q2, "estimated_wait_ms"), 30000);
     cr_assert_eq(ma_int(q2, "sl_threshold_s"), 20);
-    cr_assert_eq(ma_int(doc, "agents.logged_in"), 4);
-    cr_assert_eq(ma_int(doc, "today.answered"), 5);
-    cr_assert_eq(ma_int(doc, "today.handled"), 5);
-    cr_assert_float_eq(ma_num(doc, "today.service_level"), 0.8, 1e-9);
-    cr_assert_eq(ma_int(doc, "today.asa_ms"), 8400);
-    cr_assert_eq(ma_int(doc, "today.aht_ms"), 108000);
-    cr_assert_float_eq(ma_num(doc, "today.csat"), 1.0, 1e-9);
-    cr_assert_float_eq(ma_num(doc, "today.nps"), 100.0, 1e-9);
+    static const struct ma_fig live_figs[] = {
+        {"agents.logged_in", MA_INT, 4}, {"today.answered", MA_INT, 5},
+        {"today.handled", MA_INT, 5},    {"today.service_level", MA_NUM, 0.8},
+        {"today.asa_ms", MA_INT, 8400},  {"today.aht_ms", MA_INT, 108000},
+        {"today.csat", MA_NUM, 1.0},     {"today.nps", MA_NUM, 100.0},
+    };
+    MA_EXPECT_FIGS(doc, "the live view", live_figs);
     json_decref(doc);
 
     /* another tenant sees none of it */
@@ -1044,24 +1079,28 @@ Test(metrics_api, the_service_publishes_one_snapshot_per_queue_on_cc_metrics, .t
     cr_assert(ma_int(q1, "oldest_wait_ms") >= 3 * 3600 * 1000LL - 100000,
               "expected S2's wait since base + 100 s, got %lld",
               (long long)ma_int(q1, "oldest_wait_ms"));
-    cr_assert_eq(ma_int(q1, "agents.logged_in"), 2);
-    cr_assert_eq(ma_int(q1, "agents.available"), 1);
-    cr_assert_eq(ma_int(q1, "agents.not_ready"), 1);
-    cr_assert_eq(ma_int(q1, "agents.not_ready_by_reason.lunch"), 1);
-    cr_assert_eq(ma_int(q1, "today.answered"), 1);
-    cr_assert_eq(ma_int(q1, "today.abandoned"), 0);
-    cr_assert_float_eq(ma_num(q1, "today.service_level"), 1.0, 1e-9);
-    cr_assert_eq(ma_int(q1, "today.asa_ms"), 12000);
-    cr_assert_eq(ma_int(q1, "today.aht_ms"), 60000);
-    cr_assert_float_eq(ma_num(q1, "today.abandon_rate"), 0.0, 1e-9);
-    cr_assert_eq(ma_int(q1, "today.longest_wait_ms"), 12000);
-    cr_assert_eq(ma_int(q1, "estimated_wait_ms"), 60000);
-    cr_assert_eq(ma_int(q1, "sl_threshold_s"), 30);
-    cr_assert_eq(ma_int(q2, "waiting"), 1);
-    cr_assert_eq(ma_int(q2, "agents.logged_in"), 1);
-    cr_assert_eq(ma_int(q2, "agents.not_ready"), 1);
-    cr_assert_eq(ma_int(q2, "agents.available"), 0);
-    cr_assert_eq(ma_int(q2, "today.answered"), 0);
+    static const struct ma_fig sq1_figs[] = {
+        {"agents.logged_in", MA_INT, 2},
+        {"agents.available", MA_INT, 1},
+        {"agents.not_ready", MA_INT, 1},
+        {"agents.not_ready_by_reason.lunch", MA_INT, 1},
+        {"today.answered", MA_INT, 1},
+        {"today.abandoned", MA_INT, 0},
+        {"today.service_level", MA_NUM, 1.0},
+        {"today.asa_ms", MA_INT, 12000},
+        {"today.aht_ms", MA_INT, 60000},
+        {"today.abandon_rate", MA_NUM, 0.0},
+        {"today.longest_wait_ms", MA_INT, 12000},
+        {"estimated_wait_ms", MA_INT, 60000},
+        {"sl_threshold_s", MA_INT, 30},
+    };
+    MA_EXPECT_FIGS(q1, "the snapshot of sq1", sq1_figs);
+    static const struct ma_fig sq2_figs[] = {
+        {"waiting", MA_INT, 1},          {"agents.logged_in", MA_INT, 1},
+        {"agents.not_ready", MA_INT, 1}, {"agents.available", MA_INT, 0},
+        {"today.answered", MA_INT, 0},
+    };
+    MA_EXPECT_FIGS(q2, "the snapshot of sq2", sq2_figs);
     cr_assert(ma_is_null(q2, "today.service_level") && ma_is_null(q2, "today.aht_ms"),
               "expected null KPIs without answers");
     cr_assert(ma_is_null(q2, "estimated_wait_ms"), "expected no estimate without an AHT");

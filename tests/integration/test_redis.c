@@ -1,6 +1,8 @@
 /* Integration tests for common/cc_redis.c against the real redis-server of the local stack. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -202,6 +204,63 @@ Test(redis, selects_the_database_of_the_url)
     reply = cc_redis_command(db2, "DEL %s:db2", redis_it_key);
     cr_assert_eq(redis_it_integer(reply, "DEL in db 2"), 1, "expected the key in db 2");
     cc_redis_free(db2);
+}
+
+/* Waits up to ms for fd to become readable; true when it did. */
+static bool redis_it_readable(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+
+    return poll(&p, 1, ms) == 1;
+}
+
+Test(redis, splits_a_blocking_round_trip_for_a_poll_loop)
+{
+    char list[160];
+    const char *argv[] = {"BLPOP", list, "5"};
+    redisReply *reply = NULL;
+
+    snprintf(list, sizeof(list), "%s:list", redis_it_key);
+    cr_assert_eq(cc_redis_send(redis_it, 3, argv, NULL), 0, "expected BLPOP to be sent");
+    cr_assert_geq(cc_redis_fd(redis_it), 0, "expected the socket to poll");
+    cr_assert_not(redis_it_readable(cc_redis_fd(redis_it), 150),
+                  "expected no reply while the list is empty");
+    redis_it_integer(cc_redis_command(redis_it_admin, "RPUSH %s v1", list), "RPUSH");
+    cr_assert(redis_it_readable(cc_redis_fd(redis_it), 2000), "expected the push to wake the poll");
+    int rc;
+    do { /* a reply may come in pieces: 0 until it is whole */
+        rc = cc_redis_recv(redis_it, &reply);
+    } while (rc == 0 && redis_it_readable(cc_redis_fd(redis_it), 2000));
+    cr_assert_eq(rc, 1, "expected the whole reply, got %d", rc);
+    cr_assert_eq(reply->type, REDIS_REPLY_ARRAY);
+    cr_assert_eq(reply->elements, 2);
+    cr_assert_str_eq(reply->element[1]->str, "v1");
+    freeReplyObject(reply);
+    /* the connection serves ordinary commands again */
+    cr_assert(cc_redis_ping(redis_it), "expected PING after the split round trip");
+}
+
+Test(redis, reports_a_dropped_connection_to_the_split_round_trip_and_reconnects)
+{
+    char list[160];
+    const char *argv[] = {"BLPOP", list, "5"};
+    long long id = redis_it_client_id(redis_it);
+    redisReply *reply = NULL;
+
+    snprintf(list, sizeof(list), "%s:list", redis_it_key);
+    cr_assert_eq(cc_redis_send(redis_it, 3, argv, NULL), 0);
+    redis_it_integer(cc_redis_command(redis_it_admin, "CLIENT KILL ID %lld", id), "CLIENT KILL");
+    cr_assert(redis_it_readable(cc_redis_fd(redis_it), 2000),
+              "expected the close to wake the poll");
+    cr_assert_eq(cc_redis_recv(redis_it, &reply), -EIO, "expected -EIO on a closed connection");
+    cr_assert_null(reply);
+    cr_assert_lt(cc_redis_fd(redis_it), 0, "expected the connection dropped");
+    cr_assert_eq(cc_redis_send(redis_it, 3, argv, NULL), 0, "expected a new connection to send on");
+    redis_it_integer(cc_redis_command(redis_it_admin, "RPUSH %s v2", list), "RPUSH");
+    cr_assert(redis_it_readable(cc_redis_fd(redis_it), 2000));
+    cr_assert_eq(cc_redis_recv(redis_it, &reply), 1);
+    cr_assert_str_eq(reply->element[1]->str, "v2");
+    freeReplyObject(reply);
 }
 
 Test(redis, refuses_a_bad_url)

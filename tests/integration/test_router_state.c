@@ -127,6 +127,21 @@ static void rs_it_member(const char *q, const char *a, int level, int position, 
                  a, q);
 }
 
+/* A plain agent (voice 1, chat 3, voice blocks chats, no skills), member of queue q at level 1,
+ * position pos, no penalty. */
+static void rs_it_plain_member(const char *q, const char *agent, int pos)
+{
+    rs_it_agent(agent, 1, 3, true, NULL);
+    rs_it_member(q, agent, 1, pos, 0);
+}
+
+/* Queue "q" (longest_idle) with a plain agent as its one member. */
+static void rs_it_solo(const char *agent)
+{
+    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
+    rs_it_plain_member("q", agent, 1);
+}
+
 static struct router_state_result rs_it_login(const char *a, long long now)
 {
     struct router_state_result res;
@@ -470,8 +485,7 @@ Test(router_state, an_agent_in_several_queues_gets_the_best_head)
     q.priority = 10;
     rs_it_queue_sync(&q);
     rs_it_queue("q3", ROUTER_STRAT_LINEAR);
-    rs_it_agent("c1", 1, 3, true, NULL);
-    rs_it_member("q1", "c1", 1, 1, 0);
+    rs_it_plain_member("q1", "c1", 1);
     rs_it_member("q2", "c1", 1, 1, 0);
     rs_it_member("q3", "c1", 1, 1, 0);
     rs_it_enqueue("i3", "q3", RS_S(5));
@@ -490,9 +504,7 @@ Test(router_state, chat_capacity_is_never_exceeded)
     struct router_state_result res;
     char ix[16];
 
-    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
-    rs_it_agent("d1", 1, 3, true, NULL);
-    rs_it_member("q", "d1", 1, 1, 0);
+    rs_it_solo("d1");
     rs_it_login("d1", RS_S(1));
     for (int i = 1; i <= 4; i++) {
         snprintf(ix, sizeof(ix), "c%d", i);
@@ -511,9 +523,7 @@ Test(router_state, a_voice_call_blocks_chats_when_configured)
 {
     struct router_state_result res;
 
-    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
-    rs_it_agent("e1", 1, 3, true, NULL);
-    rs_it_member("q", "e1", 1, 1, 0);
+    rs_it_solo("e1");
     rs_it_login("e1", RS_S(1));
     res = rs_it_enqueue("v1", "q", RS_S(2));
     rs_it_offer_is(&res, "v1", "e1");
@@ -559,8 +569,7 @@ Test(router_state, wrap_up_is_visible_ends_at_the_timer_and_can_be_extended_or_e
     rs_it_queue_init(&q, "q", ROUTER_STRAT_LONGEST_IDLE);
     q.wrapup_s = 30;
     rs_it_queue_sync(&q);
-    rs_it_agent("f1", 1, 3, true, NULL);
-    rs_it_member("q", "f1", 1, 1, 0);
+    rs_it_plain_member("q", "f1", 1);
     rs_it_login("f1", RS_S(1));
     rs_it_enqueue("i1", "q", RS_S(2));
     cr_assert_eq(router_state_answered(rs, rs_tenant, "i1", "f1", RS_S(3), 1, NULL), 0);
@@ -593,10 +602,8 @@ Test(router_state, rona_sets_not_ready_and_reoffers_to_the_next_agent)
     q.ring_timeout_s = 10;
     q.max_no_answer = 1;
     rs_it_queue_sync(&q);
-    rs_it_agent("g1", 1, 3, true, NULL);
-    rs_it_agent("g2", 1, 3, true, NULL);
-    rs_it_member("q", "g1", 1, 1, 0);
-    rs_it_member("q", "g2", 1, 2, 0);
+    rs_it_plain_member("q", "g1", 1);
+    rs_it_plain_member("q", "g2", 2);
     rs_it_login("g1", RS_S(1));
     rs_it_login("g2", RS_S(2));
     res = rs_it_enqueue("i1", "q", RS_S(5));
@@ -638,8 +645,7 @@ Test(router_state, max_wait_overflows_or_times_out)
     rs_it_queue_init(&q, "q3", ROUTER_STRAT_LONGEST_IDLE);
     q.max_wait_s = 60;
     rs_it_queue_sync(&q);
-    rs_it_agent("h2", 1, 3, true, NULL);
-    rs_it_member("q2", "h2", 1, 1, 0);
+    rs_it_plain_member("q2", "h2", 1);
     rs_it_enqueue("i1", "q1", RS_S(0));
     rs_it_enqueue("i3", "q3", RS_S(0));
     rs_it_login("h2", RS_S(1));
@@ -705,9 +711,7 @@ Test(router_state, callback_keeps_the_place_and_is_in_the_decision)
     struct router_state_result res;
     json_t *d, *cb;
 
-    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
-    rs_it_agent("k1", 1, 3, true, NULL);
-    rs_it_member("q", "k1", 1, 1, 0);
+    rs_it_solo("k1");
     rs_it_enqueue("i1", "q", RS_S(1));
     rs_it_enqueue("i2", "q", RS_S(2));
     cr_assert_eq(router_state_set_callback(rs, rs_tenant, "i1", "+4930123456", RS_S(3), &res), 0);
@@ -727,9 +731,7 @@ Test(router_state, a_priority_change_takes_effect_at_once)
     struct router_requeue rq = {
         .tenant = rs_tenant, .interaction_id = "i2", .priority = 5, .now_ms = RS_S(3)};
 
-    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
-    rs_it_agent("m1", 1, 3, true, NULL);
-    rs_it_member("q", "m1", 1, 1, 0);
+    rs_it_solo("m1");
     rs_it_enqueue("i1", "q", RS_S(1));
     rs_it_enqueue("i2", "q", RS_S(2));
     cr_assert_eq(router_state_requeue(rs, &rq, &res), 0);
@@ -830,9 +832,7 @@ Test(router_state, a_transfer_to_an_unknown_queue_is_rejected_and_frees_the_agen
     struct router_state_result res;
     json_t *d;
 
-    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
-    rs_it_agent("u1", 1, 3, true, NULL);
-    rs_it_member("q", "u1", 1, 1, 0);
+    rs_it_solo("u1");
     rs_it_login("u1", RS_S(1));
     rs_it_enqueue("i1", "q", RS_S(1));
     cr_assert_eq(router_state_answered(rs, rs_tenant, "i1", "u1", RS_S(2), 1, NULL), 0);
@@ -852,9 +852,7 @@ Test(router_state, commands_are_idempotent)
 {
     struct router_state_result res;
 
-    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
-    rs_it_agent("n1", 1, 3, true, NULL);
-    rs_it_member("q", "n1", 1, 1, 0);
+    rs_it_solo("n1");
     rs_it_login("n1", RS_S(1));
     rs_it_enqueue("i1", "q", RS_S(2));
     res = rs_it_enqueue("i1", "q", RS_S(2));
@@ -877,9 +875,7 @@ Test(router_state, abandon_withdraws_the_offer_and_frees_the_agent)
 {
     struct router_state_result res;
 
-    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
-    rs_it_agent("p1", 1, 3, true, NULL);
-    rs_it_member("q", "p1", 1, 1, 0);
+    rs_it_solo("p1");
     rs_it_login("p1", RS_S(1));
     rs_it_enqueue("i1", "q", RS_S(2));
     cr_assert_eq(router_state_abandoned(rs, rs_tenant, "i1", RS_S(3), 1, &res), 0);
@@ -892,9 +888,7 @@ Test(router_state, views_show_the_live_queue_and_agent)
 {
     json_t *v;
 
-    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
-    rs_it_agent("r1", 1, 3, true, NULL);
-    rs_it_member("q", "r1", 1, 1, 0);
+    rs_it_solo("r1");
     cr_assert_eq(
         router_state_agent_login(rs, rs_tenant, "r1", false, "break", "agent", RS_S(1), 1, NULL),
         0);

@@ -19,6 +19,7 @@
 
 #include "cc_log.h"
 #include "itest_sipedge.h"
+#include "itest_sipedge_call.h"
 
 static struct itest_sipedge sc;
 
@@ -35,22 +36,24 @@ static void sc_teardown(void)
 
 TestSuite(sipedge_calls, .init = sc_setup, .fini = sc_teardown, .timeout = 300);
 
-/* The first event of type about subject (data.field == value when field is given): asserts it
- * came within the fixture's wait. */
-static json_t *sc_wait(const char *type, const char *subject, const char *field, const char *value,
-                       size_t *index)
+/* Agents a1 and a2 in q1 (ring timeout ring_s, not_ready after one unanswered offer): a1's
+ * phone runs a1_scn (described as a1_what), a2's answers; a caller of q1's DID waits for an
+ * answer and talks. Returns the interaction once the caller and both phones are done. */
+static const char *sc_second_agent_answers(int ring_s, const char *a1_scn, const char *a1_what)
 {
-    json_t *ev = itest_sipedge_wait(&sc, type, subject, field, value, ITEST_SIPEDGE_WAIT_MS, index);
+    struct itest_proc *p1, *p2, *caller;
+    char did[32];
+    int ports[2];
 
-    cr_assert_not_null(ev, "expected %s for %s%s%s%s%s", type, subject ? subject : "(any)",
-                       field ? " with " : "", field ? field : "", field ? " = " : "",
-                       field ? value : "");
-    return ev;
-}
-
-static struct itest_proc *sc_phone(const char *scenario, int uas_port)
-{
-    return itest_sipedge_sipp(&sc, scenario, NULL, uas_port, NULL);
+    itest_sipedge_start_with_agents(&sc, 2, ring_s, 1, 100, ports);
+    itest_sipedge_did(&sc, did, sizeof(did), "q1");
+    p1 = itest_sipedge_sipp(&sc, a1_scn, NULL, ports[0], NULL);
+    p2 = itest_sipedge_sipp(&sc, "agent_answer.xml", NULL, ports[1], NULL);
+    caller = itest_sipedge_caller(&sc, "caller_answer.xml", did, "500");
+    itest_sipedge_sipp_done(&sc, caller, "the caller", 90000);
+    itest_sipedge_sipp_done(&sc, p1, a1_what, 10000);
+    itest_sipedge_sipp_done(&sc, p2, "a2's phone", 10000);
+    return itest_sipedge_interaction_of(&sc, did);
 }
 
 /* (1) The spine: a caller reaches agent a1 through the DID; the phone rings, answers, the caller
@@ -65,22 +68,17 @@ Test(sipedge_calls, answered_call_shows_created_queued_offered_answered_ended_in
                                         "cc.interaction.ended"};
     static const int after[] = {-1, -1, 1, 0, 3}; /* the same producer's previous one */
     struct itest_proc *phone, *caller;
-    char did[32];
     size_t idx[5];
     const char *ix;
     json_t *ev;
-    int ports[2];
 
-    itest_sipedge_start_with_agents(&sc, 1, 20, 0, 100, ports);
-    itest_sipedge_did(&sc, did, sizeof(did), "q1");
-    phone = sc_phone("agent_answer.xml", ports[0]);
-    caller = itest_sipedge_caller(&sc, "caller_answer.xml", did, "1000");
+    ix = itest_sipedge_one_agent_call(&sc, "agent_answer.xml", NULL, "caller_answer.xml", "1000",
+                                      &phone, &caller);
     itest_sipedge_sipp_done(&sc, caller, "the caller", 90000);
     itest_sipedge_sipp_done(&sc, phone, "a1's phone", 10000);
 
-    ix = itest_sipedge_interaction_of(&sc, did);
     for (size_t i = 0; i < 5; i++) {
-        sc_wait(order[i], ix, NULL, NULL, &idx[i]);
+        itest_sipedge_expect(&sc, order[i], ix, NULL, NULL, &idx[i]);
         cr_assert(after[i] < 0 || idx[i] > idx[after[i]], "expected %s after %s", order[i],
                   after[i] < 0 ? "nothing" : order[after[i]]);
     }
@@ -163,13 +161,14 @@ Test(sipedge_calls, caller_abandoning_while_queued_is_abandoned_with_its_wait)
     caller = itest_sipedge_caller(&sc, "caller_cancel.xml", did, "1500");
     itest_sipedge_sipp_done(&sc, caller, "the abandoning caller", 90000);
     ix = itest_sipedge_interaction_of(&sc, did);
-    sc_wait("cc.interaction.queued", ix, NULL, NULL, NULL); /* the router queued it */
-    ev = sc_wait("cc.interaction.abandoned", ix, NULL, NULL, NULL);
+    /* the router queued it */
+    itest_sipedge_expect(&sc, "cc.interaction.queued", ix, NULL, NULL, NULL);
+    ev = itest_sipedge_expect(&sc, "cc.interaction.abandoned", ix, NULL, NULL, NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "queue_id"), "q1");
     cr_assert(itest_sipedge_int(ev, "wait_ms") >= 1400 && itest_sipedge_int(ev, "wait_ms") < 10000,
               "expected about 1.5 s of wait, got %lld",
               (long long)itest_sipedge_int(ev, "wait_ms"));
-    ev = sc_wait("cc.interaction.ended", ix, NULL, NULL, NULL);
+    ev = itest_sipedge_expect(&sc, "cc.interaction.ended", ix, NULL, NULL, NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "reason"), "abandoned");
     cr_assert_str_eq(itest_sipedge_str(ev, "ended_by"), "customer");
     itest_sipedge_stop_services(&sc);
@@ -180,31 +179,20 @@ Test(sipedge_calls, caller_abandoning_while_queued_is_abandoned_with_its_wait)
  * CANCELs a1's leg without a no_answer of its own, and a2 gets the call and answers. */
 Test(sipedge_calls, unanswered_offer_is_withdrawn_by_the_router_and_the_next_agent_gets_the_call)
 {
-    struct itest_proc *p1, *p2, *caller;
-    char did[32];
     const char *ix;
     json_t *ev;
     size_t iw, ia;
-    int ports[2];
 
-    itest_sipedge_start_with_agents(&sc, 2, 2, 1, 100, ports);
-    itest_sipedge_did(&sc, did, sizeof(did), "q1");
-    p1 = sc_phone("agent_ring.xml", ports[0]);
-    p2 = sc_phone("agent_answer.xml", ports[1]);
-    caller = itest_sipedge_caller(&sc, "caller_answer.xml", did, "500");
-    itest_sipedge_sipp_done(&sc, caller, "the caller", 90000);
-    itest_sipedge_sipp_done(&sc, p1, "a1's phone (rings, cancelled)", 10000);
-    itest_sipedge_sipp_done(&sc, p2, "a2's phone", 10000);
-    ix = itest_sipedge_interaction_of(&sc, did);
-    ev = sc_wait("cc.routing.withdrawn", ix, "agent_id", "a1", &iw);
+    ix = sc_second_agent_answers(2, "agent_ring.xml", "a1's phone (rings, cancelled)");
+    ev = itest_sipedge_expect(&sc, "cc.routing.withdrawn", ix, "agent_id", "a1", &iw);
     cr_assert_str_eq(itest_sipedge_str(ev, "reason"), "ring_timeout",
                      "expected the router's ring timer to withdraw a1's offer");
     cr_assert_str_eq(itest_sipedge_str(ev, "queue_id"), "q1");
-    ev = sc_wait("cc.interaction.answered", ix, NULL, NULL, &ia);
+    ev = itest_sipedge_expect(&sc, "cc.interaction.answered", ix, NULL, NULL, &ia);
     cr_assert_str_eq(itest_sipedge_str(ev, "agent_id"), "a2",
                      "expected the next agent a2 to answer");
     cr_assert(ia > iw, "expected a2's answer after a1's offer was withdrawn");
-    sc_wait("cc.agent.state_changed", "a1", "to_state", "not_ready", NULL);
+    itest_sipedge_expect(&sc, "cc.agent.state_changed", "a1", "to_state", "not_ready", NULL);
     itest_sipedge_count(&sc, "cc.interaction.no_answer", ix, 300); /* let late events come */
     cr_assert_eq(itest_sipedge_count_from(&sc, "cc.interaction.no_answer", ix, "/sip-edge/"), 0,
                  "expected no no_answer from sip-edge for a withdrawn offer");
@@ -214,25 +202,14 @@ Test(sipedge_calls, unanswered_offer_is_withdrawn_by_the_router_and_the_next_age
 /* (6) a1's phone is busy (486): no_answer (busy, 486) and a2 answers. */
 Test(sipedge_calls, busy_agent_is_no_answer_busy_and_the_next_agent_answers)
 {
-    struct itest_proc *p1, *p2, *caller;
-    char did[32];
     const char *ix;
     json_t *ev;
-    int ports[2];
 
-    itest_sipedge_start_with_agents(&sc, 2, 20, 1, 100, ports);
-    itest_sipedge_did(&sc, did, sizeof(did), "q1");
-    p1 = sc_phone("agent_busy.xml", ports[0]);
-    p2 = sc_phone("agent_answer.xml", ports[1]);
-    caller = itest_sipedge_caller(&sc, "caller_answer.xml", did, "500");
-    itest_sipedge_sipp_done(&sc, caller, "the caller", 90000);
-    itest_sipedge_sipp_done(&sc, p1, "a1's busy phone", 10000);
-    itest_sipedge_sipp_done(&sc, p2, "a2's phone", 10000);
-    ix = itest_sipedge_interaction_of(&sc, did);
-    ev = sc_wait("cc.interaction.no_answer", ix, "agent_id", "a1", NULL);
+    ix = sc_second_agent_answers(20, "agent_busy.xml", "a1's busy phone");
+    ev = itest_sipedge_expect(&sc, "cc.interaction.no_answer", ix, "agent_id", "a1", NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "reason"), "busy");
     cr_assert_eq(itest_sipedge_int(ev, "sip_status"), 486);
-    ev = sc_wait("cc.interaction.answered", ix, NULL, NULL, NULL);
+    ev = itest_sipedge_expect(&sc, "cc.interaction.answered", ix, NULL, NULL, NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "agent_id"), "a2");
     itest_sipedge_stop_services(&sc);
 }
@@ -241,19 +218,14 @@ Test(sipedge_calls, busy_agent_is_no_answer_busy_and_the_next_agent_answers)
 Test(sipedge_calls, agent_hanging_up_first_releases_the_caller)
 {
     struct itest_proc *phone, *caller;
-    char did[32];
     const char *ix;
     json_t *ev;
-    int ports[2];
 
-    itest_sipedge_start_with_agents(&sc, 1, 20, 0, 100, ports);
-    itest_sipedge_did(&sc, did, sizeof(did), "q1");
-    phone = sc_phone("agent_hangup.xml", ports[0]);
-    caller = itest_sipedge_caller(&sc, "caller_agent_hangup.xml", did, NULL);
+    ix = itest_sipedge_one_agent_call(&sc, "agent_hangup.xml", NULL, "caller_agent_hangup.xml",
+                                      NULL, &phone, &caller);
     itest_sipedge_sipp_done(&sc, caller, "the caller (BYE'd by sip-edge)", 90000);
     itest_sipedge_sipp_done(&sc, phone, "a1's phone (hangs up)", 10000);
-    ix = itest_sipedge_interaction_of(&sc, did);
-    ev = sc_wait("cc.interaction.ended", ix, NULL, NULL, NULL);
+    ev = itest_sipedge_expect(&sc, "cc.interaction.ended", ix, NULL, NULL, NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "ended_by"), "agent");
     cr_assert_str_eq(itest_sipedge_str(ev, "agent_id"), "a1");
     cr_assert(itest_sipedge_int(ev, "talk_ms") >= 900, "expected about 1 s of talk, got %lld",

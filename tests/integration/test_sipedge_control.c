@@ -19,6 +19,7 @@
 #include "cc_log.h"
 #include "cc_time.h"
 #include "itest_sipedge.h"
+#include "itest_sipedge_call.h"
 
 #define SCT_AGENT_A1 "sct-agent-a1-token"
 #define SCT_AGENT_A2 "sct-agent-a2-token"
@@ -48,31 +49,6 @@ static void sct_teardown(void)
 
 TestSuite(sipedge_control, .init = sct_setup, .fini = sct_teardown, .timeout = 300);
 
-static json_t *sct_wait(const char *type, const char *ix, const char *field, const char *value)
-{
-    json_t *ev = itest_sipedge_wait(&sct, type, ix, field, value, ITEST_SIPEDGE_WAIT_MS, NULL);
-
-    cr_assert_not_null(ev, "expected %s for %s%s%s%s%s", type, ix, field ? " with " : "",
-                       field ? field : "", field ? " = " : "", field ? value : "");
-    return ev;
-}
-
-/* One agent (a1) registered, its phone running phone_scn (phone_extra may be NULL), and a
- * caller running caller_scn (-d pause) to a DID of q1; returns the call's interaction id. */
-static const char *sct_one_agent_call(const char *phone_scn, const char *const phone_extra[],
-                                      const char *caller_scn, const char *pause,
-                                      struct itest_proc **phone, struct itest_proc **caller)
-{
-    char did[32];
-    int ports[2];
-
-    itest_sipedge_start_with_agents(&sct, 1, 20, 0, 100, ports);
-    itest_sipedge_did(&sct, did, sizeof(did), "q1");
-    *phone = itest_sipedge_sipp(&sct, phone_scn, NULL, ports[0], phone_extra);
-    *caller = itest_sipedge_caller(&sct, caller_scn, did, pause);
-    return itest_sipedge_interaction_of(&sct, did);
-}
-
 /* (1) The caller holds (re-INVITE a=sendonly) for a second and resumes: both re-INVITEs reach
  * the agent's phone, held (by the customer) and resumed (about 1 s) are published, and ended
  * carries the hold time. */
@@ -82,17 +58,17 @@ Test(sipedge_control, caller_hold_is_passed_to_the_agent_and_published)
     const char *ix;
     json_t *ev;
 
-    ix =
-        sct_one_agent_call("agent_reinvited.xml", NULL, "caller_hold.xml", "1000", &phone, &caller);
+    ix = itest_sipedge_one_agent_call(&sct, "agent_reinvited.xml", NULL, "caller_hold.xml", "1000",
+                                      &phone, &caller);
     itest_sipedge_sipp_done(&sct, caller, "the holding caller", 90000);
     itest_sipedge_sipp_done(&sct, phone, "a1's phone (gets sendonly, then sendrecv)", 10000);
-    ev = sct_wait("cc.interaction.held", ix, NULL, NULL);
+    ev = itest_sipedge_expect(&sct, "cc.interaction.held", ix, NULL, NULL, NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "held_by"), "customer");
     cr_assert_str_eq(itest_sipedge_str(ev, "agent_id"), "a1");
-    ev = sct_wait("cc.interaction.resumed", ix, NULL, NULL);
+    ev = itest_sipedge_expect(&sct, "cc.interaction.resumed", ix, NULL, NULL, NULL);
     cr_assert(itest_sipedge_int(ev, "hold_ms") >= 900 && itest_sipedge_int(ev, "hold_ms") < 5000,
               "expected about 1 s of hold, got %lld", (long long)itest_sipedge_int(ev, "hold_ms"));
-    ev = sct_wait("cc.interaction.ended", ix, NULL, NULL);
+    ev = itest_sipedge_expect(&sct, "cc.interaction.ended", ix, NULL, NULL, NULL);
     cr_assert(itest_sipedge_int(ev, "hold_ms") >= 900, "expected the hold in ended, got %lld",
               (long long)itest_sipedge_int(ev, "hold_ms"));
     itest_sipedge_stop_services(&sct);
@@ -107,12 +83,13 @@ Test(sipedge_control, agent_hold_is_passed_to_the_caller_and_published)
     json_t *ev;
     const char *hold[] = {"-d", "800", NULL};
 
-    ix = sct_one_agent_call("agent_hold.xml", hold, "caller_reinvited.xml", "500", &phone, &caller);
+    ix = itest_sipedge_one_agent_call(&sct, "agent_hold.xml", hold, "caller_reinvited.xml", "500",
+                                      &phone, &caller);
     itest_sipedge_sipp_done(&sct, caller, "the held caller", 90000);
     itest_sipedge_sipp_done(&sct, phone, "a1's phone (holds, resumes)", 10000);
-    ev = sct_wait("cc.interaction.held", ix, NULL, NULL);
+    ev = itest_sipedge_expect(&sct, "cc.interaction.held", ix, NULL, NULL, NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "held_by"), "agent");
-    ev = sct_wait("cc.interaction.resumed", ix, NULL, NULL);
+    ev = itest_sipedge_expect(&sct, "cc.interaction.resumed", ix, NULL, NULL, NULL);
     cr_assert(itest_sipedge_int(ev, "hold_ms") >= 700, "expected about 0.8 s of hold, got %lld",
               (long long)itest_sipedge_int(ev, "hold_ms"));
     itest_sipedge_stop_services(&sct);
@@ -128,9 +105,9 @@ Test(sipedge_control, rest_lists_holds_and_resumes_a_call)
     const char *ix;
     json_t *v;
 
-    ix = sct_one_agent_call("agent_answer.xml", NULL, "caller_reinvited.xml", "500", &phone,
-                            &caller);
-    sct_wait("cc.interaction.answered", ix, NULL, NULL);
+    ix = itest_sipedge_one_agent_call(&sct, "agent_answer.xml", NULL, "caller_reinvited.xml", "500",
+                                      &phone, &caller);
+    itest_sipedge_expect(&sct, "cc.interaction.answered", ix, NULL, NULL, NULL);
 
     v = itest_sipedge_rest(sct.edge_http_port, "GET", "/v1/calls", NULL, NULL, 200);
     cr_assert_eq(json_array_size(json_object_get(v, "items")), 1, "expected one active call");
@@ -152,17 +129,21 @@ Test(sipedge_control, rest_lists_holds_and_resumes_a_call)
 
     snprintf(path, sizeof(path), "/v1/calls/%s/hold", ix);
     json_decref(itest_sipedge_rest(sct.edge_http_port, "POST", path, NULL, NULL, 202));
-    cr_assert_str_eq(itest_sipedge_str(sct_wait("cc.interaction.held", ix, NULL, NULL), "held_by"),
-                     "supervisor");
+    cr_assert_str_eq(
+        itest_sipedge_str(itest_sipedge_expect(&sct, "cc.interaction.held", ix, NULL, NULL, NULL),
+                          "held_by"),
+        "supervisor");
     json_decref(itest_sipedge_rest(sct.edge_http_port, "POST", path, NULL, NULL, 409));
     usleep(300 * 1000);
     snprintf(path, sizeof(path), "/v1/calls/%s/resume", ix);
     json_decref(itest_sipedge_rest(sct.edge_http_port, "POST", path, SCT_AGENT_A1, NULL, 202));
-    sct_wait("cc.interaction.resumed", ix, NULL, NULL);
+    itest_sipedge_expect(&sct, "cc.interaction.resumed", ix, NULL, NULL, NULL);
     itest_sipedge_sipp_done(&sct, caller, "the caller (re-INVITEd sendonly, then back)", 90000);
     itest_sipedge_sipp_done(&sct, phone, "a1's phone", 10000);
-    cr_assert(itest_sipedge_int(sct_wait("cc.interaction.ended", ix, NULL, NULL), "hold_ms") >= 250,
-              "expected the REST hold in ended.hold_ms");
+    cr_assert(
+        itest_sipedge_int(itest_sipedge_expect(&sct, "cc.interaction.ended", ix, NULL, NULL, NULL),
+                          "hold_ms") >= 250,
+        "expected the REST hold in ended.hold_ms");
     itest_sipedge_stop_services(&sct);
 }
 
@@ -175,14 +156,14 @@ Test(sipedge_control, rest_hangup_releases_both_sides)
     const char *ix;
     json_t *ev;
 
-    ix = sct_one_agent_call("agent_answer.xml", NULL, "caller_agent_hangup.xml", NULL, &phone,
-                            &caller);
-    sct_wait("cc.interaction.answered", ix, NULL, NULL);
+    ix = itest_sipedge_one_agent_call(&sct, "agent_answer.xml", NULL, "caller_agent_hangup.xml",
+                                      NULL, &phone, &caller);
+    itest_sipedge_expect(&sct, "cc.interaction.answered", ix, NULL, NULL, NULL);
     snprintf(path, sizeof(path), "/v1/calls/%s/hangup", ix);
     json_decref(itest_sipedge_rest(sct.edge_http_port, "POST", path, NULL, NULL, 202));
     itest_sipedge_sipp_done(&sct, caller, "the caller (BYE'd)", 20000);
     itest_sipedge_sipp_done(&sct, phone, "a1's phone (BYE'd)", 20000);
-    ev = sct_wait("cc.interaction.ended", ix, NULL, NULL);
+    ev = itest_sipedge_expect(&sct, "cc.interaction.ended", ix, NULL, NULL, NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "ended_by"), "supervisor");
     cr_assert_str_eq(itest_sipedge_str(ev, "agent_id"), "a1");
     snprintf(path, sizeof(path), "/v1/calls/%s", ix);
@@ -196,22 +177,22 @@ static void sct_transfer_check(const char *ix, struct itest_proc *caller, struct
 {
     json_t *ev;
 
-    ev = sct_wait("cc.interaction.transferred", ix, NULL, NULL);
+    ev = itest_sipedge_expect(&sct, "cc.interaction.transferred", ix, NULL, NULL, NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "transfer_type"), "blind");
     cr_assert_str_eq(itest_sipedge_str(ev, "target_type"), "queue");
     cr_assert_str_eq(itest_sipedge_str(ev, "target"), "q2");
     cr_assert_str_eq(itest_sipedge_str(ev, "from_agent_id"), "a1");
     cr_assert_str_eq(itest_sipedge_str(ev, "from_queue_id"), "q1");
-    ev = sct_wait("cc.routing.requeue", ix, NULL, NULL);
+    ev = itest_sipedge_expect(&sct, "cc.routing.requeue", ix, NULL, NULL, NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "reason"), "transfer");
     cr_assert_str_eq(itest_sipedge_str(ev, "queue_id"), "q2");
     itest_sipedge_sipp_done(&sct, p1, "a1's phone (released by the transfer)", 20000);
-    ev = sct_wait("cc.routing.assigned", ix, "agent_id", "a2");
+    ev = itest_sipedge_expect(&sct, "cc.routing.assigned", ix, "agent_id", "a2", NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "queue_id"), "q2", "expected the router to offer q2");
-    sct_wait("cc.interaction.answered", ix, "agent_id", "a2");
+    itest_sipedge_expect(&sct, "cc.interaction.answered", ix, "agent_id", "a2", NULL);
     itest_sipedge_sipp_done(&sct, caller, "the caller (bridged to a2 by a re-INVITE)", 90000);
     itest_sipedge_sipp_done(&sct, p2, "a2's phone", 20000);
-    ev = sct_wait("cc.interaction.ended", ix, NULL, NULL);
+    ev = itest_sipedge_expect(&sct, "cc.interaction.ended", ix, NULL, NULL, NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "agent_id"), "a2", "expected a2 to end the call");
     cr_assert_str_eq(itest_sipedge_str(ev, "queue_id"), "q2");
     cr_assert_eq(itest_sipedge_count(&sct, "cc.interaction.ended", ix, 300), 1,
@@ -241,7 +222,7 @@ Test(sipedge_control, rest_blind_transfer_to_a_queue_moves_the_caller_to_the_nex
     p1 = itest_sipedge_sipp(&sct, "agent_answer.xml", NULL, ports[0], NULL);
     caller = itest_sipedge_caller(&sct, "caller_bridged.xml", did, "500");
     ix = itest_sipedge_interaction_of(&sct, did);
-    sct_wait("cc.interaction.answered", ix, "agent_id", "a1");
+    itest_sipedge_expect(&sct, "cc.interaction.answered", ix, "agent_id", "a1", NULL);
     /* a2's phone only now: a2 must not have been offered the call meanwhile */
     p2 = itest_sipedge_sipp(&sct, "agent_answer.xml", NULL, ports[1], NULL);
     snprintf(path, sizeof(path), "/v1/calls/%s/transfer", ix);
@@ -270,7 +251,7 @@ Test(sipedge_control, refer_from_the_agent_phone_is_a_blind_transfer)
     p1 = itest_sipedge_sipp(&sct, "agent_refer.xml", NULL, ports[0], refer);
     caller = itest_sipedge_caller(&sct, "caller_bridged.xml", did, "500");
     ix = itest_sipedge_interaction_of(&sct, did);
-    sct_wait("cc.interaction.answered", ix, "agent_id", "a1");
+    itest_sipedge_expect(&sct, "cc.interaction.answered", ix, "agent_id", "a1", NULL);
     p2 = itest_sipedge_sipp(&sct, "agent_answer.xml", NULL, ports[1], NULL);
     sct_transfer_check(ix, caller, p1, p2);
     itest_sipedge_stop_services(&sct);
@@ -284,8 +265,9 @@ Test(sipedge_control, withdrawn_offer_is_cancelled_without_no_answer)
     const char *ix;
     json_t *env;
 
-    ix = sct_one_agent_call("agent_ring.xml", NULL, "caller_cancel.xml", "3000", &phone, &caller);
-    sct_wait("cc.routing.assigned", ix, "agent_id", "a1");
+    ix = itest_sipedge_one_agent_call(&sct, "agent_ring.xml", NULL, "caller_cancel.xml", "3000",
+                                      &phone, &caller);
+    itest_sipedge_expect(&sct, "cc.routing.assigned", ix, "agent_id", "a1", NULL);
     cr_assert(itest_proc_wait_line(&sct.edge, "ringing agent 'a1'", NULL, 0, 10000),
               "expected sip-edge to ring a1");
     env = cc_event_build(
@@ -296,7 +278,7 @@ Test(sipedge_control, withdrawn_offer_is_cancelled_without_no_answer)
     json_decref(env);
     itest_sipedge_sipp_done(&sct, phone, "a1's phone (cancelled)", 20000);
     itest_sipedge_sipp_done(&sct, caller, "the caller", 20000);
-    sct_wait("cc.interaction.abandoned", ix, NULL, NULL);
+    itest_sipedge_expect(&sct, "cc.interaction.abandoned", ix, NULL, NULL, NULL);
     cr_assert_eq(itest_sipedge_count_from(&sct, "cc.interaction.no_answer", ix, "/sip-edge/"), 0,
                  "expected no no_answer from sip-edge after a withdrawn offer");
     itest_sipedge_stop_services(&sct);

@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cc_event.h"
 #include "cc_id.h"
@@ -23,6 +24,7 @@
 #include "itest.h"
 #include "sipedge_store.h"
 #include "itest_sipedge.h"
+#include "itest_sipedge_call.h"
 
 static struct itest_sipedge so;
 /* The time of the test's commands: one per test, so that sending a command again is a
@@ -45,17 +47,6 @@ static void so_teardown(void)
 }
 
 TestSuite(sipedge_outbound, .init = so_setup, .fini = so_teardown, .timeout = 300);
-
-static json_t *so_wait(const char *type, const char *subject, const char *field, const char *value,
-                       size_t *index)
-{
-    json_t *ev = itest_sipedge_wait(&so, type, subject, field, value, ITEST_SIPEDGE_WAIT_MS, index);
-
-    cr_assert_not_null(ev, "expected %s for %s%s%s%s%s", type, subject ? subject : "(any)",
-                       field ? " with " : "", field ? field : "", field ? " = " : "",
-                       field ? value : "");
-    return ev;
-}
 
 /* The dialer: one cc.dialer.originate for attempt (keyed by it), age_s seconds old. */
 static void so_originate_aged(const char *attempt, const char *to, int ring_timeout_s, int age_s)
@@ -104,13 +95,28 @@ static struct itest_proc *so_start(const char *scenario, const char *talk_ms, in
 /* The interaction sip-edge created for attempt (asserts it came, outbound, of the campaign). */
 static const char *so_interaction(const char *attempt, size_t *index)
 {
-    json_t *ev = so_wait("cc.interaction.created", NULL, "attempt_id", attempt, index);
+    json_t *ev =
+        itest_sipedge_expect(&so, "cc.interaction.created", NULL, "attempt_id", attempt, index);
 
     cr_assert_str_eq(itest_sipedge_str(ev, "direction"), "outbound");
     cr_assert_str_eq(itest_sipedge_str(ev, "campaign_id"), "camp1");
     cr_assert_str_eq(itest_sipedge_str(ev, "queue_id"), "q1");
     cr_assert_str_eq(itest_sipedge_str(ev, "from"), "+4930123456", "expected the caller id");
     return json_string_value(json_object_get(ev, "subject"));
+}
+
+/* One attempt (ring ring_s) through a trunk running trunk_scn, no agents: created, then the
+ * trunk done (trunk_what). Returns the attempt's ended event (borrowed), its interaction in
+ * *ix. */
+static json_t *so_attempt_ended(const char *trunk_scn, const char *trunk_what, const char *attempt,
+                                const char *to, int ring_s, const char **ix)
+{
+    struct itest_proc *trunk = so_start(trunk_scn, NULL, 0, NULL);
+
+    so_originate(attempt, to, ring_s);
+    *ix = so_interaction(attempt, NULL);
+    itest_sipedge_sipp_done(&so, trunk, trunk_what, 30000);
+    return itest_sipedge_expect(&so, "cc.interaction.ended", *ix, NULL, NULL, NULL);
 }
 
 /* (1) Answered and routed: the trunk challenges (407), sip-edge authenticates, the customer
@@ -128,15 +134,15 @@ Test(sipedge_outbound, originate_answered_by_the_customer_is_routed_to_an_agent)
     phone = itest_sipedge_sipp(&so, "agent_answer.xml", NULL, ports[0], NULL);
     so_originate("att-1", "+4915112345678", 30);
     ix = so_interaction("att-1", &created);
-    ev = so_wait("cc.interaction.answered", ix, "answered_by", "customer", &cust);
+    ev = itest_sipedge_expect(&so, "cc.interaction.answered", ix, "answered_by", "customer", &cust);
     cr_assert(itest_sipedge_int(ev, "wait_ms") >= 250, "expected the trunk's 300 ms of ringing");
-    so_wait("cc.interaction.queued", ix, NULL, NULL, &queued);
-    so_wait("cc.interaction.offered", ix, NULL, NULL, &offered);
-    ev = so_wait("cc.interaction.answered", ix, "answered_by", "agent", &agent);
+    itest_sipedge_expect(&so, "cc.interaction.queued", ix, NULL, NULL, &queued);
+    itest_sipedge_expect(&so, "cc.interaction.offered", ix, NULL, NULL, &offered);
+    ev = itest_sipedge_expect(&so, "cc.interaction.answered", ix, "answered_by", "agent", &agent);
     cr_assert_str_eq(itest_sipedge_str(ev, "agent_id"), "a1");
     itest_sipedge_sipp_done(&so, trunk, "the trunk (407, answer, re-INVITE, BYE)", 90000);
     itest_sipedge_sipp_done(&so, phone, "a1's phone", 20000);
-    ev = so_wait("cc.interaction.ended", ix, NULL, NULL, &ended);
+    ev = itest_sipedge_expect(&so, "cc.interaction.ended", ix, NULL, NULL, &ended);
     cr_assert(created < cust && cust < agent && agent < ended,
               "expected sip-edge's created, answered (customer), answered (agent), ended in order");
     cr_assert(queued < offered, "expected the router's queued before offered");
@@ -157,14 +163,10 @@ Test(sipedge_outbound, originate_answered_by_the_customer_is_routed_to_an_agent)
 /* (2) Busy: 486 from the trunk -> ended {customer, busy, 486}; nothing routed. */
 Test(sipedge_outbound, busy_customer_ends_the_attempt_busy)
 {
-    struct itest_proc *trunk = so_start("trunk_busy.xml", NULL, 0, NULL);
     const char *ix;
-    json_t *ev;
+    json_t *ev =
+        so_attempt_ended("trunk_busy.xml", "the busy trunk", "att-busy", "+4915100000001", 30, &ix);
 
-    so_originate("att-busy", "+4915100000001", 30);
-    ix = so_interaction("att-busy", NULL);
-    itest_sipedge_sipp_done(&so, trunk, "the busy trunk", 30000);
-    ev = so_wait("cc.interaction.ended", ix, NULL, NULL, NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "reason"), "busy");
     cr_assert_str_eq(itest_sipedge_str(ev, "ended_by"), "customer");
     cr_assert_eq(itest_sipedge_int(ev, "sip_status"), 486);
@@ -176,14 +178,10 @@ Test(sipedge_outbound, busy_customer_ends_the_attempt_busy)
 /* (3) No answer within ring_timeout_s: sip-edge CANCELs -> ended {customer, no_answer}. */
 Test(sipedge_outbound, unanswered_customer_is_cancelled_at_the_ring_timeout)
 {
-    struct itest_proc *trunk = so_start("trunk_noanswer.xml", NULL, 0, NULL);
     const char *ix;
-    json_t *ev;
+    json_t *ev = so_attempt_ended("trunk_noanswer.xml", "the unanswered trunk (CANCEL)",
+                                  "att-noans", "+4915100000002", 2, &ix);
 
-    so_originate("att-noans", "+4915100000002", 2);
-    ix = so_interaction("att-noans", NULL);
-    itest_sipedge_sipp_done(&so, trunk, "the unanswered trunk (CANCEL)", 30000);
-    ev = so_wait("cc.interaction.ended", ix, NULL, NULL, NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "reason"), "no_answer");
     cr_assert(itest_sipedge_int(ev, "duration_ms") >= 1900, "expected the 2 s ring timeout");
     itest_sipedge_stop_services(&so);
@@ -200,7 +198,7 @@ Test(sipedge_outbound, originate_without_a_trunk_fails_cleanly)
     itest_sipedge_edge_start(&so, 100);
     so_originate("att-notrunk", "+4915100000003", 30);
     ix = so_interaction("att-notrunk", NULL);
-    ev = so_wait("cc.interaction.ended", ix, NULL, NULL, NULL);
+    ev = itest_sipedge_expect(&so, "cc.interaction.ended", ix, NULL, NULL, NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "reason"), "failed");
     cr_assert_str_eq(itest_sipedge_str(ev, "ended_by"), "system");
     cr_assert(itest_proc_wait_line(&so.edge, "no trunk", NULL, 0, 5000),
@@ -218,7 +216,7 @@ Test(sipedge_outbound, originate_older_than_the_max_age_is_not_dialled)
 
     so_originate_aged("att-old", "+4915100000004", 30, 90);
     ix = so_interaction("att-old", NULL);
-    ev = so_wait("cc.interaction.ended", ix, NULL, NULL, NULL);
+    ev = itest_sipedge_expect(&so, "cc.interaction.ended", ix, NULL, NULL, NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "reason"), "failed");
     cr_assert_str_eq(itest_sipedge_str(ev, "ended_by"), "system");
     cr_assert_str_eq(itest_sipedge_str(ev, "detail"), "expired");
@@ -227,7 +225,7 @@ Test(sipedge_outbound, originate_older_than_the_max_age_is_not_dialled)
     so_originate("att-fresh", "+4915100000005", 30);
     ix2 = so_interaction("att-fresh", NULL);
     itest_sipedge_sipp_done(&so, trunk, "the busy trunk (one INVITE: the fresh attempt)", 30000);
-    ev = so_wait("cc.interaction.ended", ix2, NULL, NULL, NULL);
+    ev = itest_sipedge_expect(&so, "cc.interaction.ended", ix2, NULL, NULL, NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "reason"), "busy",
                      "expected the fresh attempt to be the one the trunk saw");
     itest_sipedge_stop_services(&so);
@@ -274,14 +272,14 @@ Test(sipedge_outbound, attempts_recorded_but_never_dialled_are_reported_failed_a
     so_recorded_row(st, att_gone, gone, now - 200 * 1000, ix_gone); /* > 60 s max age + 60 s */
 
     itest_sipedge_edge_start(&so, 100);
-    ev = so_wait("cc.interaction.created", ix_own, "attempt_id", att_own, NULL);
+    ev = itest_sipedge_expect(&so, "cc.interaction.created", ix_own, "attempt_id", att_own, NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "direction"), "outbound");
     cr_assert_str_eq(itest_sipedge_str(ev, "campaign_id"), "camp1");
-    ev = so_wait("cc.interaction.ended", ix_own, NULL, NULL, NULL);
+    ev = itest_sipedge_expect(&so, "cc.interaction.ended", ix_own, NULL, NULL, NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "reason"), "failed");
     cr_assert_str_eq(itest_sipedge_str(ev, "ended_by"), "system");
     cr_assert_str_eq(itest_sipedge_str(ev, "detail"), "not_dialled");
-    ev = so_wait("cc.interaction.ended", ix_gone, NULL, NULL, NULL);
+    ev = itest_sipedge_expect(&so, "cc.interaction.ended", ix_gone, NULL, NULL, NULL);
     cr_assert_str_eq(itest_sipedge_str(ev, "detail"), "not_dialled");
     cr_assert_eq(sipedge_store_origination_take(st, att_own), -EALREADY,
                  "expected the attempt marked (no longer recorded)");
@@ -294,4 +292,33 @@ Test(sipedge_outbound, attempts_recorded_but_never_dialled_are_reported_failed_a
     cr_assert_eq(itest_sipedge_count(&so, "cc.interaction.ended", ix_own, 1500), 1,
                  "expected the attempt reported once");
     itest_sipedge_stop_services(&so);
+}
+
+/* (7) A CC_SIPEDGE_TRUNK_URI that is not a sip: URI with a host stops sip-edge at start-up
+ * (exit 1) with a line naming the variable, before it connects to anything. */
+Test(sipedge_outbound, bad_trunk_uri_is_a_start_up_error)
+{
+    static const char *const bad[] = {"carrier.example:5060", "sip:", "http://carrier.example",
+                                      "sip:carrier example"};
+    char bin[512], dir[512], log[600], name[96], env_trunk[200];
+    const char *env[] = {env_trunk, NULL};
+    char *argv[] = {bin, NULL};
+
+    snprintf(bin, sizeof(bin), "%s/bin/cc-sip-edge", itest_env("CC_TEST_BIN_DIR"));
+    snprintf(dir, sizeof(dir), "%s/tests/logs", itest_env("CC_TEST_BIN_DIR"));
+    cr_assert(mkdir(dir, 0755) == 0 || errno == EEXIST, "expected the log directory %s", dir);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(env_trunk, sizeof(env_trunk), "CC_SIPEDGE_TRUNK_URI=%s", bad[i]);
+        snprintf(log, sizeof(log), "%s/%s.log", dir,
+                 itest_unique(name, sizeof(name), "isee-badtrunk"));
+        cr_assert_eq(itest_proc_spawn(&so.edge, argv, env, log), 0,
+                     "expected cc-sip-edge to start");
+        cr_assert_eq(itest_proc_wait(&so.edge, 20000), 1,
+                     "expected exit 1 for trunk URI '%s' (see %s)", bad[i], log);
+        cr_assert(itest_proc_wait_line(&so.edge, "bad CC_SIPEDGE_TRUNK_URI", NULL, 0, 0),
+                  "expected a start-up error naming CC_SIPEDGE_TRUNK_URI for '%s' (see %s)", bad[i],
+                  log);
+        cr_assert_not(itest_proc_sanitizer_report(&so.edge), "expected no sanitizer report (%s)",
+                      log);
+    }
 }

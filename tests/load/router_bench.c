@@ -26,9 +26,11 @@
  *   3. steady: CC_BENCH_ROUTER_RATE requests/s (default 500) for CC_BENCH_ROUTER_SECONDS
  *      (default 10): end-to-end latency request produced -> decision consumed.
  * "Inside the router" (router.decision_latency_*) = the router's histogram
- * router_decision_latency_seconds{kind="route"}: request polled by the consumer -> its first event
- * delivered to Kafka (the outbox publisher's delivery report), scraped before and after each
- * phase, quantiles interpolated inside sub-millisecond buckets. The coarser
+ * router_decision_latency_seconds{kind="route",stage="produced"}: request polled by the consumer
+ * -> its events handed to the Kafka producer by the outbox publisher; beside it
+ * router.decision_delivered_latency_* (stage="delivered": -> the first one acknowledged by the
+ * broker, which adds the producer's linger and the broker's round trip). Scraped before and
+ * after each phase, quantiles interpolated inside sub-millisecond buckets. The coarser
  * router.decision_ts_latency_* = the decision's Kafka timestamp (CreateTime) - its CloudEvents
  * time (when the engine began to apply the request), 1 ms resolution.
  * Every expected decision must arrive as cc.routing.assigned, else exit 1. Prints "bench:" lines
@@ -519,17 +521,23 @@ static void rb_hist_line(struct rb_hist *h, const char *v)
 }
 
 /* Scrapes /metrics: the apply histogram into out, the route decision latency into dl. */
-static int rb_scrape(int port, struct rb_hist *out, struct rb_hist *dl)
+/* Scrapes the router's /metrics: the apply histogram into out, the decision latency of stage
+ * produced into dl[0] and of stage delivered into dl[1]. */
+static int rb_scrape(int port, struct rb_hist *out, struct rb_hist dl[2])
 {
     static const char bucket[] = "router_command_duration_seconds_bucket{le=\"";
-    static const char dl_bucket[] = "router_decision_latency_seconds_bucket{kind=\"route\",le=\"";
-    static const char dl_count[] = "router_decision_latency_seconds_count{kind=\"route\"} ";
+    static const char *const dl_bucket[2] = {
+        "router_decision_latency_seconds_bucket{kind=\"route\",stage=\"produced\",le=\"",
+        "router_decision_latency_seconds_bucket{kind=\"route\",stage=\"delivered\",le=\""};
+    static const char *const dl_count[2] = {
+        "router_decision_latency_seconds_count{kind=\"route\",stage=\"produced\"} ",
+        "router_decision_latency_seconds_count{kind=\"route\",stage=\"delivered\"} "};
     struct rb_http h = {.fd = -1};
     const char *text, *line;
     int st;
 
     memset(out, 0, sizeof(*out));
-    memset(dl, 0, sizeof(*dl));
+    memset(dl, 0, 2 * sizeof(*dl));
     if (rb_http_connect(&h, port) < 0)
         return -EIO;
     st = rb_http_do(&h, "GET", "/metrics", NULL, NULL, &text);
@@ -538,12 +546,14 @@ static int rb_scrape(int port, struct rb_hist *out, struct rb_hist *dl)
         return -EIO;
     }
     for (line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        for (int k = 0; k < 2; k++) {
+            if (strncmp(line, dl_bucket[k], strlen(dl_bucket[k])) == 0)
+                rb_hist_line(&dl[k], line + strlen(dl_bucket[k]));
+            else if (strncmp(line, dl_count[k], strlen(dl_count[k])) == 0)
+                dl[k].count = strtod(line + strlen(dl_count[k]), NULL);
+        }
         if (strncmp(line, bucket, sizeof(bucket) - 1) == 0) {
             rb_hist_line(out, line + sizeof(bucket) - 1);
-        } else if (strncmp(line, dl_bucket, sizeof(dl_bucket) - 1) == 0) {
-            rb_hist_line(dl, line + sizeof(dl_bucket) - 1);
-        } else if (strncmp(line, dl_count, sizeof(dl_count) - 1) == 0) {
-            dl->count = strtod(line + sizeof(dl_count) - 1, NULL);
         } else if (strncmp(line, "router_command_duration_seconds_count ", 38) == 0) {
             out->count = strtod(line + 38, NULL);
         } else if (strncmp(line, "router_command_duration_seconds_sum ", 36) == 0) {
@@ -907,23 +917,27 @@ static void rb_report_router_ms(const struct rb_run *r, long from, long to, cons
     free(v);
 }
 
-/* Prints router.decision_latency_p50/p99_ms of one phase from two scrapes of the router's
- * consumed -> produced histogram. */
-static void rb_report_decision_latency(const struct rb_hist *a, const struct rb_hist *b,
+/* Prints router.decision_latency_p50/p99_ms (consumed -> handed to the producer) and
+ * router.decision_delivered_latency_p50/p99_ms (-> acknowledged by the broker) of one phase
+ * from two scrapes (a, b: two stages each) of the router's histogram. */
+static void rb_report_decision_latency(const struct rb_hist a[2], const struct rb_hist b[2],
                                        const char *phase, const char *keys)
 {
-    bool o50, o99;
-    double p50 = rb_hist_quantile(a, b, 0.50, &o50) * 1000.0;
-    double p99 = rb_hist_quantile(a, b, 0.99, &o99) * 1000.0;
+    static const char *const metric[2] = {"decision_latency", "decision_delivered_latency"};
+    static const char *const to[2] = {"decision_produced", "decision_acknowledged_by_broker"};
 
-    printf("bench: router.decision_latency_p50_ms %s%.3f ms phase=%s from=request_consumed "
-           "to=decision_produced source=router_decision_latency_seconds interpolated=buckets "
-           "samples=%.0f %s\n",
-           o50 ? ">" : "", p50, phase, b->count - a->count, keys);
-    printf("bench: router.decision_latency_p99_ms %s%.3f ms phase=%s from=request_consumed "
-           "to=decision_produced source=router_decision_latency_seconds interpolated=buckets "
-           "samples=%.0f %s\n",
-           o99 ? ">" : "", p99, phase, b->count - a->count, keys);
+    for (int k = 0; k < 2; k++) {
+        bool o50, o99;
+        double p50 = rb_hist_quantile(&a[k], &b[k], 0.50, &o50) * 1000.0;
+        double p99 = rb_hist_quantile(&a[k], &b[k], 0.99, &o99) * 1000.0;
+
+        printf("bench: router.%s_p50_ms %s%.3f ms phase=%s from=request_consumed to=%s "
+               "source=router_decision_latency_seconds interpolated=buckets samples=%.0f %s\n",
+               metric[k], o50 ? ">" : "", p50, phase, to[k], b[k].count - a[k].count, keys);
+        printf("bench: router.%s_p99_ms %s%.3f ms phase=%s from=request_consumed to=%s "
+               "source=router_decision_latency_seconds interpolated=buckets samples=%.0f %s\n",
+               metric[k], o99 ? ">" : "", p99, phase, to[k], b[k].count - a[k].count, keys);
+    }
 }
 
 /* Diagnostics on stderr: end-to-end p50/max of each second of the steady phase. */
@@ -955,7 +969,7 @@ static int rb_run_phases(struct rb_run *r, int port, const char *keys)
     struct rb_proc procs[RB_PIDS_MAX];
     size_t nprocs = rb_procs_parse(procs);
     uint64_t rng = 0x7e57ULL;
-    struct rb_hist h0, h1, d0, d1;
+    struct rb_hist h0, h1, d0[2], d1[2];
     cc_producer *prod = NULL, *lprod = NULL;
     redisContext *redis = rb_redis_connect();
     char group[96];
@@ -990,7 +1004,7 @@ static int rb_run_phases(struct rb_run *r, int port, const char *keys)
     usleep(500000);
 
     /* 2. burst */
-    if (rb_scrape(port, &h0, &d0) < 0) {
+    if (rb_scrape(port, &h0, d0) < 0) {
         fprintf(stderr, "router_bench: no router_command_duration_seconds in /metrics\n");
         goto out;
     }
@@ -1011,11 +1025,11 @@ static int rb_run_phases(struct rb_run *r, int port, const char *keys)
     }
     t1 = atomic_load(&r->last_us);
     rb_procs_sample(procs, nprocs, 1);
-    if (rb_scrape(port, &h1, &d1) < 0)
+    if (rb_scrape(port, &h1, d1) < 0)
         goto out;
     printf("bench: router.decisions_per_s %.0f 1/s phase=burst decisions=%ld %s\n",
            (double)p->count * 1e6 / (double)(t1 - t0), p->count, keys);
-    rb_report_decision_latency(&d0, &d1, "burst", keys);
+    rb_report_decision_latency(d0, d1, "burst", keys);
     rb_report_router_ms(r, warm, burst_end, "burst", keys);
     v = malloc(sizeof(int64_t) * (size_t)(p->count > steady ? p->count : steady));
     if (!v)
@@ -1068,10 +1082,11 @@ static int rb_run_phases(struct rb_run *r, int port, const char *keys)
             fprintf(stderr, "router_bench: settled after %ld probes\n", probes);
         usleep(100000);
     }
-    if (rb_scrape(port, &h0, &d0) < 0) {
+    if (rb_scrape(port, &h0, d0) < 0) {
         free(v);
         goto out;
     }
+    rb_procs_sample(procs, nprocs, 0);
     t0 = cc_time_mono_us();
     for (long i = 0; i < steady; i++) {
         int64_t due = t0 + i * 1000000 / p->rate, left = due - cc_time_mono_us();
@@ -1090,6 +1105,14 @@ static int rb_run_phases(struct rb_run *r, int port, const char *keys)
         free(v);
         goto out;
     }
+    t1 = cc_time_mono_us();
+    rb_procs_sample(procs, nprocs, 1);
+    /* the steady phase's CPU: what a rate far below the ceiling costs (idle loops show here) */
+    for (size_t i = 0; i < nprocs; i++)
+        printf("bench: router.steady_cpu_share %.3f cores process=%s rate=%ld/s "
+               "ms_per_decision=%.3f %s\n",
+               (procs[i].cpu_s[1] - procs[i].cpu_s[0]) / ((double)(t1 - t0) / 1e6), procs[i].name,
+               p->rate, (procs[i].cpu_s[1] - procs[i].cpu_s[0]) * 1000.0 / (double)steady, keys);
     for (n = 0; n < steady; n++)
         v[n] = r->recv_us[burst_end + n] - r->sent_us[burst_end + n];
     rb_report_seconds(v, steady, p->rate);
@@ -1101,8 +1124,8 @@ static int rb_run_phases(struct rb_run *r, int port, const char *keys)
     printf("bench: router.e2e_latency_p99_ms %.2f ms phase=steady rate=%ld/s seconds=%ld "
            "path=request_produced->decision_consumed broker=dev %s\n",
            (double)p99 / 1000.0, p->rate, p->seconds, keys);
-    if (rb_scrape(port, &h1, &d1) == 0)
-        rb_report_decision_latency(&d0, &d1, "steady", keys);
+    if (rb_scrape(port, &h1, d1) == 0)
+        rb_report_decision_latency(d0, d1, "steady", keys);
     rb_report_router_ms(r, burst_end, burst_end + steady, "steady", keys);
     rc = 0;
 out:

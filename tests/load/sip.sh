@@ -9,7 +9,8 @@
 # retransmission; stepping stops at the first step that does not pass.
 # Env:   CC_BENCH_SIP_PHASES ("uas sipedge memory": any of them, in that order),
 #        CC_BENCH_SIP_RATES ("100 200 300 400 500 600 800 1000 1200 1400 1600 2000 2500 3000 4000 5000"),
-#        CC_BENCH_SIP_STEP_S (10), CC_BENCH_SIP_AGENTS (1000: enough for 800 1-s calls/s),
+#        CC_BENCH_SIP_STEP_S (10), CC_BENCH_SIP_AGENTS (2500: a step needs 1.25 agents per call/s,
+#        so up to 2,000 1-s calls/s; stepping stops, said on stderr, where the agents run out),
 #        CC_BENCH_SIP_MEMORY_WARMUP (40 s of calls at the rate, at least 1000),
 #        CC_BENCH_SIP_MEMORY_CALLS (10000),
 #        CC_BENCH_SIP_MEMORY_RATE (200), CC_BENCH_SIP_SETTLE_S (40: Sofia keeps a finished
@@ -17,8 +18,9 @@
 #        CC_BENCH_SIP_PERF (set: perf record cc-sip-edge in each sip-edge step, print the top).
 # Prints:
 #   bench: sofia.step / sipedge.step <rate> 1/s target=uas|sipedge ok=<0|1> calls=<n> failed=<n> retrans=<n>
-#   bench: sipedge.cpu <rate> 1/s edge=<%> router=<%> pg=<%> redis=<%> broker=<%> agents=<%>
-#          (CPU of each process during that step, 100 = one core)
+#   bench: sipedge.cpu <rate> 1/s edge=<%> router=<%> pg=<%> redis=<%> broker=<%> agents=<%> caller=<%>
+#          (CPU of each process during that step, 100 = one core; agents and caller: the two sipp)
+#   bench: sofia.cpu <rate> 1/s uas=<%> caller=<%>   (the reference's two processes in each step)
 #   bench: sofia.uas_cps <v> 1/s ...
 #   bench: sipedge.cps <v> 1/s ...   (CC_BENCH_SIP_AGENTS agent phones answer at once)
 #   bench: sipedge.ratio_to_uas <v> ratio
@@ -34,6 +36,7 @@
 # sip-edge with digest authentication (a python client), makes them available, and steps the
 # callers.
 set -euo pipefail
+TIMEFORMAT='%3U %3S'
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 buildroot=${1:?usage: $0 BUILDROOT}
@@ -41,7 +44,7 @@ uas=$buildroot/bench/sofia_uas
 scenario=$TOP/tests/load/sip/uac_1s.xml
 router=$buildroot/bin/cc-router
 sipedge=$buildroot/bin/cc-sip-edge
-agents=${CC_BENCH_SIP_AGENTS:-1000}
+agents=${CC_BENCH_SIP_AGENTS:-2500}
 rates=${CC_BENCH_SIP_RATES:-100 200 300 400 500 600 800 1000 1200 1400 1600 2000 2500 3000 4000 5000}
 step_s=${CC_BENCH_SIP_STEP_S:-10}
 phases=" ${CC_BENCH_SIP_PHASES:-uas sipedge memory} "
@@ -96,11 +99,14 @@ run_calls() {
     stat=$tmp/$tag.csv
     # -nd: no default behaviour (a lost message is a failure, not a silent BYE); the stat file's
     # last line holds the cumulative counters
-    timeout $((calls / rate + 50)) sipp "127.0.0.1:$port" -sf "$scenario" -s "$service" \
-        -i 127.0.0.1 -p "$(free_port)" -r "$rate" -m "$calls" -l $((rate * 4)) -nd -nostdin \
-        -buff_size "$sock_buf" \
-        -recv_timeout 10000 -trace_stat -stf "$stat" -fd 1 -trace_err \
-        -error_file "$tmp/$tag.err" >/dev/null 2>&1 || true
+    # bash's time: the caller's CPU (user sys, seconds) into $tmp/$tag.time
+    {
+        time timeout $((calls / rate + 50)) sipp "127.0.0.1:$port" -sf "$scenario" -s "$service" \
+            -i 127.0.0.1 -p "$(free_port)" -r "$rate" -m "$calls" -l $((rate * 4)) -nd -nostdin \
+            -buff_size "$sock_buf" \
+            -recv_timeout 10000 -trace_stat -stf "$stat" -fd 1 -trace_err \
+            -error_file "$tmp/$tag.err" >/dev/null 2>&1 || true
+    } 2>"$tmp/$tag.time"
     last=$(tail -n 1 "$stat" 2>/dev/null || true)
     if [ -z "$last" ]; then
         echo "0 $calls 0"
@@ -164,6 +170,9 @@ cpu_end() {
         line+=" $name=$(awk -v a="$now" -v b="${was:-0}" -v hz="$hz" -v dt="$dt" \
             'BEGIN { printf "%.0f", (a - b) * 100 / hz / (dt / 1e9) }')%"
     done < <(cpu_groups)
+    # the caller (sipp) ran inside the step: its CPU over the same wall time
+    line+=" caller=$(awk -v dt="$dt" '{ printf "%.0f", ($1 + $2) * 100 / (dt / 1e9) }' \
+        "$tmp/sipedge-$rate.time" 2>/dev/null || echo "?")%"
     echo "bench: sipedge.cpu $rate 1/s$line"
     if [ -n "${CC_BENCH_SIP_PERF:-}" ]; then
         wait "$perf_pid" || true
@@ -177,11 +186,29 @@ cpu_end() {
     fi
 }
 
+# uas_cpu RATE: the bare UAS's and the caller's CPU over the step just run
+uas_cpu() {
+    local rate=$1 dt
+    dt=$(($(date +%s%N) - uas_t0))
+    awk -v a="$(cpu_ticks "$uas_pid")" -v b="$uas_ticks0" -v hz="$(getconf CLK_TCK)" -v dt="$dt" \
+        -v r="$rate" -v caller="$(cat "$tmp/uas-$rate.time" 2>/dev/null)" 'BEGIN {
+            split(caller, c, " ")
+            printf "bench: sofia.cpu %d 1/s uas=%.0f%% caller=%.0f%%\n", r,
+                (a - b) * 100 / hz / (dt / 1e9), (c[1] + c[2]) * 100 / (dt / 1e9) }'
+}
+
 # step_up TARGET PORT SERVICE METRIC: steps the rates, prints each step and the best rate
 step_up() {
     local target=$1 port=$2 service=$3 metric=$4 best=0 rate ok out ok_calls failed retrans
     for rate in $rates; do
+        if [ "$target" = sipedge ] && ((rate * 5 > agents * 4)); then
+            # 1-s calls plus set-up and release: fewer agents than that and calls queue until
+            # sipp's receive timeout -- the load generator's limit, not sip-edge's
+            echo "sip.sh: stepping stops before $rate/s: $agents agent phones (CC_BENCH_SIP_AGENTS) cannot take 1-s calls at that rate" >&2
+            break
+        fi
         [ "$target" = sipedge ] && cpu_begin
+        uas_t0=$(date +%s%N) uas_ticks0=$(cpu_ticks "${uas_pid:-0}")
         out=$(run_step "$target" "$port" "$service" "$rate")
         read -r ok_calls failed retrans <<<"$out"
         ok=0
@@ -191,6 +218,7 @@ step_up() {
         fi
         echo "bench: ${metric%%.*}.step $rate 1/s target=$target ok=$ok calls=$ok_calls failed=$failed retrans=$retrans step_s=$step_s"
         [ "$target" = sipedge ] && cpu_end "$rate"
+        [ "$target" = uas ] && uas_cpu "$rate"
         ((ok)) || break
     done
     echo "bench: $metric $best 1/s step_s=$step_s call_s=1 transport=udp"
