@@ -97,12 +97,14 @@ has_phase() {
 run_calls() {
     local tag=$1 port=$2 service=$3 rate=$4 calls=$5 stat last
     stat=$tmp/$tag.csv
-    # -nd: no default behaviour (a lost message is a failure, not a silent BYE); the stat file's
+    # -default_behaviors bye: a call aborted on a timeout is a failure and is hung up (BYE or
+    # CANCEL), so that an overloaded step leaves no caller queued forever behind the next
+    # steps; no other default behaviour (an unexpected message is not answered); the stat file's
     # last line holds the cumulative counters
     # bash's time: the caller's CPU (user sys, seconds) into $tmp/$tag.time
     {
         time timeout $((calls / rate + 50)) sipp "127.0.0.1:$port" -sf "$scenario" -s "$service" \
-            -i 127.0.0.1 -p "$(free_port)" -r "$rate" -m "$calls" -l $((rate * 4)) -nd -nostdin \
+            -i 127.0.0.1 -p "$(free_port)" -r "$rate" -m "$calls" -l $((rate * 4)) -default_behaviors bye -nostdin \
             -buff_size "$sock_buf" \
             -recv_timeout 10000 -trace_stat -stf "$stat" -fd 1 -trace_err \
             -error_file "$tmp/$tag.err" >/dev/null 2>&1 || true
