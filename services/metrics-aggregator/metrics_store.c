@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc_buf.h"
 #include "cc_log.h"
 #include "cc_pg.h"
 #include "cc_time.h"
@@ -431,20 +432,13 @@ static const struct store_step store_steps[] = {
 };
 #define STORE_NSTEPS (sizeof(store_steps) / sizeof(store_steps[0]))
 
-/* A growing byte buffer: the COPY data of one batch. */
-struct copybuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
 /* The id set of one batch (open addressing), to skip an event repeated inside the batch. The ids
  * are copied into keys (NUL-terminated, one after the other), so that a staged fact can be
  * released at once; a slot holds 1 + the offset of its id in keys, 0 when empty. */
 struct idset {
     size_t *slot;
     size_t mask, count, cap; /* cap: slots allocated (mask + 1 in use) */
-    struct copybuf keys;
+    struct cc_buf keys;
 };
 
 struct metrics_store {
@@ -452,7 +446,7 @@ struct metrics_store {
     PGconn *staged_conn; /* the connection on which the stage table is known to exist */
     bool timing;
     char params[5][24];  /* short abandon voice, chat, sms, email; default SL (seconds) */
-    struct copybuf buf;  /* the COPY data of the batch being staged */
+    struct cc_buf buf;   /* the COPY data of the batch being staged */
     struct idset ids;    /* the ids staged in it */
     size_t staged, dups; /* facts staged, repeats skipped */
     unsigned kinds;      /* bit k: a fact of kind k is staged */
@@ -486,9 +480,9 @@ void metrics_store_free(metrics_store *st)
     if (!st)
         return;
     cc_pg_free(st->pg);
-    free(st->buf.p);
+    cc_buf_free(&st->buf);
     free(st->ids.slot);
-    free(st->ids.keys.p);
+    cc_buf_free(&st->ids.keys);
     free(st->span_b);
     free(st->span_ms);
     free(st);
@@ -508,52 +502,35 @@ int metrics_store_migrate(metrics_store *st, const char *dir)
 
 /* ---- COPY text format --------------------------------------------------------------------- */
 
-static void buf_put(struct copybuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 65536;
-        char *p;
-
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void buf_sep(struct copybuf *b, bool first)
+static void buf_sep(struct cc_buf *b, bool first)
 {
     if (!first)
-        buf_put(b, "\t", 1);
+        cc_buf_put(b, "\t", 1);
 }
 
 /* A text field, escaped for COPY (backslash, tab, newline, carriage return); NULL -> \N. */
-static void put_str(struct copybuf *b, const char *s, bool first)
+static void put_str(struct cc_buf *b, const char *s, bool first)
 {
     const char *run = s;
 
     buf_sep(b, first);
     if (!s) {
-        buf_put(b, "\\N", 2);
+        cc_buf_put(b, "\\N", 2);
         return;
     }
     for (;;) {
         size_t plain = strcspn(run, "\\\t\n\r"); /* ids and codes: the whole string */
 
-        buf_put(b, run, plain);
+        cc_buf_put(b, run, plain);
         run += plain;
         if (!*run)
             return;
-        buf_put(b, *run == '\\' ? "\\\\" : *run == '\t' ? "\\t" : *run == '\n' ? "\\n" : "\\r", 2);
+        cc_buf_put(b,
+                   *run == '\\'   ? "\\\\"
+                   : *run == '\t' ? "\\t"
+                   : *run == '\n' ? "\\n"
+                                  : "\\r",
+                   2);
         run++;
     }
 }
@@ -577,61 +554,61 @@ static size_t fmt_int(char *out, int64_t v)
     return len;
 }
 
-static void put_int(struct copybuf *b, int64_t v, bool first)
+static void put_int(struct cc_buf *b, int64_t v, bool first)
 {
     char num[24];
 
     buf_sep(b, first);
     if (v == METRICS_ABSENT) {
-        buf_put(b, "\\N", 2);
+        cc_buf_put(b, "\\N", 2);
         return;
     }
-    buf_put(b, num, fmt_int(num, v));
+    cc_buf_put(b, num, fmt_int(num, v));
 }
 
-static void put_bool(struct copybuf *b, int v)
+static void put_bool(struct cc_buf *b, int v)
 {
     buf_sep(b, false);
-    buf_put(b, v == METRICS_ABSENT ? "\\N" : v ? "t" : "f", v == METRICS_ABSENT ? 2 : 1);
+    cc_buf_put(b, v == METRICS_ABSENT ? "\\N" : v ? "t" : "f", v == METRICS_ABSENT ? 2 : 1);
 }
 
 /* A text[] of ids (validated by the parser: no quote or backslash), every element quoted so
  * that an id spelled "NULL" stays a string. NULL array -> \N. */
-static void put_ids(struct copybuf *b, const json_t *arr)
+static void put_ids(struct cc_buf *b, const json_t *arr)
 {
     const json_t *item;
     size_t i;
 
     buf_sep(b, false);
     if (!arr) {
-        buf_put(b, "\\N", 2);
+        cc_buf_put(b, "\\N", 2);
         return;
     }
-    buf_put(b, "{", 1);
+    cc_buf_put(b, "{", 1);
     json_array_foreach(arr, i, item)
     {
         const char *s = json_string_value(item);
 
         if (i)
-            buf_put(b, ",", 1);
-        buf_put(b, "\"", 1);
-        buf_put(b, s, strlen(s));
-        buf_put(b, "\"", 1);
+            cc_buf_put(b, ",", 1);
+        cc_buf_put(b, "\"", 1);
+        cc_buf_put(b, s, strlen(s));
+        cc_buf_put(b, "\"", 1);
     }
-    buf_put(b, "}", 1);
+    cc_buf_put(b, "}", 1);
 }
 
-static void put_int_array(struct copybuf *b, const int64_t *v, size_t n)
+static void put_int_array(struct cc_buf *b, const int64_t *v, size_t n)
 {
     char num[24];
 
     buf_sep(b, false);
-    buf_put(b, "{", 1);
+    cc_buf_put(b, "{", 1);
     for (size_t i = 0; i < n; i++) {
         num[0] = ',';
-        buf_put(b, num + !i, fmt_int(num + 1, v[i]) + !!i);
+        cc_buf_put(b, num + !i, fmt_int(num + 1, v[i]) + !!i);
     }
-    buf_put(b, "}", 1);
+    cc_buf_put(b, "}", 1);
 }
 
 /* The agent span of f split over buckets into st->span_b/ms; returns the piece count, or -1. */
@@ -659,7 +636,7 @@ static long split_span(metrics_store *st, const struct metrics_fact *f)
 /* One COPY row (the column order of SQL_COPY). */
 static int put_fact(metrics_store *st, const struct metrics_fact *f)
 {
-    struct copybuf *b = &st->buf;
+    struct cc_buf *b = &st->buf;
     long pieces = split_span(st, f);
 
     if (pieces < 0)
@@ -696,7 +673,7 @@ static int put_fact(metrics_store *st, const struct metrics_fact *f)
     put_int_array(b, st->span_b, (size_t)pieces);
     put_int_array(b, st->span_ms, (size_t)pieces);
     put_str(b, pieces > 0 ? f->span_reason : NULL, false);
-    buf_put(b, "\n", 1);
+    cc_buf_put(b, "\n", 1);
     return b->oom ? -ENOMEM : 0;
 }
 
@@ -717,8 +694,7 @@ static void ids_clear(struct idset *s)
     if (s->count)
         memset(s->slot, 0, (s->mask + 1) * sizeof(*s->slot));
     s->count = 0;
-    s->keys.len = 0;
-    s->keys.oom = false;
+    cc_buf_reset(&s->keys);
 }
 
 /* Puts the key at offset off of s->keys into a free slot (the key is known to be absent). */
@@ -762,7 +738,7 @@ static int ids_add(struct idset *s, const char *id)
     for (i = hash_str(id) & s->mask; s->slot[i]; i = (i + 1) & s->mask)
         if (strcmp(s->keys.p + s->slot[i] - 1, id) == 0)
             return 0;
-    buf_put(&s->keys, id, strlen(id) + 1);
+    cc_buf_put(&s->keys, id, strlen(id) + 1);
     if (s->keys.oom)
         return -ENOMEM;
     s->slot[i] = off + 1; /* the free slot the search ended on */
@@ -775,8 +751,7 @@ static int ids_add(struct idset *s, const char *id)
 void metrics_store_batch_begin(metrics_store *st)
 {
     ids_clear(&st->ids);
-    st->buf.len = 0;
-    st->buf.oom = false;
+    cc_buf_reset(&st->buf);
     st->staged = st->dups = 0;
     st->kinds = 0;
     st->batch_t0 = cc_time_mono_us();

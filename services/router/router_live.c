@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cc_buf.h"
 #include "cc_log.h"
 #include "cc_pg.h"
 #include "cc_time.h"
@@ -101,99 +102,64 @@ int router_live_route(router_live *lv, const struct router_enqueue *req, const c
     return rc;
 }
 
-/* A growable text buffer for the JSON parameter of a batch statement. */
-struct live_buf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-static void live_put(struct live_buf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        char *p;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void live_puts(struct live_buf *b, const char *s)
-{
-    live_put(b, s, strlen(s));
-}
-
-/* s as a JSON string (null for NULL). s is valid UTF-8 (it came out of a parsed JSON event). */
-static void live_put_json_str(struct live_buf *b, const char *s)
+static void live_put_json_str(struct cc_buf *b, const char *s)
 {
     char esc[8];
 
     if (!s) {
-        live_puts(b, "null");
+        cc_buf_puts(b, "null");
         return;
     }
-    live_puts(b, "\"");
+    cc_buf_puts(b, "\"");
     for (const char *p = s; *p; p++) {
         unsigned char c = (unsigned char)*p;
         if (c == '"' || c == '\\') {
             esc[0] = '\\';
             esc[1] = (char)c;
-            live_put(b, esc, 2);
+            cc_buf_put(b, esc, 2);
         } else if (c < 0x20) {
             snprintf(esc, sizeof(esc), "\\u%04x", c);
-            live_put(b, esc, 6);
+            cc_buf_put(b, esc, 6);
         } else {
-            live_put(b, (const char *)p, 1);
+            cc_buf_put(b, (const char *)p, 1);
         }
     }
-    live_puts(b, "\"");
+    cc_buf_puts(b, "\"");
 }
 
 int router_live_route_batch(router_live *lv, const struct router_enqueue *reqs,
                             const char *const *skills_json, size_t n, bool *ended)
 {
-    struct live_buf b = {0};
+    struct cc_buf b = {0};
     char num[64];
     PGresult *res;
     int rc = 0;
 
     if (n == 0)
         return 0;
-    live_puts(&b, "[");
+    cc_buf_puts(&b, "[");
     for (size_t i = 0; i < n; i++) {
         const struct router_enqueue *r = &reqs[i];
         ended[i] = false;
-        live_puts(&b, i ? ",{\"t\":" : "{\"t\":");
+        cc_buf_puts(&b, i ? ",{\"t\":" : "{\"t\":");
         live_put_json_str(&b, r->tenant);
-        live_puts(&b, ",\"i\":");
+        cc_buf_puts(&b, ",\"i\":");
         live_put_json_str(&b, r->interaction_id);
-        live_puts(&b, ",\"q\":");
+        cc_buf_puts(&b, ",\"q\":");
         live_put_json_str(&b, r->queue_id);
-        live_puts(&b, ",\"c\":");
+        cc_buf_puts(&b, ",\"c\":");
         live_put_json_str(&b, router_channel_name(r->channel));
         snprintf(num, sizeof(num), ",\"p\":%d,\"e\":%lld,\"s\":", r->priority,
                  (long long)(r->enqueued_ms > 0 ? r->enqueued_ms : r->now_ms));
-        live_puts(&b, num);
-        live_puts(&b, skills_json && skills_json[i] ? skills_json[i] : "[]");
-        live_puts(&b, ",\"cb\":");
+        cc_buf_puts(&b, num);
+        cc_buf_puts(&b, skills_json && skills_json[i] ? skills_json[i] : "[]");
+        cc_buf_puts(&b, ",\"cb\":");
         live_put_json_str(&b, r->callback_number);
-        live_puts(&b, ",\"r\":");
+        cc_buf_puts(&b, ",\"r\":");
         live_put_json_str(&b, r->request_id);
-        live_puts(&b, "}");
+        cc_buf_puts(&b, "}");
     }
-    live_puts(&b, "]");
+    cc_buf_puts(&b, "]");
     if (b.oom) {
         free(b.p);
         return -ENOMEM;
