@@ -6,58 +6,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc_buf.h"
 #include "metrics_kpi.h"
 #include "metrics_query.h"
 
-/* A growing NUL-terminated buffer; failed sticks after the first ENOMEM. */
-struct mc_buf {
-    char *s;
-    size_t n, cap;
-    bool failed;
-};
-
-static void mc_put(struct mc_buf *b, const char *s, size_t len)
-{
-    if (b->failed)
-        return;
-    if (b->n + len + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap : 4096;
-        char *grown;
-        while (ncap < b->n + len + 1)
-            ncap *= 2;
-        grown = realloc(b->s, ncap);
-        if (!grown) {
-            b->failed = true;
-            return;
-        }
-        b->s = grown;
-        b->cap = ncap;
-    }
-    memcpy(b->s + b->n, s, len);
-    b->n += len;
-    b->s[b->n] = '\0';
-}
-
 /* One field, quoted when it holds a comma, a quote, CR or LF (quotes doubled). */
-static void mc_field(struct mc_buf *b, bool first, const char *s)
+static void mc_field(struct cc_buf *b, bool first, const char *s)
 {
     if (!first)
-        mc_put(b, ",", 1);
+        cc_buf_put(b, ",", 1);
     if (!strpbrk(s, ",\"\r\n")) {
-        mc_put(b, s, strlen(s));
+        cc_buf_put(b, s, strlen(s));
         return;
     }
-    mc_put(b, "\"", 1);
+    cc_buf_put(b, "\"", 1);
     for (; *s; s++) {
         if (*s == '"')
-            mc_put(b, "\"", 1);
-        mc_put(b, s, 1);
+            cc_buf_put(b, "\"", 1);
+        cc_buf_put(b, s, 1);
     }
-    mc_put(b, "\"", 1);
+    cc_buf_put(b, "\"", 1);
 }
 
 /* A JSON scalar as a field (never the first): null is empty; reals as dumped. */
-static void mc_json_field(struct mc_buf *b, const json_t *v)
+static void mc_json_field(struct cc_buf *b, const json_t *v)
 {
     char num[64] = "";
 
@@ -100,7 +72,7 @@ static size_t mc_dim_columns(const json_t *report, const char *cols[4])
     return n;
 }
 
-static void mc_header(struct mc_buf *b, const char *const *cols, size_t ncols)
+static void mc_header(struct cc_buf *b, const char *const *cols, size_t ncols)
 {
     mc_field(b, true, "start");
     mc_field(b, false, "end");
@@ -116,10 +88,10 @@ static void mc_header(struct mc_buf *b, const char *const *cols, size_t ncols)
     mc_field(b, false, "agent_not_ready_ms");
     for (size_t i = 0; i < METRICS_KPI_COUNT; i++)
         mc_field(b, false, metrics_kpi_names[i]);
-    mc_put(b, "\r\n", 2);
+    cc_buf_put(b, "\r\n", 2);
 }
 
-static void mc_row(struct mc_buf *b, const json_t *row, const char *const *cols, size_t ncols)
+static void mc_row(struct cc_buf *b, const json_t *row, const char *const *cols, size_t ncols)
 {
     const json_t *counts = json_object_get(row, "counts"), *kpis = json_object_get(row, "kpis");
     const json_t *st = json_object_get(counts, "agent_state_ms");
@@ -141,12 +113,12 @@ static void mc_row(struct mc_buf *b, const json_t *row, const char *const *cols,
     }
     for (size_t k = 0; k < METRICS_KPI_COUNT; k++)
         mc_json_field(b, json_object_get(kpis, metrics_kpi_names[k]));
-    mc_put(b, "\r\n", 2);
+    cc_buf_put(b, "\r\n", 2);
 }
 
 char *metrics_csv_intervals(const json_t *report)
 {
-    struct mc_buf b = {0};
+    struct cc_buf b = {0};
     const char *cols[4];
     size_t ncols = mc_dim_columns(report, cols), i;
     const json_t *row;
@@ -156,9 +128,9 @@ char *metrics_csv_intervals(const json_t *report)
     {
         mc_row(&b, row, cols, ncols);
     }
-    if (b.failed) {
-        free(b.s);
+    if (b.oom || !b.p) { /* out of memory (the header is always put: p is set otherwise) */
+        cc_buf_free(&b);
         return NULL;
     }
-    return b.s;
+    return b.p;
 }

@@ -202,31 +202,61 @@ static int ml_load_today(const metrics_live *lv, cc_pg *pg, const char *const *v
     return rc;
 }
 
+/* Runs sql ($1 tenant) and hands each row to apply with the queue its first column names
+ * (made when new). 0, -ENOMEM, or the query's failure. */
+static int ml_per_queue(const metrics_live *lv, cc_pg *pg, const char *sql, const char *const *v,
+                        struct ml_queues *qs,
+                        void (*apply)(struct ml_queue *, const PGresult *, int))
+{
+    PGresult *r;
+    int rc;
+
+    if ((rc = metrics_sql_exec(pg, sql, 1, v, &r)) < 0)
+        return rc;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct ml_queue *qq = ml_queue(qs, PQgetvalue(r, i, 0), lv->sl_default_s);
+
+        if (!qq) {
+            rc = -ENOMEM;
+            break;
+        }
+        apply(qq, r, i);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* queue_id, waiting, oldest since (ms) */
+static void ml_apply_waiting(struct ml_queue *qq, const PGresult *r, int i)
+{
+    qq->waiting = metrics_sql_int(r, i, 1);
+    qq->oldest_since_ms = metrics_sql_int(r, i, 2);
+}
+
+/* queue, state, reason, agents */
+static void ml_apply_agents(struct ml_queue *qq, const PGresult *r, int i)
+{
+    ml_agents_add(qq->agents, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), metrics_sql_int(r, i, 3));
+}
+
+/* queue_id, sl_threshold_s (NULL: the default stays) */
+static void ml_apply_threshold(struct ml_queue *qq, const PGresult *r, int i)
+{
+    if (!PQgetisnull(r, i, 1))
+        qq->sl_s = metrics_sql_int(r, i, 1);
+}
+
 /* Who waits in which queue, and since when. */
 static int ml_load_waiting(const metrics_live *lv, cc_pg *pg, const char *const *v,
                            struct ml_queues *qs)
 {
     char sql[METRICS_SQL_MAX];
-    PGresult *r;
-    int rc;
 
     snprintf(sql, sizeof(sql),
              "SELECT queue_id, count(*)::bigint, (extract(epoch FROM min(since)) * 1000)::bigint "
              "FROM %s.live_waiting WHERE tenant = $1 GROUP BY queue_id",
              lv->schema);
-    if ((rc = metrics_sql_exec(pg, sql, 1, v, &r)) < 0)
-        return rc;
-    for (int i = 0; i < PQntuples(r); i++) {
-        struct ml_queue *qq = ml_queue(qs, PQgetvalue(r, i, 0), lv->sl_default_s);
-        if (!qq) {
-            rc = -ENOMEM;
-            break;
-        }
-        qq->waiting = metrics_sql_int(r, i, 1);
-        qq->oldest_since_ms = metrics_sql_int(r, i, 2);
-    }
-    PQclear(r);
-    return rc;
+    return ml_per_queue(lv, pg, sql, v, qs, ml_apply_waiting);
 }
 
 /* Logged-in agents by queue and state into qs, and over all queues into agents. */
@@ -242,19 +272,7 @@ static int ml_load_agents(const metrics_live *lv, cc_pg *pg, const char *const *
              "CROSS JOIN LATERAL unnest(queue_ids) AS u(q) WHERE tenant = $1 AND state <> "
              "'logged_out' GROUP BY 1, 2, 3",
              lv->schema);
-    if ((rc = metrics_sql_exec(pg, sql, 1, v, &r)) < 0)
-        return rc;
-    for (int i = 0; i < PQntuples(r); i++) {
-        struct ml_queue *qq = ml_queue(qs, PQgetvalue(r, i, 0), lv->sl_default_s);
-        if (!qq) {
-            rc = -ENOMEM;
-            break;
-        }
-        ml_agents_add(qq->agents, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-                      metrics_sql_int(r, i, 3));
-    }
-    PQclear(r);
-    if (rc < 0)
+    if ((rc = ml_per_queue(lv, pg, sql, v, qs, ml_apply_agents)) < 0)
         return rc;
     snprintf(sql, sizeof(sql),
              "SELECT state, COALESCE(reason_code, ''), count(*)::bigint FROM %s.live_agents "
@@ -273,25 +291,11 @@ static int ml_load_thresholds(const metrics_live *lv, cc_pg *pg, const char *con
                               struct ml_queues *qs)
 {
     char sql[METRICS_SQL_MAX];
-    PGresult *r;
-    int rc;
 
     snprintf(sql, sizeof(sql),
              "SELECT queue_id, sl_threshold_s FROM %s.queue_settings WHERE tenant = $1",
              lv->schema);
-    if ((rc = metrics_sql_exec(pg, sql, 1, v, &r)) < 0)
-        return rc;
-    for (int i = 0; i < PQntuples(r); i++) {
-        struct ml_queue *qq = ml_queue(qs, PQgetvalue(r, i, 0), lv->sl_default_s);
-        if (!qq) {
-            rc = -ENOMEM;
-            break;
-        }
-        if (!PQgetisnull(r, i, 1))
-            qq->sl_s = metrics_sql_int(r, i, 1);
-    }
-    PQclear(r);
-    return rc;
+    return ml_per_queue(lv, pg, sql, v, qs, ml_apply_threshold);
 }
 
 /* ---- public --------------------------------------------------------------------------------- */
