@@ -13,6 +13,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "cc_time.h"
+
 int itest_http_raw_connect(int port)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -168,4 +170,24 @@ json_t *itest_http_expect_json(const struct itest_http_reply *r, int status)
     doc = json_loads(r->body, 0, &jerr);
     cr_assert_not_null(doc, "expected a JSON body, got '%s'", r->body);
     return doc;
+}
+
+bool itest_http_read_until(int fd, char *buf, size_t cap, size_t *have, const char *needle, int ms)
+{
+    int64_t until = cc_time_mono_ms() + ms;
+
+    while (!needle || !strstr(buf, needle)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int left = (int)(until - cc_time_mono_ms());
+        ssize_t n;
+
+        if (left <= 0 || *have + 1 >= cap || poll(&p, 1, left) <= 0)
+            return false;
+        n = recv(fd, buf + *have, cap - 1 - *have, 0);
+        if (n <= 0)
+            return false;
+        *have += (size_t)n;
+        buf[*have] = '\0';
+    }
+    return true;
 }

@@ -40,6 +40,9 @@ void itest_http_fetch(int port, const char *method, const char *path, const char
                       const char *extra, const char *body, struct itest_http_reply *r);
 /* True if the peer closed the connection (readable with EOF) within ms. */
 bool itest_http_peer_closed(int fd, int ms);
+/* Reads from fd into buf (appending at *have, NUL-terminated) until needle shows up: true; false
+ * after ms, on EOF or when buf is full. needle NULL: reads for ms and returns false. */
+bool itest_http_read_until(int fd, char *buf, size_t cap, size_t *have, const char *needle, int ms);
 /* Asserts r is an RFC 7807 problem+json with this status and type/title/detail; returns the
  * parsed document (new reference: json_decref it). */
 json_t *itest_http_expect_problem(const struct itest_http_reply *r, int status);

@@ -180,27 +180,6 @@ static int64_t hs_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Reads from fd into buf (appending at *have) until needle shows up; false after ms or on EOF. */
-static bool hs_read_until(int fd, char *buf, size_t cap, size_t *have, const char *needle, int ms)
-{
-    int64_t until = hs_now_ms() + ms;
-
-    while (!strstr(buf, needle)) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int left = (int)(until - hs_now_ms());
-        ssize_t n;
-
-        if (left <= 0 || *have + 1 >= cap || poll(&p, 1, left) <= 0)
-            return false;
-        n = recv(fd, buf + *have, cap - 1 - *have, 0);
-        if (n <= 0)
-            return false;
-        *have += (size_t)n;
-        buf[*have] = '\0';
-    }
-    return true;
-}
-
 /* Opens a stream with the token in the header (or the query when in_query) and reads its head
  * and first event. */
 static int hs_open(char *buf, size_t cap, size_t *have, bool in_query)
@@ -213,7 +192,7 @@ static int hs_open(char *buf, size_t cap, size_t *have, bool in_query)
         itest_http_request(fd, "GET", "/v1/events?access_token=" HS_TOKEN, NULL, NULL, NULL);
     else
         itest_http_request(fd, "GET", "/v1/events", HS_TOKEN, NULL, NULL);
-    cr_assert(hs_read_until(fd, buf, cap, have, "event: hello", 5000),
+    cr_assert(itest_http_read_until(fd, buf, cap, have, "event: hello", 5000),
               "expected the stream's first event, got '%s'", buf);
     return fd;
 }
@@ -240,10 +219,10 @@ Test(http_stream, sends_headers_then_events_as_they_are_woken)
     hs_wait_open(1);
     usleep(100000); /* the stream is asleep now */
     cr_assert_eq(hs_publish("event: tick\ndata: 1\n\n", false), 1);
-    cr_assert(hs_read_until(fd, buf, sizeof(buf), &have, "data: 1", 2000),
+    cr_assert(itest_http_read_until(fd, buf, sizeof(buf), &have, "data: 1", 2000),
               "expected the woken stream to deliver the event, got '%s'", buf);
     cr_assert_eq(hs_publish("event: tick\ndata: 2\n\n", false), 1);
-    cr_assert(hs_read_until(fd, buf, sizeof(buf), &have, "data: 2", 2000),
+    cr_assert(itest_http_read_until(fd, buf, sizeof(buf), &have, "data: 2", 2000),
               "expected a second event, got '%s'", buf);
     close(fd);
 }
@@ -259,7 +238,7 @@ Test(http_stream, delivers_an_event_larger_than_one_callback_block)
     memcpy(big, "data: ", 6);
     strcpy(big + sizeof(big) - 32, "END-OF-BIG\n\n");
     hs_publish(big, false);
-    cr_assert(hs_read_until(fd, buf, sizeof(buf), &have, "END-OF-BIG", 5000),
+    cr_assert(itest_http_read_until(fd, buf, sizeof(buf), &have, "END-OF-BIG", 5000),
               "expected all of a 20 kB event over several chunks");
     close(fd);
 }
@@ -272,7 +251,7 @@ Test(http_stream, pings_after_silence)
     int fd = hs_open(buf, sizeof(buf), &have, false);
 
     t0 = hs_now_ms();
-    cr_assert(hs_read_until(fd, buf, sizeof(buf), &have, ": ping\n\n", 3000),
+    cr_assert(itest_http_read_until(fd, buf, sizeof(buf), &have, ": ping\n\n", 3000),
               "expected a ': ping' comment after %d ms of silence", HS_PING_MS);
     cr_assert(hs_now_ms() - t0 >= HS_PING_MS / 2, "expected no ping before the silence");
     close(fd);
@@ -286,7 +265,7 @@ Test(http_stream, ends_the_response_when_the_callback_ends)
 
     hs_wait_open(1);
     hs_publish("data: bye\n\n", true);
-    cr_assert(hs_read_until(fd, buf, sizeof(buf), &have, "\r\n0\r\n\r\n", 3000),
+    cr_assert(itest_http_read_until(fd, buf, sizeof(buf), &have, "\r\n0\r\n\r\n", 3000),
               "expected the last chunk after the final event, got '%s'", buf);
     cr_assert(strstr(buf, "data: bye") != NULL);
     close(fd);
@@ -326,7 +305,7 @@ Test(http_stream, notices_a_client_that_left_long_before_the_next_ping)
     fd = itest_http_connect(cc_http_port(quiet));
     buf[0] = '\0';
     itest_http_request(fd, "GET", "/v1/events", HS_TOKEN, NULL, NULL);
-    cr_assert(hs_read_until(fd, buf, sizeof(buf), &have, "event: hello", 5000),
+    cr_assert(itest_http_read_until(fd, buf, sizeof(buf), &have, "event: hello", 5000),
               "expected the stream's first event, got '%s'", buf);
     hs_wait_open(1);
     usleep(100000); /* asleep */
@@ -360,9 +339,10 @@ Test(http_stream, server_shutdown_ends_every_stream_promptly)
     cr_assert(hs_now_ms() - t0 < 2000, "expected shutdown within 2 s with open streams");
     cr_assert_eq(atomic_load(&hs_freed), 3, "expected every stream's ctx freed");
     for (int i = 0; i < 3; i++) {
-        cr_assert(itest_http_peer_closed(fd[i], 2000) ||
-                      hs_read_until(fd[i], buf[i], sizeof(buf[i]), &have[i], "0\r\n\r\n", 2000),
-                  "expected stream %d ended by the shutdown", i);
+        cr_assert(
+            itest_http_peer_closed(fd[i], 2000) ||
+                itest_http_read_until(fd[i], buf[i], sizeof(buf[i]), &have[i], "0\r\n\r\n", 2000),
+            "expected stream %d ended by the shutdown", i);
         close(fd[i]);
     }
 }

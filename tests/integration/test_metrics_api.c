@@ -760,35 +760,6 @@ Test(metrics_api, live_shows_waiting_agents_and_todays_kpis)
 
 /* ---- stream -------------------------------------------------------------------------------- */
 
-static int64_t ma_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Appends what fd sends within ms to buf; true once needle is in buf. */
-static bool ma_read_until(int fd, char *buf, size_t cap, size_t *have, const char *needle, int ms)
-{
-    int64_t until = ma_now_ms() + ms;
-
-    while (!needle || !strstr(buf, needle)) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int left = (int)(until - ma_now_ms());
-        ssize_t n;
-
-        if (left <= 0 || *have + 1 >= cap || poll(&p, 1, left) <= 0)
-            return false;
-        n = recv(fd, buf + *have, cap - 1 - *have, 0);
-        if (n <= 0)
-            return false;
-        *have += (size_t)n;
-        buf[*have] = '\0';
-    }
-    return true;
-}
-
 /* The JSON of the data line of event id in buf (new reference). */
 static json_t *ma_event(const char *buf, int id)
 {
@@ -817,18 +788,18 @@ Test(metrics_api, the_stream_sends_the_view_at_once_and_again_when_it_changes)
 
     ma_live_rows();
     itest_http_request(fd, "GET", "/v1/metrics/stream?access_token=" MA_LIVE, NULL, NULL, NULL);
-    cr_assert(ma_read_until(fd, buf, sizeof(buf), &have, "\n\n", 5000) &&
-                  ma_read_until(fd, buf, sizeof(buf), &have, "id: 1\n", 5000),
+    cr_assert(itest_http_read_until(fd, buf, sizeof(buf), &have, "\n\n", 5000) &&
+                  itest_http_read_until(fd, buf, sizeof(buf), &have, "id: 1\n", 5000),
               "expected the first event at once: %s", buf);
     cr_assert(strstr(buf, "Content-Type: text/event-stream") != NULL);
-    ma_read_until(fd, buf, sizeof(buf), &have, "}\n\n", 2000);
+    itest_http_read_until(fd, buf, sizeof(buf), &have, "}\n\n", 2000);
     ev = ma_event(buf, 1);
     cr_assert_eq(ma_int(json_array_get(json_object_get(ev, "queues"), 0), "waiting"), 2);
     json_decref(ev);
 
     ma_exec("INSERT INTO live_waiting (tenant, interaction_id, queue_id, channel, since) VALUES "
             "('tl', 'w4', 'q1', 'voice', now())");
-    cr_assert(ma_read_until(fd, buf, sizeof(buf), &have, "\"waiting\":3", 5000),
+    cr_assert(itest_http_read_until(fd, buf, sizeof(buf), &have, "\"waiting\":3", 5000),
               "expected an event with 3 waiting in q1");
     close(fd);
 }
@@ -840,13 +811,14 @@ Test(metrics_api, the_stream_stays_quiet_while_nothing_changes)
     int fd = itest_http_connect(ma_port);
 
     itest_http_request(fd, "GET", "/v1/metrics/stream", MA_EMPTY, NULL, NULL);
-    cr_assert(ma_read_until(fd, buf, sizeof(buf), &have, "id: 1\n", 5000), "expected event 1");
+    cr_assert(itest_http_read_until(fd, buf, sizeof(buf), &have, "id: 1\n", 5000),
+              "expected event 1");
     /* five stream intervals with nothing new: no second event */
-    cr_assert_not(ma_read_until(fd, buf, sizeof(buf), &have, "id: 2\n", 1000),
+    cr_assert_not(itest_http_read_until(fd, buf, sizeof(buf), &have, "id: 2\n", 1000),
                   "expected no event while the view is unchanged: %s", buf);
     ma_exec("INSERT INTO live_agents (tenant, agent_id, state, reason_code, since, queue_ids, "
             "updated_at) VALUES ('te', 'a1', 'available', '', now(), '{q9}', now())");
-    cr_assert(ma_read_until(fd, buf, sizeof(buf), &have, "id: 2\n", 5000),
+    cr_assert(itest_http_read_until(fd, buf, sizeof(buf), &have, "id: 2\n", 5000),
               "expected event 2 after an agent logged in");
     close(fd);
 }
