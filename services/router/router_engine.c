@@ -39,13 +39,19 @@ struct engine_qmap {
 struct engine_batch {
     size_t cap;
     struct router_cmd *cmds;
-    size_t *seg;                     /* the route commands being gathered (indices in cmds) */
-    struct router_enqueue *reqs;     /* per segment entry */
-    const char **skills;             /* per segment entry: the command's skills_json */
-    bool *ended;                     /* per segment entry: known and ended (not routed) */
-    struct router_enqueue *run;      /* the entries that go to Redis */
-    struct router_state_result *res; /* per entry of run */
-    int *rcs;                        /* per entry of run */
+    size_t *seg;                      /* the route commands being gathered (indices in cmds) */
+    struct router_enqueue *reqs;      /* per segment entry */
+    const char **skills;              /* per segment entry: the command's skills_json */
+    struct router_enqueue *run;       /* the entries whose script ran: they are persisted */
+    const char **run_skills;          /* per entry of run */
+    size_t *run_at;                   /* per entry of run: its index in the segment */
+    bool *run_ended;                  /* per entry of run: persisted as ended before */
+    struct router_state_result *res;  /* per segment entry */
+    int *rcs;                         /* per segment entry */
+    struct router_state_result *res2; /* per segment entry: a run again after a rebuild */
+    int *rcs2;
+    const char **tenants, **ids;    /* per segment entry: what router_state_ix_states reads */
+    struct router_ix_state *states; /* per segment entry: Redis's state once persisted */
 };
 
 struct router_engine {
@@ -604,10 +610,17 @@ static void engine_batch_free(struct engine_batch *b)
     free(b->seg);
     free(b->reqs);
     free(b->skills);
-    free(b->ended);
     free(b->run);
+    free(b->run_skills);
+    free(b->run_at);
+    free(b->run_ended);
     free(b->res);
     free(b->rcs);
+    free(b->res2);
+    free(b->rcs2);
+    free(b->tenants);
+    free(b->ids);
+    free(b->states);
     memset(b, 0, sizeof(*b));
 }
 
@@ -621,12 +634,20 @@ static int engine_batch_reserve(struct engine_batch *b, size_t n)
     b->seg = calloc(n, sizeof(*b->seg));
     b->reqs = calloc(n, sizeof(*b->reqs));
     b->skills = calloc(n, sizeof(*b->skills));
-    b->ended = calloc(n, sizeof(*b->ended));
     b->run = calloc(n, sizeof(*b->run));
+    b->run_skills = calloc(n, sizeof(*b->run_skills));
+    b->run_at = calloc(n, sizeof(*b->run_at));
+    b->run_ended = calloc(n, sizeof(*b->run_ended));
     b->res = calloc(n, sizeof(*b->res));
     b->rcs = calloc(n, sizeof(*b->rcs));
-    if (!b->cmds || !b->seg || !b->reqs || !b->skills || !b->ended || !b->run || !b->res ||
-        !b->rcs) {
+    b->res2 = calloc(n, sizeof(*b->res2));
+    b->rcs2 = calloc(n, sizeof(*b->rcs2));
+    b->tenants = calloc(n, sizeof(*b->tenants));
+    b->ids = calloc(n, sizeof(*b->ids));
+    b->states = calloc(n, sizeof(*b->states));
+    if (!b->cmds || !b->seg || !b->reqs || !b->skills || !b->run || !b->run_skills || !b->run_at ||
+        !b->run_ended || !b->res || !b->rcs || !b->res2 || !b->rcs2 || !b->tenants || !b->ids ||
+        !b->states) {
         engine_batch_free(b);
         return -ENOMEM;
     }
@@ -814,23 +835,23 @@ static void engine_route_request(router_engine *e, const struct router_cmd *c, i
     }
 }
 
+static void engine_routes_run(router_engine *e, size_t k);
+
+/* A single route command: the batch path with one entry. */
 static int engine_route(router_engine *e, const struct router_cmd *c, struct router_state_result *r)
 {
-    struct router_enqueue req;
+    struct engine_batch *b = &e->batch;
     int rc;
 
-    engine_route_request(e, c, cc_time_now_ms(), &req);
-    rc = router_live_route(e->lv, &req, c->skills_json);
-    if (rc == -EALREADY) {
-        r->status = ROUTER_ST_NOOP;
-        snprintf(r->detail, sizeof(r->detail), "already ended");
-        return 0;
-    }
+    if (engine_batch_reserve(b, 1) < 0)
+        return -ENOMEM;
+    engine_route_request(e, c, cc_time_now_ms(), &b->reqs[0]);
+    b->skills[0] = c->skills_json;
+    engine_routes_run(e, 1);
+    rc = b->rcs[0];
     if (rc < 0)
         return rc;
-    rc = ROUTER_ENGINE_RETRY_STALE(e, router_state_enqueue(e->rs, &req, r));
-    if (rc < 0)
-        return rc;
+    *r = b->res[0];
     return engine_route_persist_outcome(e, c, r);
 }
 
@@ -1006,43 +1027,150 @@ static void engine_applied(router_engine *e, const struct router_cmd *c,
     engine_log_result(c, r);
 }
 
-/* Runs b->run[0..m) through Redis, rebuilding once when Redis lost its state. */
-static void engine_batch_redis(router_engine *e, size_t m)
+/* Runs reqs[0..m) through Redis, rebuilding once when Redis lost its state; *epoch gets the
+ * epoch they ran in (-1: not one epoch, 0: none ran). */
+static void engine_batch_redis(router_engine *e, const struct router_enqueue *reqs, size_t m,
+                               struct router_state_result *res, int *rcs, long long *epoch)
 {
-    struct engine_batch *b = &e->batch;
+    long long again = 0;
     size_t first = m;
     int rc;
 
-    rc = router_state_enqueue_batch(e->rs, b->run, m, b->res, b->rcs);
+    rc = router_state_enqueue_batch(e->rs, reqs, m, res, rcs, epoch);
     for (size_t j = 0; j < m; j++) {
         if (rc < 0)
-            b->rcs[j] = -EIO;
-        if (b->rcs[j] == -ESTALE && first == m)
+            rcs[j] = -EIO;
+        if (rcs[j] == -ESTALE && first == m)
             first = j; /* from here on nothing ran (a group runs whole or not at all) */
     }
     if (first == m)
         return;
     rc = router_engine_rebuild(e);
     if (rc == 0)
-        rc = router_state_enqueue_batch(e->rs, b->run + first, m - first, b->res + first,
-                                        b->rcs + first);
+        rc = router_state_enqueue_batch(e->rs, reqs + first, m - first, res + first, rcs + first,
+                                        &again);
     for (size_t j = first; j < m; j++) {
         if (rc < 0)
+            rcs[j] = rc;
+    }
+    *epoch = first == 0 ? again : -1; /* a part ran before the rebuild, a part after */
+}
+
+/* Reads what Redis holds of the persisted entries b->run[0..m) (into b->states, by entry); when
+ * Redis was rebuilt since their scripts ran in epoch ran_in, runs them again first (see
+ * engine_routes_run). */
+static int engine_routes_recheck(router_engine *e, size_t m, long long ran_in)
+{
+    struct engine_batch *b = &e->batch;
+    long long epoch = 0, again = 0;
+    int rc;
+
+    for (size_t i = 0; i < m; i++) {
+        b->tenants[i] = b->run[i].tenant;
+        b->ids[i] = b->run[i].interaction_id;
+    }
+    rc = router_state_ix_states(e->rs, m, b->tenants, b->ids, &epoch, b->states);
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    if (rc == 0 && epoch == ran_in)
+        return 0;
+    CC_WARN("redis was rebuilt while %zu route(s) were persisted: running them again", m);
+    engine_batch_redis(e, b->run, m, b->res2, b->rcs2, &again);
+    for (size_t i = 0; i < m; i++) {
+        size_t j = b->run_at[i];
+        if (b->rcs2[i] < 0 || b->res2[i].status != ROUTER_ST_NOOP) {
+            b->rcs[j] = b->rcs2[i];
+            b->res[j] = b->res2[i];
+        }
+    }
+    rc = router_state_ix_states(e->rs, m, b->tenants, b->ids, &epoch, b->states);
+    return rc == -ENOENT ? -EAGAIN : rc; /* flushed again: the commands come again */
+}
+
+/* Brings the row of persisted entry i (b->run[i]) in line with what Redis holds of it now
+ * (states[i]): a fact applied between its script and its insert found no row to update. */
+static int engine_routes_catch_up(router_engine *e, size_t i)
+{
+    const struct router_enqueue *q = &e->batch.run[i];
+    const struct router_ix_state *st = &e->batch.states[i];
+    const struct router_state_result *r = &e->batch.res[e->batch.run_at[i]];
+
+    if (strcmp(st->state, "assigned") == 0 && st->agent_id[0])
+        return router_live_assigned(e->lv, q->tenant, q->interaction_id, st->agent_id);
+    if (router_ix_state_finished(st->state) && r->status != ROUTER_ST_REJECTED &&
+        r->status != ROUTER_ST_TIMED_OUT) /* those two: engine_route_persist_outcome */
+        return router_live_closed(e->lv, q->tenant, q->interaction_id);
+    return 0;
+}
+
+/* Routes b->reqs[0..k) (distinct interactions) into b->res / b->rcs. The scripts run first, so
+ * a decision leaves through the outbox without waiting for PostgreSQL; then ONE multi-row insert
+ * persists them (before the offsets are stored: a crash in between redelivers the commands,
+ * which the scripts then answer "duplicate" and the insert completes). Then ONE read of what
+ * Redis holds of them closes what that order opens:
+ * - a rebuild of Redis that read PostgreSQL before this insert committed could not restore
+ *   them: when the epoch changed since the scripts ran, they run again (what is there already
+ *   is a duplicate; a result of the second run replaces the first only when it did something);
+ * - a fact (answered, ended, ...) applied between a script and the insert found no row: the row
+ *   is brought in line with Redis's state (assigned to its agent, or closed);
+ * - an interaction PostgreSQL had already closed is known to Redis by its tombstone (a day,
+ *   restored by a rebuild), so the script answered "duplicate"; past that day or without it, the
+ *   script routed it again: it is cancelled at once (a warning says so). Either way the command
+ *   ends as "already ended". */
+static void engine_routes_run(router_engine *e, size_t k)
+{
+    struct engine_batch *b = &e->batch;
+    long long ran_in = 0;
+    size_t m = 0;
+    int rc = 0;
+
+    engine_batch_redis(e, b->reqs, k, b->res, b->rcs, &ran_in);
+    for (size_t j = 0; j < k; j++) { /* a command whose script failed is not persisted (yet) */
+        if (b->rcs[j] == 0) {
+            b->run[m] = b->reqs[j];
+            b->run_skills[m] = b->skills[j];
+            b->run_at[m++] = j;
+        }
+    }
+    if (m > 0)
+        rc = router_live_route_batch(e->lv, b->run, b->run_skills, m, b->run_ended);
+    if (rc == 0 && m > 0)
+        rc = engine_routes_recheck(e, m, ran_in);
+    for (size_t i = 0; i < m; i++) {
+        size_t j = b->run_at[i];
+        const struct router_enqueue *q = &b->run[i];
+        struct router_state_result *r = &b->res[j];
+
+        if (b->rcs[j] < 0) /* its second run failed */
+            continue;
+        if (rc < 0) { /* comes again: the insert or the check is done again */
             b->rcs[j] = rc;
+            continue;
+        }
+        if (!b->run_ended[i]) {
+            b->rcs[j] = engine_routes_catch_up(e, i);
+            continue;
+        }
+        if (r->status != ROUTER_ST_NOOP) {
+            CC_WARN_CTX(
+                &(struct cc_log_ctx){.interaction_id = q->interaction_id},
+                "route of an interaction closed before and unknown to redis: cancelling it");
+            b->rcs[j] = ROUTER_ENGINE_RETRY_STALE(
+                e, router_state_cancel(e->rs, q->tenant, q->interaction_id, q->now_ms,
+                                       engine_seed(e), &b->res2[i]));
+        }
+        *r = (struct router_state_result){.status = ROUTER_ST_NOOP, .detail = "already ended"};
     }
 }
 
-/* Applies the route commands b->seg[0..k) (distinct interactions): one multi-row insert, then
- * the Redis scripts in groups, then each verdict. Returns true when one of them is retried. */
+/* Applies the route commands b->seg[0..k) (distinct interactions) and gives each its verdict.
+ * Returns true when one of them is retried. */
 static bool engine_batch_routes(router_engine *e, const struct cc_bus_msg *msgs, size_t k,
                                 struct cc_bus_outcome *out)
 {
     struct engine_batch *b = &e->batch;
     int64_t t0 = cc_time_mono_us(), now = cc_time_now_ms();
-    static const struct router_state_result already = {.status = ROUTER_ST_NOOP,
-                                                       .detail = "already ended"};
     bool retry = false;
-    size_t m = 0, p = 0;
     int rc;
 
     for (size_t j = 0; j < k; j++) {
@@ -1051,27 +1179,13 @@ static bool engine_batch_routes(router_engine *e, const struct cc_bus_msg *msgs,
         b->reqs[j].consumed_us = msgs[b->seg[j]].consumed_us;
         b->skills[j] = c->skills_json;
     }
-    rc = router_live_route_batch(e->lv, b->reqs, b->skills, k, b->ended);
-    if (rc < 0) {
-        for (size_t j = 0; j < k; j++) {
-            struct cc_bus_outcome *o = &out[b->seg[j]];
-            o->verdict = engine_verdict(rc, "route", o->reason, sizeof(o->reason));
-        }
-        return true;
-    }
-    for (size_t j = 0; j < k; j++) {
-        if (!b->ended[j])
-            b->run[m++] = b->reqs[j];
-    }
-    engine_batch_redis(e, m);
+    engine_routes_run(e, k);
     for (size_t j = 0; j < k; j++) {
         const struct router_cmd *c = &b->cmds[b->seg[j]];
         struct cc_bus_outcome *o = &out[b->seg[j]];
-        const struct router_state_result *r = b->ended[j] ? &already : &b->res[p];
+        const struct router_state_result *r = &b->res[j];
 
-        rc = b->ended[j] ? 0 : b->rcs[p];
-        if (!b->ended[j])
-            p++;
+        rc = b->rcs[j];
         if (rc == 0)
             rc = engine_route_persist_outcome(e, c, r);
         if (rc < 0) {

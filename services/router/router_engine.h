@@ -15,8 +15,12 @@
  * is rebuilt (router_live_rebuild) and the command applied again; while another instance
  * rebuilds, CC_BUS_RETRY.
  *
- * A route command is persisted (router.interactions, INSERT ... ON CONFLICT DO NOTHING) before
- * Redis sees it; a redelivered route for an interaction already ended is dropped. Queue
+ * A route command runs its script first -- the decision leaves through the outbox without
+ * waiting for PostgreSQL -- and is persisted right after (router.interactions, INSERT ... ON
+ * CONFLICT DO NOTHING), before its offset is stored; a redelivered route for an interaction
+ * already ended is a duplicate in Redis (its tombstone, kept a day and restored by a rebuild),
+ * and one PostgreSQL alone knows as ended is cancelled again. A rebuild that raced the insert
+ * (the epoch changed since the script ran) makes the scripts run again. Queue
  * schedules (time zone, hours, holidays) come from router_store through a per-engine cache
  * (a hash map by tenant + queue: every queue stays cached), so the hot path does no PostgreSQL
  * read. A cached queue is re-read when the store's queue change feed names it -- fed by the

@@ -65,43 +65,6 @@ static int live_exec(router_live *lv, const char *name, const char *sql, int n,
     return cc_pg_exec_prepared(lv->pg, name, sql, n, params) < 0 ? -EIO : 0;
 }
 
-int router_live_route(router_live *lv, const struct router_enqueue *req, const char *skills_json)
-{
-    char prio[16], enq[24];
-    const char *params[9];
-    PGresult *res;
-    int rc = 0;
-
-    snprintf(prio, sizeof(prio), "%d", req->priority);
-    snprintf(enq, sizeof(enq), "%lld",
-             (long long)(req->enqueued_ms > 0 ? req->enqueued_ms : req->now_ms));
-    params[0] = req->tenant;
-    params[1] = req->interaction_id;
-    params[2] = req->queue_id;
-    params[3] = router_channel_name(req->channel);
-    params[4] = prio;
-    params[5] = skills_json ? skills_json : "[]";
-    params[6] = req->callback_number;
-    params[7] = req->request_id;
-    params[8] = enq;
-    /* one round trip: insert, or tell the state of the row already there */
-    res = cc_pg_query_prepared(
-        lv->pg, "router_live_route",
-        "WITH ins AS (INSERT INTO router.interactions (tenant, id, queue_id, "
-        "channel, priority, skills, callback_number, request_id, enqueued_ms) "
-        "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9) "
-        "ON CONFLICT (tenant, id) DO NOTHING RETURNING state) "
-        "SELECT state FROM ins UNION ALL SELECT state FROM router.interactions "
-        "WHERE tenant = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM ins)",
-        9, params);
-    if (!res)
-        return -EIO;
-    if (PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "ended") == 0)
-        rc = -EALREADY;
-    PQclear(res);
-    return rc;
-}
-
 static void live_put_json_str(struct cc_buf *b, const char *s)
 {
     char esc[8];
@@ -474,6 +437,77 @@ static int live_restore_agents(router_live *lv, router_state *rs)
     return rc;
 }
 
+#define LIVE_TOMBSTONE_PAGE 2000
+
+/* Writes the tombstones of one page (rows of several tenants), one tenant's rows at a time. */
+static int live_tombstone_page(router_state *rs, PGresult *res, int64_t now_ms, size_t *restored)
+{
+    int n = PQntuples(res);
+    const char **ids = calloc((size_t)n, sizeof(*ids)),
+               **queues = calloc((size_t)n, sizeof(*queues));
+    int64_t *ended = calloc((size_t)n, sizeof(*ended));
+    bool *done = calloc((size_t)n, sizeof(*done));
+    int rc = ids && queues && ended && done ? 0 : -ENOMEM;
+
+    for (int i = 0; i < n && rc == 0; i++) {
+        const char *tenant = PQgetvalue(res, i, 0);
+        size_t k = 0, written = 0;
+
+        if (done[i])
+            continue;
+        for (int j = i; j < n; j++) { /* the page's rows of this tenant */
+            if (done[j] || strcmp(PQgetvalue(res, j, 0), tenant) != 0)
+                continue;
+            done[j] = true;
+            ids[k] = PQgetvalue(res, j, 1);
+            queues[k] = PQgetvalue(res, j, 2);
+            ended[k++] = strtoll(PQgetvalue(res, j, 3), NULL, 10);
+        }
+        rc = router_state_restore_tombstones(rs, tenant, k, ids, queues, ended, now_ms, &written);
+        *restored += written;
+    }
+    free(ids);
+    free(queues);
+    free(ended);
+    free(done);
+    return rc;
+}
+
+/* Restores the interactions that ended within the day Redis remembers them (the scripts'
+ * TTL_S), so that a route redelivered after the rebuild is still recognised in Redis alone: the
+ * engine routes first and persists after. Paged by (updated_at, tenant, id). */
+static int live_restore_tombstones(router_live *lv, router_state *rs, int64_t now_ms)
+{
+    char at[64] = "-infinity", tenant[ROUTER_TENANT_MAX + 1] = "", id[ROUTER_STATE_IX_MAX + 1] = "";
+    char page[16];
+    size_t restored = 0;
+    int rc = 0, n;
+
+    snprintf(page, sizeof(page), "%d", LIVE_TOMBSTONE_PAGE);
+    do {
+        PGresult *res = cc_pg_query_prepared(
+            lv->pg, "router_live_tombstones",
+            "SELECT tenant, id, queue_id, (extract(epoch FROM updated_at) * 1000)::bigint, "
+            "updated_at::text FROM router.interactions WHERE state = 'ended' "
+            "AND updated_at > now() - interval '1 day' "
+            "AND (updated_at, tenant, id) > ($1::timestamptz, $2, $3) "
+            "ORDER BY updated_at, tenant, id LIMIT $4::int",
+            4, (const char *const[]){at, tenant, id, page});
+        if (!res)
+            return -EIO;
+        n = PQntuples(res);
+        rc = live_tombstone_page(rs, res, now_ms, &restored);
+        if (n > 0) {
+            snprintf(at, sizeof(at), "%s", PQgetvalue(res, n - 1, 4));
+            snprintf(tenant, sizeof(tenant), "%s", PQgetvalue(res, n - 1, 0));
+            snprintf(id, sizeof(id), "%s", PQgetvalue(res, n - 1, 1));
+        }
+        PQclear(res);
+    } while (rc == 0 && n == LIVE_TOMBSTONE_PAGE);
+    CC_INFO("rebuild restored %zu finished interaction(s) of the last day", restored);
+    return rc;
+}
+
 /* Parses the stored skills JSON into out[]; returns the count (0 on anything odd). */
 static size_t live_skills(const char *text, struct router_skill *out, size_t cap)
 {
@@ -586,6 +620,8 @@ int router_live_rebuild(router_live *lv, router_state *rs, router_store *st, con
     rc = router_live_sync_all(lv, rs, st, now_ms);
     if (rc == 0)
         rc = live_restore_agents(lv, rs);
+    if (rc == 0)
+        rc = live_restore_tombstones(lv, rs, now_ms);
     if (rc == 0)
         rc = live_restore_interactions(lv, rs, now_ms);
     if (rc == 0)

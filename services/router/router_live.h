@@ -41,17 +41,12 @@ router_live *router_live_new(const char *dsn);
 void router_live_free(router_live *lv);
 
 /*
- * Stores a route command as an open interaction. skills_json: the extra skills as a JSON array
- * text ("[]" when none). Returns 0 when it is open (new, or already there and still open),
- * -EALREADY when the interaction is known and already ended (a redelivered command after its
- * end: do not route it again), -EIO on a database failure.
- */
-int router_live_route(router_live *lv, const struct router_enqueue *req, const char *skills_json);
-/*
- * router_live_route for reqs[0..n) in ONE statement (a multi-row insert from a JSON parameter):
- * skills_json[i] as above (skills_json itself may be NULL: none). ended[i] becomes true for an
- * interaction already known and ended. The interaction ids must be distinct within one call.
- * Returns 0, -EIO on a database failure (then nothing was stored), -ENOMEM.
+ * Stores route commands reqs[0..n) as open interactions in ONE statement (a multi-row insert
+ * from a JSON parameter): skills_json[i] is the command's extra skills as a JSON array text
+ * (skills_json itself may be NULL: none). ended[i] becomes true for an interaction already known
+ * and ended (a redelivered command after its end: it must not stay routed). The interaction ids
+ * must be distinct within one call. Returns 0, -EIO on a database failure (then nothing was
+ * stored), -ENOMEM.
  */
 int router_live_route_batch(router_live *lv, const struct router_enqueue *reqs,
                             const char *const *skills_json, size_t n, bool *ended);

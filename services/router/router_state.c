@@ -770,7 +770,7 @@ static int batch_add(struct rs_batch *b, const struct router_enqueue *req)
 
 /* One script call for reqs[0..n): fills rcs[] (and res[]) of the commands sent. */
 static int batch_run(router_state *rs, const struct router_enqueue *reqs, size_t n,
-                     struct router_state_result *res, int *rcs)
+                     struct router_state_result *res, int *rcs, long long *epoch)
 {
     struct rs_batch b = {0};
     char count[RS_NUM_LEN];
@@ -807,7 +807,9 @@ static int batch_run(router_state *rs, const struct router_enqueue *reqs, size_t
     b.argv[6] = count;
     reply = fcall_argv(rs, b.argc, b.argv);
     rc = 0;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != b.nsent) {
+    /* one reply per command, then the epoch they ran in */
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != b.nsent + 1 ||
+        reply->element[b.nsent]->type != REDIS_REPLY_STRING) {
         int code = !reply                             ? -EIO
                    : reply->type == REDIS_REPLY_ERROR ? error_code(reply, "batch")
                                                       : -EPROTO;
@@ -827,6 +829,7 @@ static int batch_run(router_state *rs, const struct router_enqueue *reqs, size_t
         else
             rcs[i] = 0;
     }
+    *epoch = strtoll(reply->element[b.nsent]->str, NULL, 10);
     freeReplyObject(reply);
 release:
     batch_release(&b, b.nsent);
@@ -834,18 +837,27 @@ release:
 }
 
 int router_state_enqueue_batch(router_state *rs, const struct router_enqueue *reqs, size_t n,
-                               struct router_state_result *res, int *rcs)
+                               struct router_state_result *res, int *rcs, long long *epoch)
 {
     size_t done = 0;
+    long long seen = 0, group;
     int rc;
 
     if (!rs || (n > 0 && (!reqs || !rcs)))
         return -EINVAL;
+    if (epoch)
+        *epoch = 0;
     while (done < n) {
         size_t k = n - done < ROUTER_STATE_BATCH_MAX ? n - done : ROUTER_STATE_BATCH_MAX;
-        rc = batch_run(rs, reqs + done, k, res ? res + done : NULL, rcs + done);
+        group = 0;
+        rc = batch_run(rs, reqs + done, k, res ? res + done : NULL, rcs + done, &group);
         if (rc < 0)
             return rc;
+        if (group) { /* groups that ran in different epochs: report none (-1) */
+            seen = seen == 0 || seen == group ? group : -1;
+            if (epoch)
+                *epoch = seen;
+        }
         for (size_t i = done; i < done + k; i++) {
             if (rcs[i] == -ESTALE || rcs[i] == -EIO) { /* the rest did not run: stop here */
                 for (size_t j = done + k; j < n; j++)
@@ -862,6 +874,92 @@ int router_state_restore_interaction(router_state *rs, const struct router_enque
                                      const char *agent_id)
 {
     return enqueue_run(rs, req, agent_id, true, NULL);
+}
+
+#define RS_STATES_PER_CALL 100 /* 2 arguments each: within RS_ARGS_MAX */
+
+bool router_ix_state_finished(const char *s)
+{
+    return s && *s && strcmp(s, "new") != 0 && strcmp(s, "waiting") != 0 &&
+           strcmp(s, "offered") != 0 && strcmp(s, "assigned") != 0;
+}
+
+int router_state_ix_states(router_state *rs, size_t n, const char *const *tenants,
+                           const char *const *ids, long long *epoch, struct router_ix_state *out)
+{
+    struct rs_args args;
+    redisReply *reply;
+    int rc = 0;
+
+    if (!rs || !epoch || (n > 0 && (!tenants || !ids || !out)))
+        return -EINVAL;
+    for (size_t done = 0; done == 0 || done < n;) {
+        size_t k = n - done < RS_STATES_PER_CALL ? n - done : RS_STATES_PER_CALL;
+
+        args_head(&args, rs, "states", n ? tenants[done] : "-", 0, 0);
+        for (size_t i = done; i < done + k; i++) {
+            args_str(&args, tenants[i]);
+            args_str(&args, ids[i]);
+        }
+        rc = run(rs, &args, &reply);
+        if (rc < 0)
+            return rc;
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 1 + 2 * k) {
+            freeReplyObject(reply);
+            return -EPROTO;
+        }
+        if (done == 0) {
+            rc = reply->element[0]->len ? 0 : -ENOENT;
+            *epoch = strtoll(reply->element[0]->str ? reply->element[0]->str : "0", NULL, 10);
+        }
+        for (size_t i = 0; i < k; i++) {
+            copy_str(out[done + i].state, sizeof(out[done + i].state), reply->element[1 + 2 * i]);
+            copy_str(out[done + i].agent_id, sizeof(out[done + i].agent_id),
+                     reply->element[2 + 2 * i]);
+        }
+        freeReplyObject(reply);
+        if (k == 0)
+            break;
+        done += k;
+    }
+    return rc;
+}
+
+#define RS_TOMBSTONES_PER_CALL 70 /* 3 arguments each: within RS_ARGS_MAX and RS_NUMS_MAX */
+
+int router_state_restore_tombstones(router_state *rs, const char *tenant, size_t n,
+                                    const char *const *ids, const char *const *queues,
+                                    const int64_t *ended_ms, int64_t now_ms, size_t *written)
+{
+    struct rs_args args;
+    redisReply *reply;
+    int rc;
+
+    if (written)
+        *written = 0;
+    if (!rs || !cc_tenant_valid(tenant) || (n > 0 && (!ids || !queues || !ended_ms)))
+        return -EINVAL;
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < RS_TOMBSTONES_PER_CALL ? n - done : RS_TOMBSTONES_PER_CALL;
+
+        args_head(&args, rs, "tombstones", tenant, now_ms, 0);
+        for (size_t i = done; i < done + k; i++) {
+            args_str(&args, ids[i]);
+            args_str(&args, queues[i]);
+            args_ll(&args, (long long)ended_ms[i]);
+        }
+        rc = run(rs, &args, &reply);
+        if (rc < 0)
+            return rc;
+        rc = reply->type == REDIS_REPLY_INTEGER ? 0 : -EPROTO;
+        if (rc == 0 && written)
+            *written += (size_t)reply->integer;
+        freeReplyObject(reply);
+        if (rc < 0)
+            return rc;
+        done += k;
+    }
+    return 0;
 }
 
 int router_state_restore_agent(router_state *rs, const char *tenant, const char *agent_id,

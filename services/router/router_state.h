@@ -98,6 +98,12 @@ struct router_state_offer {
     char queue_id[ROUTER_ID_MAX + 1];
 };
 
+/* What Redis holds of one interaction (router_state_ix_states). */
+struct router_ix_state {
+    char state[16];                   /* waiting, offered, assigned, ended, ...; "" = absent */
+    char agent_id[ROUTER_ID_MAX + 1]; /* the agent holding it when assigned, else "" */
+};
+
 /* The small outcome of a command, for logs and tests (the events are in cc:outbox). */
 struct router_state_result {
     enum router_state_status status;
@@ -278,10 +284,22 @@ int router_state_enqueue(router_state *rs, const struct router_enqueue *req,
  * call (one round trip and one atomic run for each group: the epoch is checked once per group,
  * so a group runs whole or not at all). rcs[i] gets what router_state_enqueue would return
  * (0, -EINVAL, -ENOENT, -ESTALE, -EIO); once a group fails with -ESTALE or -EIO the later
- * commands are not sent and get the same code. res (may be NULL) gets each result. Returns 0,
- * or -EINVAL / -ENOMEM (then rcs is unspecified and nothing may have run: treat as -EIO). */
+ * commands are not sent and get the same code. res (may be NULL) gets each result. epoch (may
+ * be NULL) gets the cc:epoch the commands ran in: 0 when none ran, -1 when groups ran in
+ * different epochs (a rebuild between them). A caller that persists after the script compares
+ * it with router_state_epoch_get once persisted: another value means a rebuild may have read
+ * PostgreSQL before that write, so the commands must run again. Returns 0, or -EINVAL /
+ * -ENOMEM (then rcs is unspecified and nothing may have run: treat as -EIO). */
 int router_state_enqueue_batch(router_state *rs, const struct router_enqueue *reqs, size_t n,
-                               struct router_state_result *res, int *rcs);
+                               struct router_state_result *res, int *rcs, long long *epoch);
+/* Reads, in one script call, the epoch (*epoch; -ENOENT when Redis has none) and what Redis
+ * holds of interactions ids[i] of tenants[i] (out[i]), i < n. Returns 0, -ENOENT, -EINVAL,
+ * -EIO, -EPROTO. */
+int router_state_ix_states(router_state *rs, size_t n, const char *const *tenants,
+                           const char *const *ids, long long *epoch, struct router_ix_state *out);
+/* True when an interaction in state s (router_ix_state.state) has finished: it is neither
+ * waiting, offered nor assigned (nor absent). */
+bool router_ix_state_finished(const char *s);
 int router_state_requeue(router_state *rs, const struct router_requeue *req,
                          struct router_state_result *res);
 int router_state_set_callback(router_state *rs, const char *tenant, const char *interaction_id,
@@ -325,11 +343,17 @@ int router_state_handle_timer(router_state *rs, const struct router_timer *t, in
  *   restore_interaction: an open interaction back into its queue with its original
  *     enqueued_ms; agent_id non-NULL = it was in progress with that agent (capacity held),
  *     NULL = waiting (an offer outstanding at the crash is re-made by the next dispatch).
- * Both run without the epoch check. NOOP when already present.
+ *   restore_tombstones: interactions of tenant that finished (ids[i] in queues[i], at
+ *     ended_ms[i]) as finished, for what is left of the day the scripts keep one, so that a
+ *     redelivered route of one stays a duplicate; written (may be NULL) gets how many were new.
+ * All run without the epoch check. NOOP when already present.
  */
 int router_state_restore_agent(router_state *rs, const char *tenant, const char *agent_id,
                                enum router_agent_state presence, const char *reason,
                                int64_t since_ms);
+int router_state_restore_tombstones(router_state *rs, const char *tenant, size_t n,
+                                    const char *const *ids, const char *const *queues,
+                                    const int64_t *ended_ms, int64_t now_ms, size_t *written);
 int router_state_restore_interaction(router_state *rs, const struct router_enqueue *req,
                                      const char *agent_id);
 

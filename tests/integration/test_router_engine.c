@@ -978,6 +978,78 @@ Test(router_engine, rebuilds_from_postgresql_after_redis_loses_everything)
     re_env_redis[0] = re_env_pg[0] = re_env_tenants[0] = '\0';
 }
 
+/* The state of interaction ix in the private database's router.interactions ("" if none). */
+static void re_row_state(const char *ix, char *state, size_t n)
+{
+    cc_pg *pg = cc_pg_new(re_env_pg);
+    PGresult *res;
+
+    cr_assert_not_null(pg, "expected the private database");
+    res = cc_pg_query(pg, "SELECT state FROM router.interactions WHERE tenant = $1 AND id = $2", 2,
+                      (const char *const[]){re_tenant, ix});
+    cr_assert_not_null(res, "expected router.interactions to be readable");
+    snprintf(state, n, "%s", PQntuples(res) ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    cc_pg_free(pg);
+}
+
+/* A route runs its script first and is persisted after it, so a finished interaction is known
+ * to Redis alone by its tombstone; a rebuild restores the tombstones of the last day from
+ * PostgreSQL. c1 ends, Redis loses everything, and a route request for c1 comes again (a
+ * redelivery): nothing is routed for c1, while c2 is routed to a1 as usual. */
+Test(router_engine, a_route_that_comes_again_after_the_end_and_a_flush_routes_nothing)
+{
+    struct re_router r;
+    char c1[128], c2[128], inst[96], state[16] = "";
+    cc_redis *redis;
+    redisReply *rep;
+
+    re_private_redis(re_env_redis, sizeof(re_env_redis));
+    re_private_db(re_env_pg, sizeof(re_env_pg));
+    snprintf(re_env_tenants, sizeof(re_env_tenants), "%s", re_tenant);
+    re_router_start(&r, itest_unique(inst, sizeof(inst), "rer"));
+    re_agent(&r, "a1");
+    re_put(&r, "POST", "/v1/queues",
+           "{\"id\":\"q1\",\"name\":\"Q1\",\"channels\":[\"chat\"],\"strategy\":\"linear\","
+           "\"ring_timeout_s\":600}",
+           201);
+    re_member(&r, "q1", "a1", 1);
+    re_wait_members(&r, "q1", 1);
+    re_state(&r, "a1", RE_AGENT1, "{\"state\":\"available\"}");
+    re_ix(c1, sizeof(c1), "c1");
+    re_ix(c2, sizeof(c2), "c2");
+    re_route(c1, "q1", "chat");
+    cr_assert_not_null(re_wait("cc.routing.assigned", c1, "agent_id", "a1", 15000),
+                       "expected c1 offered to a1");
+    re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.answered", c1,
+            "{\"answered_by\":\"agent\",\"agent_id\":\"a1\",\"wait_ms\":1}");
+    re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.ended", c1,
+            "{\"ended_by\":\"customer\",\"talk_ms\":10,\"hold_ms\":0,\"agent_id\":\"a1\"}");
+    for (int n = 0; n < 300 && strcmp(state, "ended") != 0; n++) {
+        usleep(50 * 1000);
+        re_row_state(c1, state, sizeof(state));
+    }
+    cr_assert_str_eq(state, "ended", "expected c1 closed in PostgreSQL before the flush");
+
+    redis = cc_redis_new(re_env_redis);
+    rep = cc_redis_command(redis, "FLUSHALL");
+    cr_assert(rep && rep->type == REDIS_REPLY_STATUS, "expected FLUSHALL to work");
+    freeReplyObject(rep);
+    cc_redis_free(redis);
+
+    re_route(c1, "q1", "chat"); /* the same interaction again, after its end */
+    re_route(c2, "q1", "chat");
+    cr_assert_not_null(re_wait("cc.routing.assigned", c2, "agent_id", "a1", 20000),
+                       "expected c2 offered to a1 after the rebuild");
+    cr_assert_eq(re_count("cc.interaction.queued", c1, 1500), 1,
+                 "expected c1 queued once: the route after its end must route nothing");
+    cr_assert_eq(re_count("cc.routing.assigned", c1, 0), 1, "expected c1 offered once");
+    re_row_state(c1, state, sizeof(state));
+    cr_assert_str_eq(state, "ended", "expected c1 still closed in PostgreSQL");
+    re_router_stop(&r, SIGTERM);
+    re_env_redis[0] = re_env_pg[0] = re_env_tenants[0] = '\0';
+}
+
 /* ---- load at the issue's scale ------------------------------------------------------------ */
 
 /* Issue 3's fault scenarios: 200 agents (chat capacity 3 = 600 slots) over 4 queues, each agent
