@@ -50,8 +50,83 @@ static void leg_clear(struct sipedge_leg *l)
     sipedge_sdp_out_clear(&l->out);
 }
 
+static void early_unlink(struct sipedge_call *c)
+{
+    sipedge_calls *cs = c->cs;
+
+    if (!c->early_prev)
+        return;
+    *c->early_prev = c->early_next;
+    if (c->early_next)
+        c->early_next->early_prev = c->early_prev;
+    else
+        cs->early_tail = c->early_prev;
+    c->early_next = NULL;
+    c->early_prev = NULL;
+}
+
+static void early_append(struct sipedge_call *c, int64_t now_ms)
+{
+    sipedge_calls *cs = c->cs;
+
+    c->early_due_mono_ms = now_ms + cs->c.cfg->progress_s * 1000;
+    c->early_next = NULL;
+    c->early_prev = cs->early_tail;
+    *cs->early_tail = c;
+    cs->early_tail = &c->early_next;
+}
+
+static void early_arm(sipedge_calls *cs, int64_t now_ms);
+
+/* The head's 180 is due: every caller still waiting gets it again and goes to the tail; a
+ * caller no longer waiting (answered, rejected, gone) leaves the list. */
+static void early_fire(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
+{
+    sipedge_calls *cs = arg;
+    int64_t now = cc_time_mono_ms();
+    struct sipedge_call *c;
+
+    (void)magic;
+    (void)t;
+    while ((c = cs->early_head) && c->early_due_mono_ms <= now) {
+        early_unlink(c);
+        if (c->state != SIPEDGE_CALL_QUEUED || c->caller.up || !c->caller.nh || c->caller.failed ||
+            c->caller.cancelled)
+            continue;
+        nua_respond(c->caller.nh, SIP_180_RINGING, TAG_END());
+        early_append(c, now);
+    }
+    early_arm(cs, now);
+}
+
+static void early_arm(sipedge_calls *cs, int64_t now_ms)
+{
+    int64_t wait;
+
+    if (!cs->early_head || !cs->early_timer)
+        return;
+    wait = cs->early_head->early_due_mono_ms - now_ms;
+    if (su_timer_set_interval(cs->early_timer, early_fire, cs, wait > 0 ? (su_duration_t)wait : 1) <
+        0)
+        CC_WARN("cannot arm the ringing-refresh timer: callers get no 180 refresh");
+}
+
+void sipedge_call_early_start(struct sipedge_call *c)
+{
+    sipedge_calls *cs = c->cs;
+    int64_t now = cc_time_mono_ms();
+    bool was_empty = cs->early_head == NULL;
+
+    if (c->early_prev)
+        return;
+    early_append(c, now);
+    if (was_empty)
+        early_arm(cs, now);
+}
+
 static void call_free(struct sipedge_call *c)
 {
+    early_unlink(c);
     if (c->wait_timer)
         su_timer_destroy(c->wait_timer);
     leg_clear(&c->caller);
@@ -115,8 +190,17 @@ sipedge_calls *sipedge_calls_new(const struct sipedge_calls_config *c)
 {
     sipedge_calls *cs = calloc(1, sizeof(*cs));
 
-    if (cs)
-        cs->c = *c;
+    if (!cs)
+        return NULL;
+    cs->c = *c;
+    cs->early_tail = &cs->early_head;
+    if (c->root) {
+        cs->early_timer = su_timer_create(su_root_task(c->root), 1000);
+        if (!cs->early_timer) {
+            free(cs);
+            return NULL;
+        }
+    }
     return cs;
 }
 
@@ -131,6 +215,8 @@ void sipedge_calls_free(sipedge_calls *cs)
             call_free(c);
         }
     }
+    if (cs->early_timer)
+        su_timer_destroy(cs->early_timer);
     free(cs);
 }
 
@@ -354,6 +440,7 @@ static int call_start(sipedge_calls *cs, nua_handle_t *nh, const sip_t *sip,
     c->priority = did->priority;
     c->caller.sdp = sipedge_sdp_of(sip);
     nua_respond(nh, SIP_180_RINGING, TAG_END());
+    sipedge_call_early_start(c);
     CC_INFO_CTX(&c->log, "call from '%s' to '%s' queued in '%s' of tenant '%s'", c->from, c->to,
                 c->queue_id, c->tenant);
     ix = sipedge_call_ix(c);

@@ -103,12 +103,20 @@ struct sipedge_call {
     struct sipedge_leg caller;
     struct sipedge_leg agents[SIPEDGE_CALL_MAX_LEGS];
     struct cc_log_ctx log;
+    /* in cs's early list (a caller sent 180, its next 180 due at early_due_mono_ms) */
+    struct sipedge_call *early_next, **early_prev;
+    int64_t early_due_mono_ms;
 };
 
 struct sipedge_calls {
     struct sipedge_calls_config c;
     size_t active;
     struct sipedge_call *buckets[SIPEDGE_CALLS_BUCKETS];
+    /* Callers answered 180 and not yet a final response, in order of their next 180 (one
+     * interval for all: appending keeps it sorted) -- instead of nta's per-call N2 timer,
+     * whose sorted insertion walks every ringing call (see DESIGN.md "Capacity"). */
+    struct sipedge_call *early_head, **early_tail;
+    su_timer_t *early_timer; /* due at the head's early_due_mono_ms */
 };
 
 /* ---- sipedge_call.c ---- */
@@ -142,6 +150,10 @@ void sipedge_call_reject(struct sipedge_call *c, int status, const char *reason,
 /* The caller gave up before an agent answered (or, ended_by system, an outbound customer was
  * released after max_wait_s): abandoned + ended. */
 void sipedge_call_abandon(struct sipedge_call *c, const char *ended_by);
+/* Call right after the caller leg was answered 180 Ringing: while the caller waits (QUEUED, not
+ * up, no final response), it gets 180 again every CC_SIPEDGE_PROGRESS_S (RFC 3261 13.3.1.1).
+ * O(1); no-op when c is listed already. */
+void sipedge_call_early_start(struct sipedge_call *c);
 /* Frees c once it is ENDED and none of its handles is alive (else nothing). */
 void sipedge_call_maybe_free(struct sipedge_call *c);
 /* INVITEs an agent as the decision says (ring timer, offer number); a redelivered decision for

@@ -57,6 +57,10 @@ const struct cc_config_var sipedge_config_vars[] = {
     {"CC_SIPEDGE_DEFAULT_RING_TIMEOUT_S", CC_CFG_INT, "20",
      "how long an agent's phone rings when the routing decision names no ring timeout",
      offsetof(struct sipedge_config, default_ring_timeout_s), 1, 600},
+    {"CC_SIPEDGE_PROGRESS_S", CC_CFG_INT, "60",
+     "a caller waiting unanswered gets its 180 Ringing again this often (RFC 3261 13.3.1.1: "
+     "at least once a minute, or proxies may cancel it after 3 minutes)",
+     offsetof(struct sipedge_config, progress_s), 1, 120},
     {"CC_SIPEDGE_TRANSFER_RING_TIMEOUT_S", CC_CFG_INT, "30",
      "how long a number a call is blind-transferred to rings (through the trunk) before the "
      "transfer fails with no_answer",

@@ -32,6 +32,7 @@ struct sipedge_config {
     long pg_acquire_timeout_ms;    /* CC_SIPEDGE_PG_ACQUIRE_TIMEOUT_MS */
     long cache_ttl_ms;             /* CC_SIPEDGE_CACHE_TTL_MS: DID/credential lookups cached */
     long default_ring_timeout_s;   /* CC_SIPEDGE_DEFAULT_RING_TIMEOUT_S: decision without one */
+    long progress_s;               /* CC_SIPEDGE_PROGRESS_S: 180 again to a waiting caller */
     long transfer_ring_timeout_s;  /* CC_SIPEDGE_TRANSFER_RING_TIMEOUT_S: a number transferred to */
     long originate_max_age_s;      /* CC_SIPEDGE_ORIGINATE_MAX_AGE_S: older commands expire */
     const char *consumer_group;    /* CC_SIPEDGE_CONSUMER_GROUP ("" = sip-edge-<instance>) */

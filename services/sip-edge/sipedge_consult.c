@@ -120,6 +120,7 @@ void sipedge_call_consult_invite(sipedge_calls *cs, nua_handle_t *nh, const sip_
     c->caller.sdp = sipedge_sdp_of(sip);
     snprintf(c->caller.agent_id, sizeof(c->caller.agent_id), "%s", me.agent_id);
     nua_respond(nh, SIP_180_RINGING, TAG_END());
+    sipedge_call_early_start(c);
     CC_INFO_CTX(&c->log, "agent '%s' consults agent '%s'%s%s", me.agent_id, d.agent_id,
                 parent ? " about call " : "", parent ? parent->id : "");
     ix = sipedge_call_ix(c);

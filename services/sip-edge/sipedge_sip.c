@@ -3,6 +3,7 @@
 #include "sipedge_sip.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sofia-sip/nta_tag.h>
 #include <sofia-sip/nua.h>
 #include <sofia-sip/tport_tag.h>
 #include <sofia-sip/sip_status.h>
@@ -88,11 +90,14 @@ static void job_unref(struct sip_job *job)
 static int sip_enqueue(sipedge_sip *s, struct sip_cmd *cmd)
 {
     uint64_t one = 1;
-    bool closed;
+    bool closed, wake;
 
     cmd->next = NULL;
     pthread_mutex_lock(&s->lock);
     closed = s->closed;
+    /* a wake-up is pending while the queue is not empty: sip_drain reads the eventfd before it
+     * takes the queue, so what is appended to a non-empty queue is taken with it */
+    wake = s->head == NULL;
     if (!closed) {
         *s->tail = cmd;
         s->tail = &cmd->next;
@@ -102,7 +107,7 @@ static int sip_enqueue(sipedge_sip *s, struct sip_cmd *cmd)
         free(cmd);
         return -ESHUTDOWN;
     }
-    if (write(s->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+    if (wake && write(s->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
         CC_ERROR("cannot wake the sip thread up: %s", strerror(errno));
     return 0;
 }
@@ -453,6 +458,10 @@ sipedge_sip *sipedge_sip_new(const struct sipedge_sip_config *c)
         NUTAG_APPL_METHOD("REGISTER"), NUTAG_ALLOW("REGISTER"), NUTAG_USER_AGENT("cc-sip-edge"),
         NUTAG_ENABLEMESSAGE(0), NUTAG_SESSION_TIMER(SIP_SESSION_EXPIRES_S), NUTAG_MIN_SE(90),
         NUTAG_SESSION_REFRESHER(nua_any_refresher), NUTAG_UPDATE_REFRESH(1),
+        /* no nta N2 timer: nta keeps every ringing INVITE in one sorted retransmission list
+         * whose insertion walks all of them (O(ringing calls) per call); sipedge_call re-sends
+         * 180 to waiting callers itself, from a FIFO (CC_SIPEDGE_PROGRESS_S) */
+        NTATAG_PROGRESS(UINT_MAX),
         /* bursts arrive while this thread is descheduled: the default ~200 kB UDP buffers
          * drop them (seen as retransmissions in make bench-sip) */
         TPTAG_UDP_RMEM(SIP_UDP_BUFFER_BYTES), TPTAG_UDP_WMEM(SIP_UDP_BUFFER_BYTES), TAG_END());

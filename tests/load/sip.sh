@@ -15,7 +15,11 @@
 #        CC_BENCH_SIP_MEMORY_CALLS (10000),
 #        CC_BENCH_SIP_MEMORY_RATE (200), CC_BENCH_SIP_SETTLE_S (40: Sofia keeps a finished
 #        transaction 32 s (timer J/K), so memory is read that long after the last call),
-#        CC_BENCH_SIP_PERF (set: perf record cc-sip-edge in each sip-edge step, print the top).
+#        CC_BENCH_SIP_PERF (set: perf record cc-sip-edge in each sip-edge step, print the top),
+#        CC_BENCH_SIP_KEEP (set: keep the logs directory, named on stderr, even on success),
+#        CC_BENCH_SIP_RING_MS (0: agent phones answer at once; N: they send 180 and ring N ms
+#        before answering (tests/load/sip/agents_ring.xml), so rate x N/1000 callers wait at
+#        any time -- the queueing case; a step then needs rate x (1.25 + N/1000) agents).
 # Prints:
 #   bench: sofia.step / sipedge.step <rate> 1/s target=uas|sipedge ok=<0|1> calls=<n> failed=<n> retrans=<n>
 #   bench: sipedge.cpu <rate> 1/s edge=<%> router=<%> pg=<%> redis=<%> broker=<%> agents=<%> caller=<%>
@@ -49,6 +53,7 @@ rates=${CC_BENCH_SIP_RATES:-100 200 300 400 500 600 800 1000 1200 1400 1600 2000
 step_s=${CC_BENCH_SIP_STEP_S:-10}
 phases=" ${CC_BENCH_SIP_PHASES:-uas sipedge memory} "
 settle_s=${CC_BENCH_SIP_SETTLE_S:-40}
+ring_ms=${CC_BENCH_SIP_RING_MS:-0}
 # sipp's sockets get 4 MB buffers (its default, 64 kB, drops bursts: a load-generator limit)
 sock_buf=4194304
 edge_pid=
@@ -66,7 +71,7 @@ finish() {
         kill -TERM "$p" 2>/dev/null || true
         wait "$p" 2>/dev/null || true
     done
-    ((rc == 0)) && rm -rf "$tmp" || echo "sip.sh: logs kept in $tmp" >&2
+    ((rc == 0)) && [ -z "${CC_BENCH_SIP_KEEP:-}" ] && rm -rf "$tmp" || echo "sip.sh: logs kept in $tmp" >&2
     exit "$rc"
 }
 trap finish EXIT
@@ -203,7 +208,7 @@ uas_cpu() {
 step_up() {
     local target=$1 port=$2 service=$3 metric=$4 best=0 rate ok out ok_calls failed retrans
     for rate in $rates; do
-        if [ "$target" = sipedge ] && ((rate * 5 > agents * 4)); then
+        if [ "$target" = sipedge ] && ((rate * (5000 + 4 * ring_ms) > agents * 4000)); then
             # 1-s calls plus set-up and release: fewer agents than that and calls queue until
             # sipp's receive timeout -- the load generator's limit, not sip-edge's
             echo "sip.sh: stepping stops before $rate/s: $agents agent phones (CC_BENCH_SIP_AGENTS) cannot take 1-s calls at that rate" >&2
@@ -223,7 +228,7 @@ step_up() {
         [ "$target" = uas ] && uas_cpu "$rate"
         ((ok)) || break
     done
-    echo "bench: $metric $best 1/s step_s=$step_s call_s=1 transport=udp"
+    echo "bench: $metric $best 1/s step_s=$step_s call_s=1 transport=udp$([ "$target" = sipedge ] && ((ring_ms > 0)) && echo " ring_ms=$ring_ms")"
     eval "${target}_best=$best"
 }
 
@@ -301,8 +306,10 @@ with open(csv, "w") as f:
         f.write(f"{a};pw-{a}-x;bench;{agent_port}\n")
 PY
 
-# the agents' phones: one UAS answering for every contact
-sipp -sf "$TOP/tests/load/sip/agents_answer.xml" -i 127.0.0.1 -p "$agent_sip" -nd -nostdin \
+# the agents' phones: one UAS answering for every contact (after ringing ring_ms when set)
+agent_scn=agents_answer.xml
+((ring_ms > 0)) && agent_scn=agents_ring.xml
+sipp -sf "$TOP/tests/load/sip/$agent_scn" -d "$ring_ms" -i 127.0.0.1 -p "$agent_sip" -nd -nostdin \
     -buff_size "$sock_buf" \
     -trace_err -error_file "$tmp/agents-answer.err" >/dev/null 2>&1 &
 agent_sipp=$!
