@@ -1392,6 +1392,55 @@ Test(router_state, restored_tombstones_make_a_redelivered_route_a_duplicate)
                  "expected 'live' queued once");
 }
 
+/* True when agent a is in queue q's free-agent index. */
+static bool rs_it_indexed(const char *q, const char *a)
+{
+    redisReply *r = cc_redis_command(rs_raw, "ZSCORE cc:{%s}:queue:%s:avail %s", rs_tenant, q, a);
+    bool in;
+
+    cr_assert_not_null(r, "expected redis to answer");
+    in = r->type == REDIS_REPLY_STRING;
+    freeReplyObject(r);
+    return in;
+}
+
+/* A queue's free-agent index holds the agents with room on one of the queue's channels: m1
+ * (chat 1, e-mail 5) leaves chat queue q's index once its chat is taken -- so the next chat
+ * of q reads no agent -- but stays in qm (chat and e-mail); it is back in q when the chat ends,
+ * and a change of q's channels puts it back at once. */
+Test(router_state, a_queue_indexes_only_the_agents_free_on_its_channels)
+{
+    struct router_queue q;
+    struct router_state_result res;
+
+    rs_it_queue_init(&q, "q", ROUTER_STRAT_LONGEST_IDLE);
+    q.channels = 1u << ROUTER_CH_CHAT;
+    rs_it_queue_sync(&q);
+    rs_it_queue_init(&q, "qm", ROUTER_STRAT_LONGEST_IDLE);
+    q.channels = (1u << ROUTER_CH_CHAT) | (1u << ROUTER_CH_EMAIL);
+    rs_it_queue_sync(&q);
+    rs_it_agent("m1", 0, 1, false, NULL);
+    rs_it_member("q", "m1", 1, 1, 0);
+    rs_it_member("qm", "m1", 1, 1, 0);
+    rs_it_login("m1", RS_S(1));
+    cr_assert(rs_it_indexed("q", "m1") && rs_it_indexed("qm", "m1"), "expected m1 free in both");
+    res = rs_it_enqueue_p("c1", "q", ROUTER_CH_CHAT, 0, RS_S(2), 1);
+    rs_it_offer_is(&res, "c1", "m1");
+    cr_assert(!rs_it_indexed("q", "m1"), "expected m1 out of chat queue q: its chat is taken");
+    cr_assert(rs_it_indexed("qm", "m1"), "expected m1 still free in qm (e-mail)");
+    res = rs_it_enqueue_p("c2", "q", ROUTER_CH_CHAT, 0, RS_S(3), 1);
+    cr_assert_eq(res.noffers, 0u, "expected c2 to wait");
+    cr_assert_eq(router_state_answered(rs, rs_tenant, "c1", "m1", RS_S(4), 1, &res), 0);
+    cr_assert_eq(router_state_ended(rs, rs_tenant, "c1", "m1", 1000, RS_S(5), 1, &res), 0);
+    cr_assert_eq(rs_it_events("cc.routing.assigned", "c2", NULL), 1,
+                 "expected c2 offered to m1 once its chat ended");
+    cr_assert(!rs_it_indexed("q", "m1"), "expected m1 out of q again (c2 took the chat)");
+    rs_it_queue_init(&q, "q", ROUTER_STRAT_LONGEST_IDLE);
+    q.channels = (1u << ROUTER_CH_CHAT) | (1u << ROUTER_CH_EMAIL);
+    rs_it_queue_sync(&q);
+    cr_assert(rs_it_indexed("q", "m1"), "expected m1 in q once q serves e-mail too");
+}
+
 /* The state of interaction ix of the test's tenant in router.interactions ("" if none). */
 static void rs_it_row_state(cc_pg *pg, const char *ix, char *state, size_t n, char *agent,
                             size_t agent_n)
