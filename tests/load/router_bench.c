@@ -938,6 +938,15 @@ static void rb_report_decision_latency(const struct rb_hist a[2], const struct r
                "source=router_decision_latency_seconds interpolated=buckets samples=%.0f %s\n",
                metric[k], o99 ? ">" : "", p99, phase, to[k], b[k].count - a[k].count, keys);
     }
+    /* the goal read directly: the share of decisions produced within 2 ms (a bucket bound) */
+    for (size_t i = 0; i < b[0].n && i < a[0].n; i++) {
+        double total = b[0].count - a[0].count;
+        if (b[0].le[i] < 0.0019999 || b[0].le[i] > 0.0020001 || total <= 0)
+            continue;
+        printf("bench: router.decision_latency_within_2ms_share %.4f ratio phase=%s "
+               "from=request_consumed to=decision_produced goal=0.99 samples=%.0f %s\n",
+               (b[0].cum[i] - a[0].cum[i]) / total, phase, total, keys);
+    }
 }
 
 /* Diagnostics on stderr: end-to-end p50/max of each second of the steady phase. */
