@@ -873,6 +873,39 @@ static void re_private_db(char *dsn, size_t n)
     snprintf(dsn, n, "%s dbname=%s", itest_env("CC_PG_DSN"), name);
 }
 
+/* A router on a private Redis and database serving only this test's tenant, with agent a1
+ * available in chat queue q1 (linear, ring timeout 600 s). */
+static void re_private_solo(struct re_router *r)
+{
+    char inst[96];
+
+    re_private_redis(re_env_redis, sizeof(re_env_redis));
+    re_private_db(re_env_pg, sizeof(re_env_pg));
+    snprintf(re_env_tenants, sizeof(re_env_tenants), "%s", re_tenant);
+    re_router_start(r, itest_unique(inst, sizeof(inst), "rer"));
+    re_agent(r, "a1");
+    re_put(r, "POST", "/v1/queues",
+           "{\"id\":\"q1\",\"name\":\"Q1\",\"channels\":[\"chat\"],\"strategy\":\"linear\","
+           "\"ring_timeout_s\":600}",
+           201);
+    re_member(r, "q1", "a1", 1);
+    re_wait_members(r, "q1", 1);
+    re_state(r, "a1", RE_AGENT1, "{\"state\":\"available\"}");
+}
+
+/* FLUSHALL of the private Redis at URL ctx (also a load test's fault). */
+static void re_fault_flush(void *ctx)
+{
+    cc_redis *redis = cc_redis_new(ctx);
+    redisReply *rep;
+
+    cr_assert_not_null(redis, "expected the private redis");
+    rep = cc_redis_command(redis, "FLUSHALL");
+    cr_assert(rep && rep->type == REDIS_REPLY_STATUS, "expected FLUSHALL to work");
+    freeReplyObject(rep);
+    cc_redis_free(redis);
+}
+
 static long re_agent_used(const struct re_router *r, const char *agent, const char *ch,
                           json_t **interactions)
 {
@@ -898,25 +931,12 @@ static long re_agent_used(const struct re_router *r, const char *agent, const ch
 Test(router_engine, rebuilds_from_postgresql_after_redis_loses_everything)
 {
     struct re_router r;
-    char ix[6][128], inst[96], url[sizeof(re_env_redis)];
+    char ix[6][128];
     json_t *v, *items, *it;
-    cc_redis *redis;
-    redisReply *rep;
     size_t i;
     int held = 0, offered = 0;
 
-    re_private_redis(re_env_redis, sizeof(re_env_redis));
-    re_private_db(re_env_pg, sizeof(re_env_pg));
-    snprintf(re_env_tenants, sizeof(re_env_tenants), "%s", re_tenant);
-    re_router_start(&r, itest_unique(inst, sizeof(inst), "rer"));
-    re_agent(&r, "a1");
-    re_put(&r, "POST", "/v1/queues",
-           "{\"id\":\"q1\",\"name\":\"Q1\",\"channels\":[\"chat\"],\"strategy\":\"linear\","
-           "\"ring_timeout_s\":600}",
-           201);
-    re_member(&r, "q1", "a1", 1);
-    re_wait_members(&r, "q1", 1);
-    re_state(&r, "a1", RE_AGENT1, "{\"state\":\"available\"}");
+    re_private_solo(&r);
     for (int k = 0; k < 6; k++) {
         char what[16];
         snprintf(what, sizeof(what), "c%d", k + 1);
@@ -950,12 +970,7 @@ Test(router_engine, rebuilds_from_postgresql_after_redis_loses_everything)
     }
     cr_assert_eq(held, 2, "expected c1 and c2 in progress before the flush");
 
-    snprintf(url, sizeof(url), "%s", re_env_redis);
-    redis = cc_redis_new(url);
-    rep = cc_redis_command(redis, "FLUSHALL");
-    cr_assert(rep && rep->type == REDIS_REPLY_STATUS, "expected FLUSHALL to work");
-    freeReplyObject(rep);
-    cc_redis_free(redis);
+    re_fault_flush(re_env_redis);
 
     re_route(ix[5], "q1", "chat");
     cr_assert_not_null(re_wait_nth("cc.routing.assigned", ix[2], "agent_id", "a1", 2, 20000),
@@ -1000,22 +1015,9 @@ static void re_row_state(const char *ix, char *state, size_t n)
 Test(router_engine, a_route_that_comes_again_after_the_end_and_a_flush_routes_nothing)
 {
     struct re_router r;
-    char c1[128], c2[128], inst[96], state[16] = "";
-    cc_redis *redis;
-    redisReply *rep;
+    char c1[128], c2[128], state[16] = "";
 
-    re_private_redis(re_env_redis, sizeof(re_env_redis));
-    re_private_db(re_env_pg, sizeof(re_env_pg));
-    snprintf(re_env_tenants, sizeof(re_env_tenants), "%s", re_tenant);
-    re_router_start(&r, itest_unique(inst, sizeof(inst), "rer"));
-    re_agent(&r, "a1");
-    re_put(&r, "POST", "/v1/queues",
-           "{\"id\":\"q1\",\"name\":\"Q1\",\"channels\":[\"chat\"],\"strategy\":\"linear\","
-           "\"ring_timeout_s\":600}",
-           201);
-    re_member(&r, "q1", "a1", 1);
-    re_wait_members(&r, "q1", 1);
-    re_state(&r, "a1", RE_AGENT1, "{\"state\":\"available\"}");
+    re_private_solo(&r);
     re_ix(c1, sizeof(c1), "c1");
     re_ix(c2, sizeof(c2), "c2");
     re_route(c1, "q1", "chat");
@@ -1031,11 +1033,7 @@ Test(router_engine, a_route_that_comes_again_after_the_end_and_a_flush_routes_no
     }
     cr_assert_str_eq(state, "ended", "expected c1 closed in PostgreSQL before the flush");
 
-    redis = cc_redis_new(re_env_redis);
-    rep = cc_redis_command(redis, "FLUSHALL");
-    cr_assert(rep && rep->type == REDIS_REPLY_STATUS, "expected FLUSHALL to work");
-    freeReplyObject(rep);
-    cc_redis_free(redis);
+    re_fault_flush(re_env_redis);
 
     re_route(c1, "q1", "chat"); /* the same interaction again, after its end */
     re_route(c2, "q1", "chat");
@@ -1369,18 +1367,6 @@ Test(router_engine, under_load_finishes_the_work_of_a_router_killed_mid_way,
     cr_assert_eq(re_load_drained(&r2), 0,
                  "expected every agent free and every queue empty after the load");
     re_router_stop(&r2, SIGTERM);
-}
-
-static void re_fault_flush(void *ctx)
-{
-    cc_redis *redis = cc_redis_new(ctx);
-    redisReply *rep;
-
-    cr_assert_not_null(redis, "expected the private redis");
-    rep = cc_redis_command(redis, "FLUSHALL");
-    cr_assert(rep && rep->type == REDIS_REPLY_STATUS, "expected FLUSHALL to work");
-    freeReplyObject(rep);
-    cc_redis_free(redis);
 }
 
 /* Two routers on a private Redis and database; Redis loses everything (FLUSHALL) once a third
