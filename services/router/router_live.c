@@ -442,13 +442,18 @@ static int live_restore_agents(router_live *lv, router_state *rs)
 /* Writes the tombstones of one page (rows of several tenants), one tenant's rows at a time. */
 static int live_tombstone_page(router_state *rs, PGresult *res, int64_t now_ms, size_t *restored)
 {
-    int n = PQntuples(res);
-    const char **ids = calloc((size_t)n, sizeof(*ids)),
-               **queues = calloc((size_t)n, sizeof(*queues));
-    int64_t *ended = calloc((size_t)n, sizeof(*ended));
-    bool *done = calloc((size_t)n, sizeof(*done));
-    int rc = ids && queues && ended && done ? 0 : -ENOMEM;
+    int n = PQntuples(res), rc;
+    const char **ids, **queues;
+    int64_t *ended;
+    bool *done;
 
+    if (n == 0)
+        return 0;
+    ids = calloc((size_t)n, sizeof(*ids));
+    queues = calloc((size_t)n, sizeof(*queues));
+    ended = calloc((size_t)n, sizeof(*ended));
+    done = calloc((size_t)n, sizeof(*done));
+    rc = ids && queues && ended && done ? 0 : -ENOMEM;
     for (int i = 0; i < n && rc == 0; i++) {
         const char *tenant = PQgetvalue(res, i, 0);
         size_t k = 0, written = 0;

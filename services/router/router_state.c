@@ -889,7 +889,7 @@ int router_state_ix_states(router_state *rs, size_t n, const char *const *tenant
 {
     struct rs_args args;
     redisReply *reply;
-    int rc = 0;
+    int rc = 0, run_rc;
 
     if (!rs || !epoch || (n > 0 && (!tenants || !ids || !out)))
         return -EINVAL;
@@ -901,9 +901,9 @@ int router_state_ix_states(router_state *rs, size_t n, const char *const *tenant
             args_str(&args, tenants[i]);
             args_str(&args, ids[i]);
         }
-        rc = run(rs, &args, &reply);
-        if (rc < 0)
-            return rc;
+        run_rc = run(rs, &args, &reply); /* rc keeps the first call's -ENOENT (no epoch) */
+        if (run_rc < 0)
+            return run_rc;
         if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 1 + 2 * k) {
             freeReplyObject(reply);
             return -EPROTO;
