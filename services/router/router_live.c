@@ -58,11 +58,85 @@ void router_live_free(router_live *lv)
     free(lv);
 }
 
+/* The statements on one interaction's row, prepared (named after their function) on this
+ * session. Each reaches its rows through the primary key alone, whatever the table's
+ * statistics (router_live.h): the batch reads the state back with a correlated subquery that
+ * names no state -- written as a join on state = 'ended', the planner hashed every closed row
+ * of the day for each batch (through interactions_closed while the table was young, a
+ * sequential scan once analysed) -- and "state <> 'ended'" in the updates does not imply
+ * interactions_open's predicate (003_open_index.sql). */
+enum live_row_stmt {
+    LIVE_ROUTE_BATCH,
+    LIVE_ASSIGNED,
+    LIVE_WAITING,
+    LIVE_MOVED,
+    LIVE_REQUEUE,
+    LIVE_CALLBACK,
+    LIVE_CLOSED,
+    LIVE_ROW_STMTS
+};
+
+static const struct router_live_statement live_row_stmts[LIVE_ROW_STMTS] = {
+    [LIVE_ROUTE_BATCH] =
+        {"router_live_route_batch",
+         /* insert the new ones (in key order, so that two instances inserting overlapping
+          * batches lock rows in the same order), and name the rows that were already there and
+          * ended -- the outer SELECT sees the table as it was before the insert */
+         "WITH v AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(t text, i text, q text, "
+         "c text, p int, e bigint, s jsonb, cb text, r text)), "
+         "ins AS (INSERT INTO router.interactions (tenant, id, queue_id, channel, priority, "
+         "skills, callback_number, request_id, enqueued_ms) "
+         "SELECT t, i, q, c, p, s, cb, r, e FROM v ORDER BY t, i "
+         "ON CONFLICT (tenant, id) DO NOTHING) "
+         "SELECT v.t, v.i FROM v WHERE (SELECT x.state FROM router.interactions x "
+         "WHERE x.tenant = v.t AND x.id = v.i) = 'ended'",
+         1},
+    [LIVE_ASSIGNED] = {"router_live_assigned",
+                       "UPDATE router.interactions SET state = 'assigned', agent_id = $3, "
+                       "updated_at = now() WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
+                       3},
+    [LIVE_WAITING] = {"router_live_waiting",
+                      "UPDATE router.interactions SET state = 'waiting', agent_id = NULL, "
+                      "updated_at = now() WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
+                      2},
+    [LIVE_MOVED] = {"router_live_moved",
+                    "UPDATE router.interactions SET queue_id = $3, updated_at = now() "
+                    "WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
+                    3},
+    [LIVE_REQUEUE] = {"router_live_requeue",
+                      "UPDATE router.interactions SET queue_id = coalesce($3, queue_id), "
+                      "priority = CASE WHEN $4::int < 0 THEN priority ELSE $4::int END, "
+                      "skills = coalesce($5::jsonb, skills), state = 'waiting', agent_id = NULL, "
+                      "updated_at = now() WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
+                      5},
+    [LIVE_CALLBACK] = {"router_live_callback",
+                       "UPDATE router.interactions SET callback_number = $3, updated_at = now() "
+                       "WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
+                       3},
+    [LIVE_CLOSED] = {"router_live_closed",
+                     "UPDATE router.interactions SET state = 'ended', updated_at = now() "
+                     "WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
+                     2},
+};
+
+const struct router_live_statement *router_live_row_statements(size_t *n)
+{
+    *n = LIVE_ROW_STMTS;
+    return live_row_stmts;
+}
+
 /* The hot-path statements are prepared (named after their function) on this connection. */
 static int live_exec(router_live *lv, const char *name, const char *sql, int n,
                      const char *const *params)
 {
     return cc_pg_exec_prepared(lv->pg, name, sql, n, params) < 0 ? -EIO : 0;
+}
+
+static int live_exec_row(router_live *lv, enum live_row_stmt which, const char *const *params)
+{
+    const struct router_live_statement *st = &live_row_stmts[which];
+
+    return live_exec(lv, st->name, st->sql, st->nparams, params);
 }
 
 static void live_put_json_str(struct cc_buf *b, const char *s)
@@ -127,20 +201,8 @@ int router_live_route_batch(router_live *lv, const struct router_enqueue *reqs,
         free(b.p);
         return -ENOMEM;
     }
-    /* one statement for the batch: insert the new ones (in key order, so that two instances
-     * inserting overlapping batches lock rows in the same order), and name the rows that were
-     * already there and ended -- the outer SELECT sees the table as it was before the insert */
-    res = cc_pg_query_prepared(
-        lv->pg, "router_live_route_batch",
-        "WITH v AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(t text, i text, q text, "
-        "c text, p int, e bigint, s jsonb, cb text, r text)), "
-        "ins AS (INSERT INTO router.interactions (tenant, id, queue_id, channel, priority, skills, "
-        "callback_number, request_id, enqueued_ms) "
-        "SELECT t, i, q, c, p, s, cb, r, e FROM v ORDER BY t, i "
-        "ON CONFLICT (tenant, id) DO NOTHING) "
-        "SELECT v.t, v.i FROM v JOIN router.interactions x ON x.tenant = v.t AND x.id = v.i "
-        "WHERE x.state = 'ended'",
-        1, (const char *const[]){b.p});
+    res = cc_pg_query_prepared(lv->pg, live_row_stmts[LIVE_ROUTE_BATCH].name,
+                               live_row_stmts[LIVE_ROUTE_BATCH].sql, 1, (const char *const[]){b.p});
     free(b.p);
     if (!res)
         return -EIO;
@@ -157,26 +219,17 @@ int router_live_route_batch(router_live *lv, const struct router_enqueue *reqs,
 
 int router_live_assigned(router_live *lv, const char *tenant, const char *ix, const char *agent_id)
 {
-    return live_exec(lv, "router_live_assigned",
-                     "UPDATE router.interactions SET state = 'assigned', agent_id = $3, "
-                     "updated_at = now() WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
-                     3, (const char *const[]){tenant, ix, agent_id});
+    return live_exec_row(lv, LIVE_ASSIGNED, (const char *const[]){tenant, ix, agent_id});
 }
 
 int router_live_waiting(router_live *lv, const char *tenant, const char *ix)
 {
-    return live_exec(lv, "router_live_waiting",
-                     "UPDATE router.interactions SET state = 'waiting', agent_id = NULL, "
-                     "updated_at = now() WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
-                     2, (const char *const[]){tenant, ix});
+    return live_exec_row(lv, LIVE_WAITING, (const char *const[]){tenant, ix});
 }
 
 int router_live_moved(router_live *lv, const char *tenant, const char *ix, const char *queue_id)
 {
-    return live_exec(lv, "router_live_moved",
-                     "UPDATE router.interactions SET queue_id = $3, updated_at = now() "
-                     "WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
-                     3, (const char *const[]){tenant, ix, queue_id});
+    return live_exec_row(lv, LIVE_MOVED, (const char *const[]){tenant, ix, queue_id});
 }
 
 int router_live_requeue(router_live *lv, const char *tenant, const char *ix, const char *queue_id,
@@ -185,28 +238,18 @@ int router_live_requeue(router_live *lv, const char *tenant, const char *ix, con
     char prio[16];
 
     snprintf(prio, sizeof(prio), "%d", priority);
-    return live_exec(lv, "router_live_requeue",
-                     "UPDATE router.interactions SET queue_id = coalesce($3, queue_id), "
-                     "priority = CASE WHEN $4::int < 0 THEN priority ELSE $4::int END, "
-                     "skills = coalesce($5::jsonb, skills), state = 'waiting', agent_id = NULL, "
-                     "updated_at = now() WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
-                     5, (const char *const[]){tenant, ix, queue_id, prio, skills_json});
+    return live_exec_row(lv, LIVE_REQUEUE,
+                         (const char *const[]){tenant, ix, queue_id, prio, skills_json});
 }
 
 int router_live_callback(router_live *lv, const char *tenant, const char *ix, const char *number)
 {
-    return live_exec(lv, "router_live_callback",
-                     "UPDATE router.interactions SET callback_number = $3, updated_at = now() "
-                     "WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
-                     3, (const char *const[]){tenant, ix, number});
+    return live_exec_row(lv, LIVE_CALLBACK, (const char *const[]){tenant, ix, number});
 }
 
 int router_live_closed(router_live *lv, const char *tenant, const char *ix)
 {
-    return live_exec(lv, "router_live_closed",
-                     "UPDATE router.interactions SET state = 'ended', updated_at = now() "
-                     "WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
-                     2, (const char *const[]){tenant, ix});
+    return live_exec_row(lv, LIVE_CLOSED, (const char *const[]){tenant, ix});
 }
 
 int router_live_presence(router_live *lv, const char *tenant, const char *agent_id,
@@ -538,7 +581,7 @@ static int live_restore_interactions(router_live *lv, router_state *rs, int64_t 
     PGresult *res = cc_pg_query(lv->pg,
                                 "SELECT tenant, id, queue_id, channel, priority, skills::text, "
                                 "callback_number, request_id, enqueued_ms, state, agent_id "
-                                "FROM router.interactions WHERE state <> 'ended' "
+                                "FROM router.interactions WHERE state IN ('waiting', 'assigned') "
                                 "ORDER BY enqueued_ms",
                                 0, NULL);
     struct router_skill skills[ROUTER_SKILLS_MAX];

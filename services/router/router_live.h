@@ -68,6 +68,18 @@ int router_live_presence(router_live *lv, const char *tenant, const char *agent_
 /* Deletes closed interactions last touched more than older_s seconds ago; 0 or -EIO. */
 int router_live_purge(router_live *lv, long older_s);
 
+/* A statement prepared on a router_live session under name, with nparams parameters. */
+struct router_live_statement {
+    const char *name, *sql;
+    int nparams;
+};
+/* The statements behind router_live_route_batch .. router_live_closed: the ones that run for
+ * every interaction. Each reaches its rows through the primary key alone whatever the
+ * statistics of router.interactions -- never through its partial indexes, which hold a day of
+ * closed rows or every open one -- so that a route costs the same on a young table and a full
+ * one (tests check their generic plans). Sets *n; the array is static. */
+const struct router_live_statement *router_live_row_statements(size_t *n);
+
 /*
  * Configuration sync PostgreSQL -> Redis for one entity (a missing row removes it from Redis),
  * followed by a dispatch of what the change may unblock. Return 0, -ESTALE (Redis needs a
