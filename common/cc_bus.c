@@ -304,8 +304,8 @@ cc_producer *cc_producer_new(const struct cc_bus_config *cfg)
     /* One produce request in flight per broker connection: what is produced meanwhile joins
      * the next request's batch. With librdkafka's default (5 for an idempotent producer) one
      * of cc-router's broker threads at times spun at 50-90 % of a core for seconds under load
-     * (the dev broker answering in 100-200 ms); measured under make bench-sip (A B A B, 800-1,000 calls/s):
-     * cc-router 44-60 % of a core -> 28-35 %, the burst of make bench-router unchanged
+     * (the dev broker answering in 100-200 ms); measured under make bench-sip (A B A B, 800-1,000
+     * calls/s): cc-router 44-60 % of a core -> 28-35 %, the burst of make bench-router unchanged
      * (6,049 decisions/s) with the decision acknowledged sooner (p50 3.2 ms at 500/s). */
     if (bus_conf_set(conf, "enable.idempotence", "true") || bus_conf_set(conf, "acks", "all") ||
         bus_conf_set(conf, "compression.type", "lz4") ||
