@@ -1287,6 +1287,37 @@ Test(router_state, a_missing_order_index_is_rebuilt_from_the_free_agents)
     rs_it_offer_is(&res, "i2", "a3");
 }
 
+/* A queue keeps only the free-agent indexes its strategy reads (avail always); after a change of
+ * strategy the order it reads is rebuilt from the free agents and kept from then on, also when
+ * it comes back to an order whose index was dropped meanwhile. Positions: a2 1, a5 2, a1 3, a3 4,
+ * a4 5; a3 talked least; voice capacity 1, so an agent offered leaves every index. */
+Test(router_state, a_strategy_change_reads_the_order_of_the_new_strategy)
+{
+    struct router_state_result res;
+
+    rs_it_scenario(ROUTER_STRAT_LONGEST_IDLE);
+    cr_assert_eq(rs_it_zcard("q", ":avail"), 7, "expected the seven free agents in avail");
+    cr_assert_eq(rs_it_zcard("q", ":availp") + rs_it_zcard("q", ":availt") +
+                     rs_it_zcard("q", ":availh"),
+                 0, "expected no position / talk / handled index for longest idle");
+    rs_it_queue("q", ROUTER_STRAT_LINEAR);
+    res = rs_it_enqueue("i1", "q", RS_S(100));
+    rs_it_offer_is(&res, "i1", "a2");
+    res = rs_it_enqueue("i2", "q", RS_S(101));
+    rs_it_offer_is(&res, "i2", "a5");
+    cr_assert_eq(rs_it_zcard("q", ":availp"), 5, "expected the position index kept (5 free)");
+    rs_it_queue("q", ROUTER_STRAT_LEAST_TALK_TIME);
+    cr_assert_eq(rs_it_zcard("q", ":availp"), 0, "expected the position index dropped");
+    res = rs_it_enqueue("i3", "q", RS_S(102));
+    rs_it_offer_is(&res, "i3", "a3");
+    rs_it_queue("q", ROUTER_STRAT_LINEAR);
+    res = rs_it_enqueue("i4", "q", RS_S(103));
+    rs_it_offer_is(&res, "i4", "a1");
+    cr_assert_eq(rs_it_zcard("q", ":availt"), 0, "expected the talk index dropped");
+    cr_assert_eq(rs_it_zcard("q", ":availp"), rs_it_zcard("q", ":avail"),
+                 "expected the position index to hold the free agents");
+}
+
 /* best_skill without required skills: every proficiency sum is 0, so the longest idle wins. */
 Test(router_state, best_skill_without_required_skills_offers_the_longest_idle)
 {
