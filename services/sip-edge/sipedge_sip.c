@@ -453,6 +453,10 @@ sipedge_sip *sipedge_sip_new(const struct sipedge_sip_config *c)
     s->root = su_root_create(s);
     if (!s->root)
         goto out_fail;
+    /* NUA's stack runs in this thread: with Sofia's default (threading on) nua_create starts it
+     * in a thread of its own, and every NUA event and every nua_*() call crossed threads through
+     * a socket wakeup (two context switches per SIP event) */
+    su_root_threading(s->root, 0);
     s->nua = nua_create(
         s->root, sip_event, s, NUTAG_URL(c->cfg->sip_url), NUTAG_MEDIA_ENABLE(0),
         NUTAG_APPL_METHOD("REGISTER"), NUTAG_ALLOW("REGISTER"), NUTAG_USER_AGENT("cc-sip-edge"),

@@ -97,6 +97,7 @@ int main(int argc, char **argv)
     u.root = su_root_create(&u);
     if (!u.root)
         goto out_init;
+    su_root_threading(u.root, 0); /* as cc-sip-edge: NUA's stack in this thread */
     u.nua = nua_create(u.root, uas_event, (nua_magic_t *)&u, NUTAG_URL(url), NUTAG_MEDIA_ENABLE(0),
                        TAG_END());
     if (!u.nua) {
