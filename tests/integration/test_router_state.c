@@ -1337,6 +1337,78 @@ Test(router_state, best_skill_without_required_skills_offers_the_longest_idle)
     rs_it_offer_is(&res, "i2", "b2");
 }
 
+/* best_skill with required skills reads queue:<q>:availb (by level, then the proficiency sum
+ * over the queue's skills) instead of scanning every free agent. Queue skills s >= 1, t >= 2;
+ * voice capacity 1, so an agent offered leaves the indexes. Agents, logged in in this order:
+ * b1 s5 t1 (lacks t), b2 s3 t3 (sum 6), b3 s2 t5 (7), b4 s4 t3 (7), b5 s1 t2 (3), then c01..c10
+ * s3 t4 (7 each): twelve agents tie at 7, more than a page, so the longest idle of them wins. */
+Test(router_state, best_skill_reads_the_proficiency_index_and_follows_skill_changes)
+{
+    static const char *const early[] = {"b1:s:5,t:1", "b2:s:3,t:3", "b3:s:2,t:5", "b4:s:4,t:3",
+                                        "b5:s:1,t:2"};
+    struct router_skill qs[2] = {{.skill = "s", .level = 1}, {.skill = "t", .level = 2}};
+    struct router_skill own = {.skill = "s", .level = 5};
+    struct router_state_result res;
+    struct router_queue q;
+    char id[16];
+    long long t = 1;
+    json_t *d;
+
+    rs_it_queue_init(&q, "q", ROUTER_STRAT_BEST_SKILL);
+    q.skills = qs;
+    q.nskills = 2;
+    rs_it_queue_sync(&q);
+    for (size_t i = 0; i < sizeof(early) / sizeof(early[0]); i++) {
+        snprintf(id, sizeof(id), "%.2s", early[i]);
+        rs_it_agent(id, 1, 1, false, early[i] + 3);
+        rs_it_member("q", id, 1, 1, 0);
+        rs_it_login(id, RS_S(t++));
+    }
+    for (int i = 1; i <= 10; i++) {
+        snprintf(id, sizeof(id), "c%02d", i);
+        rs_it_agent(id, 1, 1, false, "s:3,t:4");
+        rs_it_member("q", id, 1, 1, 0);
+        rs_it_login(id, RS_S(t++));
+    }
+    cr_assert_eq(rs_it_zcard("q", ":availb"), 15, "expected every free agent in availb");
+    res = rs_it_enqueue("i1", "q", RS_S(100));
+    rs_it_offer_is(&res, "i1", "b3");
+    cr_assert_eq(rs_it_events("cc.routing.assigned", "i1", &d), 1, "expected one assigned");
+    cr_assert_eq(json_integer_value(json_object_get(d, "proficiency")), 5,
+                 "expected b3's best proficiency in the decision");
+    cr_assert_eq(json_integer_value(json_object_get(d, "candidates_considered")), 14,
+                 "expected the 14 free agents with the queue's skills counted (not b1)");
+    json_decref(d);
+    res = rs_it_enqueue("i2", "q", RS_S(101));
+    rs_it_offer_is(&res, "i2", "b4");
+    res = rs_it_enqueue("i3", "q", RS_S(102));
+    rs_it_offer_is(&res, "i3", "c01");
+    /* b2 learns: s5 t5 (sum 10) moves it to the front */
+    rs_it_agent("b2", 1, 1, false, "s:5,t:5");
+    res = rs_it_enqueue("i4", "q", RS_S(103));
+    rs_it_offer_is(&res, "i4", "b2");
+    /* the queue now requires t >= 1 only: b1 (t1) is eligible, b5 (t2) beats it, the c agents
+     * (t4) beat both: c02 is the longest idle of them */
+    q.nskills = 1;
+    qs[0] = (struct router_skill){.skill = "t", .level = 1};
+    rs_it_queue_sync(&q);
+    res = rs_it_enqueue("i5", "q", RS_S(104));
+    rs_it_offer_is(&res, "i5", "c02");
+    cr_assert_eq(rs_it_zcard("q", ":availb"), rs_it_zcard("q", ":avail"),
+                 "expected availb rebuilt in the new order");
+    /* an interaction with skills of its own is matched by a full scan: s >= 5 -> b1 only */
+    struct router_enqueue req = {.tenant = rs_tenant,
+                                 .interaction_id = "i6",
+                                 .queue_id = "q",
+                                 .channel = ROUTER_CH_VOICE,
+                                 .skills = &own,
+                                 .nskills = 1,
+                                 .now_ms = RS_S(105),
+                                 .seed = 1};
+    cr_assert_eq(router_state_enqueue(rs, &req, &res), 0, "expected enqueue of 'i6'");
+    rs_it_offer_is(&res, "i6", "b1");
+}
+
 /* A batch of enqueues is one script call per group with the results of single calls: in order
  * (the first two chats take d1's capacity of 2, the third waits), a repeated interaction is a
  * no-op, an unknown queue is rejected, and an invalid request is refused alone. More than
