@@ -25,6 +25,13 @@
 #define OUTBOX_STANDBY_MS   250 /* how often a standby tries the lease */
 #define OUTBOX_FIELDS_MAX   (8 + 5 * ROUTER_OUTBOX_EVENTS_MAX) /* name/value pairs per entry */
 #define OUTBOX_ACK_MAX      512                                /* ids per XACK + XDEL call */
+/* Delivered entries are acknowledged together: once OUTBOX_ACK_BATCH of them are ready or the
+ * oldest has waited OUTBOX_ACK_DELAY_MS (and at once when the ring needs room, on a retry and
+ * in the drain). One XACK + XDEL per delivery report cost a Redis round trip -- two wakeups --
+ * per entry at low rates. What a crash leaves unacknowledged is published again by the next
+ * leader with the same event ids, as before (the window grows from ~1 ms to this delay). */
+#define OUTBOX_ACK_BATCH    128
+#define OUTBOX_ACK_DELAY_MS 20
 /* The publisher sleeps in ONE poll(2) on two sources: the reply of a blocking XREADGROUP on its
  * own reader connection (Redis answers it as soon as a script XADDs) and the producer's wake
  * pipe (delivery reports waiting). Nothing spins and nothing waits for a tick: session 3's loop
@@ -86,8 +93,9 @@ struct outbox_slot {
     struct outbox_item it;
     uint64_t seq;
     enum outbox_slot_state state;
-    size_t outstanding; /* PENDING: delivery reports still to come */
-    bool bad;           /* PENDING: one of its events failed */
+    size_t outstanding;   /* PENDING: delivery reports still to come */
+    bool bad;             /* PENDING: one of its events failed */
+    int64_t delivered_ms; /* DELIVERED: since when (mono ms), for OUTBOX_ACK_DELAY_MS */
 };
 
 struct router_outbox {
@@ -495,6 +503,35 @@ static struct outbox_slot *outbox_slot_at(router_outbox *ob, uint64_t seq)
     return &ob->slots[seq % ob->cap];
 }
 
+/* Every report of slot s is in: failed or delivered (since now). */
+static void outbox_slot_done(struct outbox_slot *s)
+{
+    s->state = s->bad ? SLOT_FAILED : SLOT_DELIVERED;
+    s->delivered_ms = cc_time_mono_ms();
+}
+
+/* How long a delivered prefix of n entries may still wait for its acknowledgement (ms; 0: now):
+ * not at all once it is OUTBOX_ACK_BATCH long or fills half the ring (room to read into). */
+static int64_t outbox_ack_wait_ms(router_outbox *ob, size_t n)
+{
+    int64_t waited = cc_time_mono_ms() - outbox_slot_at(ob, ob->head)->delivered_ms;
+
+    if (n >= OUTBOX_ACK_BATCH || 2 * n >= ob->cap || waited >= OUTBOX_ACK_DELAY_MS)
+        return 0;
+    return OUTBOX_ACK_DELAY_MS - waited;
+}
+
+/* When the delivered prefix of the ring is due for acknowledgement (ms from now), -1: none. */
+static int64_t outbox_ack_due_ms(router_outbox *ob)
+{
+    size_t n = 0;
+
+    while (n < OUTBOX_ACK_BATCH && ob->head + n < ob->tail &&
+           outbox_slot_at(ob, ob->head + n)->state == SLOT_DELIVERED)
+        n++;
+    return n == 0 ? -1 : outbox_ack_wait_ms(ob, n);
+}
+
 /* Delivery report of one produced event (tag = its entry's sequence number). The entry is
  * delivered when all its events are, failed when one failed. Reports of a dropped ring find
  * the slot empty or reused and are ignored (a retry waits for every report first). */
@@ -515,7 +552,7 @@ static void outbox_delivered(void *ctx, uint64_t tag, int err)
         s->it.consumed_us = 0; /* timed once: its first event delivered */
     }
     if (--s->outstanding == 0)
-        s->state = s->bad ? SLOT_FAILED : SLOT_DELIVERED;
+        outbox_slot_done(s);
 }
 
 /* Produces the events of slot s in order (an entry without any is only marked for deletion).
@@ -564,7 +601,7 @@ static void outbox_send(router_outbox *ob, struct outbox_slot *s)
         s->it.produce_timed = true;
     }
     if (s->outstanding == 0)
-        s->state = s->bad ? SLOT_FAILED : SLOT_DELIVERED;
+        outbox_slot_done(s);
 }
 
 /* Appends n parsed entries (ownership moves) to the ring, which has room for them, producing
@@ -583,8 +620,10 @@ static void outbox_enqueue(router_outbox *ob, struct outbox_item *items, size_t 
     }
 }
 
-/* Acknowledges (XACK + XDEL) the longest delivered prefix of the ring and frees it. */
-static void outbox_ack_ready(router_outbox *ob)
+/* Acknowledges (XACK + XDEL) the longest delivered prefix of the ring and frees it: when
+ * force, or when it holds OUTBOX_ACK_BATCH entries or its oldest was delivered
+ * OUTBOX_ACK_DELAY_MS ago. */
+static void outbox_ack_ready(router_outbox *ob, bool force)
 {
     const char *ids[OUTBOX_ACK_MAX];
     size_t n;
@@ -596,7 +635,7 @@ static void outbox_ack_ready(router_outbox *ob)
             ids[n] = outbox_slot_at(ob, ob->head + n)->it.id;
             n++;
         }
-        if (n == 0)
+        if (n == 0 || (!force && outbox_ack_wait_ms(ob, n) > 0))
             return;
         /* a failed acknowledgement leaves the entries pending in the group: the next leader
          * publishes them again, with the same ids */
@@ -664,7 +703,7 @@ static void outbox_retry(router_outbox *ob)
         if (!outbox_keep_lease(ob) || outbox_drain_over(ob))
             return;
     }
-    outbox_ack_ready(ob);
+    outbox_ack_ready(ob, true);
     n = outbox_ring_len(ob);
     if (n == 0) {
         ob->failed = false;
@@ -695,11 +734,12 @@ static void outbox_retry(router_outbox *ob)
     }
 }
 
-/* Serves delivery reports (waiting up to wait_ms), acknowledges, retries after a failure. */
-static void outbox_pump(router_outbox *ob, int wait_ms)
+/* Serves delivery reports (waiting up to wait_ms), acknowledges (all that is delivered when
+ * force, else see outbox_ack_ready), retries after a failure. */
+static void outbox_pump(router_outbox *ob, int wait_ms, bool force)
 {
     cc_producer_poll(ob->producer, wait_ms);
-    outbox_ack_ready(ob);
+    outbox_ack_ready(ob, force);
     if (ob->failed)
         outbox_retry(ob);
 }
@@ -708,7 +748,7 @@ static void outbox_pump(router_outbox *ob, int wait_ms)
 static bool outbox_wait_room(router_outbox *ob, size_t want)
 {
     while (ob->cap - outbox_ring_len(ob) < want) {
-        outbox_pump(ob, 10);
+        outbox_pump(ob, 10, true);
         if (!outbox_keep_lease(ob) || outbox_drain_over(ob))
             return false;
     }
@@ -829,18 +869,22 @@ static void outbox_read_begin(router_outbox *ob, size_t want)
         usleep(OUTBOX_RETRY_MIN_MS * 1000);
 }
 
-/* Waits (at most until the lease is due for renewal, and 100 ms) for the reply of the read in
- * progress or for delivery reports, and serves what came: entries read are produced at once,
- * reports acknowledged. Returns the entries read, 0 when none, -1 when the read failed. */
+/* Waits (at most until the lease is due for renewal or delivered entries for their
+ * acknowledgement, and 100 ms) for the reply of the read in progress or for delivery reports,
+ * and serves what came: entries read are produced at once, reports acknowledged. Returns the
+ * entries read, 0 when none, -1 when the read failed. */
 static int outbox_wait(router_outbox *ob)
 {
     struct pollfd fds[2];
     nfds_t nfds = 0;
     int64_t due = ob->lease_renewed + ob->lease_ms / 3 - cc_time_mono_ms();
-    int timeout = due < 1 ? 1 : due < OUTBOX_WAIT_MAX_MS ? (int)due : OUTBOX_WAIT_MAX_MS;
-    int n = 0, rc;
+    int64_t ack = outbox_ack_due_ms(ob);
+    int timeout, n = 0, rc;
     redisReply *r;
 
+    if (ack >= 0 && ack < due)
+        due = ack;
+    timeout = due < 1 ? 1 : due < OUTBOX_WAIT_MAX_MS ? (int)due : OUTBOX_WAIT_MAX_MS;
     if (ob->wake_fd >= 0)
         fds[nfds++] = (struct pollfd){.fd = ob->wake_fd, .events = POLLIN};
     if (ob->reading && cc_redis_fd(ob->reader) < 0)
@@ -867,7 +911,7 @@ static int outbox_wait(router_outbox *ob)
             n = outbox_read_reply(ob, r, want);
         }
     }
-    outbox_pump(ob, 0);
+    outbox_pump(ob, 0, atomic_load(&ob->stop));
     return n;
 }
 
@@ -896,7 +940,7 @@ static void *outbox_main(void *arg)
             usleep(OUTBOX_STANDBY_MS * 1000);
             continue;
         }
-        outbox_pump(ob, 0);
+        outbox_pump(ob, 0, stopping);
         room = ob->cap - outbox_ring_len(ob);
         if (stopping && !ob->reading) {
             /* drain: what is left in the stream now, without blocking */

@@ -130,6 +130,6 @@ awk -v a="$dps" -v b="$ev50" -v k="$keys" \
 
 if [ "${CC_BENCH_ROUTER_KEEP:-0}" = 1 ]; then
     echo "router.sh: router pid $router_pid on port $port; press Enter to stop" >&2
-    read -r _
+    read -r _ || true # EOF on stdin: stop as well
 fi
 stop_router || { echo "router.sh: cc-router did not stop cleanly" >&2; exit 1; }
