@@ -272,18 +272,25 @@ static enum router_agent_state rs_it_state(const char *agent)
     return st;
 }
 
+// clang-format off
 /*
  * The strategy scenario: queue "q" (strategy s, skill "s" >= 1, sl_threshold_s 45) with seven
- * agents, all available, so that each strategy has a different winner: agent  idle since   position
- * talk_ms  handled  skill s  penalty a1     T0+1 s       3         900000   9        1        99 a2
- * T0+2 s       1         800000   8        2        99 a3     T0+3 s       4         100000   7 3
- * 99 a4     T0+4 s       5         700000   1        2        99 a5     T0+5 s       2 600000   6
- * 5        99 a6     T0+6 s       6         950000   9        1        99 a7     T0+7 s       7
- * 990000   9        1        0 longest_idle -> a1 (idle longest); linear -> a2 (position 1);
- * least_talk_time -> a3; fewest_interactions -> a4; best_skill -> a5 (proficiency 5); random (seed
- * 2) -> a6 (see test random); weighted_random (seed 1) -> a7 (see its test); round_robin -> a2 then
- * a5.
+ * agents, all available, so that each strategy has a different winner:
+ *
+ *   agent  idle since  position  talk_ms  handled  skill s  penalty
+ *   a1     T0+1 s      3         900000   9        1        99
+ *   a2     T0+2 s      1         800000   8        2        99
+ *   a3     T0+3 s      4         100000   7        3        99
+ *   a4     T0+4 s      5         700000   1        2        99
+ *   a5     T0+5 s      2         600000   6        5        99
+ *   a6     T0+6 s      6         950000   9        1        99
+ *   a7     T0+7 s      7         990000   9        1        0
+ *
+ * longest_idle -> a1 (idle longest); linear -> a2 (position 1); least_talk_time -> a3;
+ * fewest_interactions -> a4; best_skill -> a5 (proficiency 5); random (seed 2) -> a6 (see test
+ * random); weighted_random (seed 1) -> a7 (see its test); round_robin -> a2 then a5.
  */
+// clang-format on
 static void rs_it_scenario(enum router_strategy s)
 {
     static const struct {
