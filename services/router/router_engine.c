@@ -40,6 +40,8 @@ struct engine_batch {
     size_t cap;
     struct router_cmd *cmds;
     size_t *seg;                      /* the route commands being gathered (indices in cmds) */
+    size_t *fseg;                     /* the facts being gathered (indices in cmds) */
+    struct router_fact *facts;        /* per fact gathered */
     struct router_enqueue *reqs;      /* per segment entry */
     const char **skills;              /* per segment entry: the command's skills_json */
     struct router_enqueue *run;       /* the entries whose script ran: they are persisted */
@@ -608,6 +610,8 @@ static void engine_batch_free(struct engine_batch *b)
 {
     free(b->cmds);
     free(b->seg);
+    free(b->fseg);
+    free(b->facts);
     free(b->reqs);
     free(b->skills);
     free(b->run);
@@ -632,6 +636,8 @@ static int engine_batch_reserve(struct engine_batch *b, size_t n)
     engine_batch_free(b);
     b->cmds = calloc(n, sizeof(*b->cmds));
     b->seg = calloc(n, sizeof(*b->seg));
+    b->fseg = calloc(n, sizeof(*b->fseg));
+    b->facts = calloc(n, sizeof(*b->facts));
     b->reqs = calloc(n, sizeof(*b->reqs));
     b->skills = calloc(n, sizeof(*b->skills));
     b->run = calloc(n, sizeof(*b->run));
@@ -645,9 +651,9 @@ static int engine_batch_reserve(struct engine_batch *b, size_t n)
     b->tenants = calloc(n, sizeof(*b->tenants));
     b->ids = calloc(n, sizeof(*b->ids));
     b->states = calloc(n, sizeof(*b->states));
-    if (!b->cmds || !b->seg || !b->reqs || !b->skills || !b->run || !b->run_skills || !b->run_at ||
-        !b->run_ended || !b->res || !b->rcs || !b->res2 || !b->rcs2 || !b->tenants || !b->ids ||
-        !b->states) {
+    if (!b->cmds || !b->seg || !b->fseg || !b->facts || !b->reqs || !b->skills || !b->run ||
+        !b->run_skills || !b->run_at || !b->run_ended || !b->res || !b->rcs || !b->res2 ||
+        !b->rcs2 || !b->tenants || !b->ids || !b->states) {
         engine_batch_free(b);
         return -ENOMEM;
     }
@@ -869,6 +875,29 @@ static void engine_persist_rona(router_engine *e, const char *tenant, const char
     json_decref(view);
 }
 
+/* The PostgreSQL side of fact c (cancel, abandoned, answered, no_answer, ended) once its script
+ * ran with result r. */
+static int engine_fact_persist(router_engine *e, const struct router_cmd *c,
+                               const struct router_state_result *r)
+{
+    switch (c->kind) {
+    case ROUTER_CMD_CANCEL:
+    case ROUTER_CMD_ABANDONED:
+    case ROUTER_CMD_ENDED:
+        return router_live_closed(e->lv, c->tenant, c->subject);
+    case ROUTER_CMD_ANSWERED:
+        return r->status == ROUTER_ST_OK
+                   ? router_live_assigned(e->lv, c->tenant, c->subject, c->agent_id)
+                   : 0;
+    case ROUTER_CMD_NO_ANSWER:
+        if (r->status == ROUTER_ST_OK)
+            engine_persist_rona(e, c->tenant, c->agent_id);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 static int engine_apply(router_engine *e, const struct router_cmd *c, struct router_state_result *r)
 {
     int64_t now = cc_time_now_ms();
@@ -880,11 +909,11 @@ static int engine_apply(router_engine *e, const struct router_cmd *c, struct rou
     case ROUTER_CMD_CANCEL:
         rc = ROUTER_ENGINE_RETRY_STALE(
             e, router_state_cancel(e->rs, c->tenant, c->subject, now, engine_seed(e), r));
-        return rc < 0 ? rc : router_live_closed(e->lv, c->tenant, c->subject);
+        return rc < 0 ? rc : engine_fact_persist(e, c, r);
     case ROUTER_CMD_ABANDONED:
         rc = ROUTER_ENGINE_RETRY_STALE(
             e, router_state_abandoned(e->rs, c->tenant, c->subject, now, engine_seed(e), r));
-        return rc < 0 ? rc : router_live_closed(e->lv, c->tenant, c->subject);
+        return rc < 0 ? rc : engine_fact_persist(e, c, r);
     case ROUTER_CMD_REQUEUE: {
         struct router_requeue rq = {.tenant = c->tenant,
                                     .interaction_id = c->subject,
@@ -917,21 +946,17 @@ static int engine_apply(router_engine *e, const struct router_cmd *c, struct rou
         rc = ROUTER_ENGINE_RETRY_STALE(e,
                                        router_state_answered(e->rs, c->tenant, c->subject,
                                                              c->agent_id, now, engine_seed(e), r));
-        if (rc == 0 && r->status == ROUTER_ST_OK)
-            rc = router_live_assigned(e->lv, c->tenant, c->subject, c->agent_id);
-        return rc;
+        return rc < 0 ? rc : engine_fact_persist(e, c, r);
     case ROUTER_CMD_NO_ANSWER:
         rc = ROUTER_ENGINE_RETRY_STALE(e,
                                        router_state_no_answer(e->rs, c->tenant, c->subject,
                                                               c->agent_id, now, engine_seed(e), r));
-        if (rc == 0 && r->status == ROUTER_ST_OK)
-            engine_persist_rona(e, c->tenant, c->agent_id);
-        return rc;
+        return rc < 0 ? rc : engine_fact_persist(e, c, r);
     case ROUTER_CMD_ENDED:
         rc = ROUTER_ENGINE_RETRY_STALE(e,
                                        router_state_ended(e->rs, c->tenant, c->subject, c->agent_id,
                                                           c->talk_ms, now, engine_seed(e), r));
-        return rc < 0 ? rc : router_live_closed(e->lv, c->tenant, c->subject);
+        return rc < 0 ? rc : engine_fact_persist(e, c, r);
     case ROUTER_CMD_TRANSFERRED:
         rc = ROUTER_ENGINE_RETRY_STALE(
             e, router_state_transferred(e->rs, c->tenant, c->subject, c->from_agent_id, c->agent_id,
@@ -1198,15 +1223,120 @@ static bool engine_batch_routes(router_engine *e, const struct cc_bus_msg *msgs,
     return retry;
 }
 
-/* True when the segment already holds a command for c's interaction. */
-static bool engine_batch_has(const struct engine_batch *b, size_t k, const struct router_cmd *c)
+/* True when seg[0..k) (indices in b->cmds) holds a command for c's interaction. */
+static bool engine_seg_has(const struct engine_batch *b, const size_t *seg, size_t k,
+                           const struct router_cmd *c)
 {
     for (size_t j = 0; j < k; j++) {
-        const struct router_cmd *o = &b->cmds[b->seg[j]];
+        const struct router_cmd *o = &b->cmds[seg[j]];
         if (strcmp(o->subject, c->subject) == 0 && strcmp(o->tenant, c->tenant) == 0)
             return true;
     }
     return false;
+}
+
+/* Is a command of kind k a fact gathered into one script call (*fk: its kind)? Those whose
+ * script runs before their PostgreSQL statement; requeue and callback (PostgreSQL first) and
+ * transfers apply alone. */
+static bool engine_fact_kind(enum router_cmd_kind k, enum router_fact_kind *fk)
+{
+    switch (k) {
+    case ROUTER_CMD_ANSWERED:
+        *fk = ROUTER_FACT_ANSWERED;
+        return true;
+    case ROUTER_CMD_ENDED:
+        *fk = ROUTER_FACT_ENDED;
+        return true;
+    case ROUTER_CMD_ABANDONED:
+        *fk = ROUTER_FACT_ABANDONED;
+        return true;
+    case ROUTER_CMD_CANCEL:
+        *fk = ROUTER_FACT_CANCELLED;
+        return true;
+    case ROUTER_CMD_NO_ANSWER:
+        *fk = ROUTER_FACT_NO_ANSWER;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Runs the facts b->facts[0..k) in Redis into b->res / b->rcs; a NOSTATE rebuilds Redis and
+ * runs the ones that did not run (a group runs whole or not at all). *epoch: the epoch they
+ * ran in (-1: different ones). Returns 0 or negative (then none may have run). */
+static int engine_facts_redis(router_engine *e, size_t k, long long *epoch)
+{
+    struct engine_batch *b = &e->batch;
+    long long again = 0;
+    size_t from = 0;
+    int rc = router_state_facts_batch(e->rs, b->facts, k, b->res, b->rcs, epoch);
+
+    while (rc == 0 && from < k && b->rcs[from] != -ESTALE)
+        from++; /* from here on nothing ran */
+    if (rc < 0 || from == k)
+        return rc;
+    rc = router_engine_rebuild(e);
+    if (rc == 0)
+        rc = router_state_facts_batch(e->rs, b->facts + from, k - from, b->res + from,
+                                      b->rcs + from, &again);
+    *epoch = from == 0 ? again : -1;
+    return rc;
+}
+
+/* Applies the facts b->fseg[0..k) (distinct interactions): ONE script call runs them all in
+ * order, then each one's PostgreSQL statement, as engine_apply would. A rebuild of Redis that
+ * read PostgreSQL before those statements committed restored the interactions as they were
+ * before the facts: when the epoch changed since the scripts ran, they run again (a fact
+ * already applied is a no-op). Returns true when one is retried. */
+static bool engine_batch_facts(router_engine *e, size_t k, struct cc_bus_outcome *out)
+{
+    struct engine_batch *b = &e->batch;
+    int64_t t0 = cc_time_mono_us(), now = cc_time_now_ms();
+    long long ran_in = 0, epoch = 0;
+    bool retry = false;
+    int rc;
+
+    for (size_t j = 0; j < k; j++) {
+        const struct router_cmd *c = &b->cmds[b->fseg[j]];
+        struct router_fact *f = &b->facts[j];
+
+        *f = (struct router_fact){.tenant = c->tenant,
+                                  .interaction_id = c->subject,
+                                  .agent_id = c->agent_id,
+                                  .talk_ms = c->talk_ms,
+                                  .now_ms = now,
+                                  .seed = engine_seed(e)};
+        engine_fact_kind(c->kind, &f->kind);
+        b->res[j] = (struct router_state_result){0};
+    }
+    rc = engine_facts_redis(e, k, &ran_in);
+    for (size_t j = 0; rc == 0 && j < k; j++) {
+        if (b->rcs[j] == 0)
+            b->rcs[j] = engine_fact_persist(e, &b->cmds[b->fseg[j]], &b->res[j]);
+    }
+    if (rc == 0 && (router_state_epoch_get(e->rs, &epoch) != 0 || epoch != ran_in)) {
+        CC_WARN("redis was rebuilt while %zu fact(s) were persisted: running them again", k);
+        rc = router_state_facts_batch(e->rs, b->facts, k, b->res2, b->rcs2, NULL);
+        for (size_t j = 0; rc == 0 && j < k; j++) {
+            if (b->rcs[j] == 0 && b->rcs2[j] < 0)
+                b->rcs[j] = b->rcs2[j] == -ESTALE ? -EAGAIN : b->rcs2[j];
+        }
+    }
+    for (size_t j = 0; j < k; j++) {
+        const struct router_cmd *c = &b->cmds[b->fseg[j]];
+        struct cc_bus_outcome *o = &out[b->fseg[j]];
+        /* a refused batch (-EINVAL, -ENOMEM) may have run in part: it comes again */
+        int r = rc == -EINVAL || rc == -ENOENT || rc == -ENOMEM ? -EIO : rc < 0 ? rc : b->rcs[j];
+
+        if (r < 0) {
+            o->verdict =
+                engine_verdict(r, engine_kind_names[c->kind], o->reason, sizeof(o->reason));
+            retry = retry || o->verdict == CC_BUS_RETRY;
+            continue;
+        }
+        engine_applied(e, c, &b->res[j], t0);
+    }
+    return retry;
 }
 
 /* Parses msgs into b->cmds; a message that is not valid gets CC_BUS_REJECT. */
@@ -1228,13 +1358,22 @@ static void engine_batch_parse(router_engine *e, const struct cc_bus_msg *msgs, 
     }
 }
 
+/* Gives the gathered commands seg[0..k), unapplied, RETRY: the batch had a retried message. */
+static void engine_batch_behind(const size_t *seg, size_t k, struct cc_bus_outcome *out)
+{
+    for (size_t j = 0; j < k; j++) {
+        out[seg[j]].verdict = CC_BUS_RETRY;
+        snprintf(out[seg[j]].reason, sizeof(out[seg[j]].reason), "behind a retried message");
+    }
+}
+
 void router_engine_handle_batch(void *ctx, const struct cc_bus_msg *msgs, size_t n,
                                 struct cc_bus_outcome *out)
 {
     router_engine *e = ctx;
     struct engine_batch *b = &e->batch;
     bool retry = false;
-    size_t k = 0;
+    size_t k = 0, kf = 0;
 
     if (engine_batch_reserve(b, n) < 0) {
         for (size_t i = 0; i < n; i++) {
@@ -1246,30 +1385,48 @@ void router_engine_handle_batch(void *ctx, const struct cc_bus_msg *msgs, size_t
     engine_batch_parse(e, msgs, n, out);
     for (size_t i = 0; i < n; i++) {
         struct router_cmd *c = &b->cmds[i];
+        enum router_fact_kind fk;
+        bool fact = engine_fact_kind(c->kind, &fk);
 
         if (out[i].verdict != CC_BUS_OK || c->kind == ROUTER_CMD_IGNORE)
             continue;
-        /* routes gather into one segment of distinct interactions; anything else applies the
-         * segment first, so every interaction's commands keep their order */
-        if (!retry && c->kind == ROUTER_CMD_ROUTE && !engine_batch_has(b, k, c)) {
-            b->seg[k++] = i;
+        /* routes gather into one segment, facts into another, over distinct interactions (one
+         * command per interaction in both); anything else, or a second command of an
+         * interaction, applies the segments first (routes, then facts), so every interaction's
+         * commands keep their order. Commands of different interactions commute. */
+        if (!retry && (c->kind == ROUTER_CMD_ROUTE || fact) && !engine_seg_has(b, b->seg, k, c) &&
+            !engine_seg_has(b, b->fseg, kf, c)) {
+            if (fact)
+                b->fseg[kf++] = i;
+            else
+                b->seg[k++] = i;
             continue;
         }
         if (k && !retry)
             retry = engine_batch_routes(e, msgs, k, out);
-        k = 0;
+        if (kf && !retry)
+            retry = engine_batch_facts(e, kf, out);
+        else if (kf)
+            engine_batch_behind(b->fseg, kf, out);
+        k = kf = 0;
         if (retry) { /* nothing after a retried message is applied: it comes again, in order */
             out[i].verdict = CC_BUS_RETRY;
             snprintf(out[i].reason, sizeof(out[i].reason), "behind a retried message");
         } else if (c->kind == ROUTER_CMD_ROUTE) {
             b->seg[k++] = i;
+        } else if (fact) {
+            b->fseg[kf++] = i;
         } else {
             out[i].verdict = router_engine_apply(e, c, out[i].reason, sizeof(out[i].reason));
             retry = out[i].verdict == CC_BUS_RETRY;
         }
     }
     if (k && !retry)
-        engine_batch_routes(e, msgs, k, out);
+        retry = engine_batch_routes(e, msgs, k, out);
+    if (kf && !retry)
+        engine_batch_facts(e, kf, out);
+    else if (kf)
+        engine_batch_behind(b->fseg, kf, out);
     for (size_t i = 0; i < n; i++)
         router_cmd_clear(&b->cmds[i]);
 }

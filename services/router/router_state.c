@@ -768,89 +768,189 @@ static int batch_add(struct rs_batch *b, const struct router_enqueue *req)
     return 0;
 }
 
-/* One script call for reqs[0..n): fills rcs[] (and res[]) of the commands sent. */
-static int batch_run(router_state *rs, const struct router_enqueue *reqs, size_t n,
-                     struct router_state_result *res, int *rcs, long long *epoch)
+/* Allocates b for n commands of at most per_cmd arguments and nums numbers each, and writes
+ * the FCALL head. 0 or -ENOMEM (b then released by batch_release). */
+static int batch_init(router_state *rs, struct rs_batch *b, size_t n, size_t per_cmd, size_t nums)
 {
-    struct rs_batch b = {0};
+    b->argv = calloc(7 + n * per_cmd, sizeof(*b->argv)); /* FCALL head (7), then commands */
+    b->num = calloc(n * nums, sizeof(*b->num));
+    b->skills = calloc(n, sizeof(*b->skills));
+    b->sent = calloc(n, sizeof(*b->sent));
+    if (!b->argv || !b->num || !b->skills || !b->sent)
+        return -ENOMEM;
+    b->argv[0] = "FCALL";
+    b->argv[1] = RS_FUNCTION;
+    b->argv[2] = "2";
+    b->argv[3] = rs->outbox;
+    b->argv[4] = rs->timers;
+    b->argv[5] = "batch";
+    b->argc = 7; /* argv[6]: the count, set by batch_send */
+    return 0;
+}
+
+/* Runs the commands of b in one script call: fills rcs[] (and res[]) of the commands sent
+ * (b->sent), *epoch with the epoch they ran in. what names them in errors. */
+static void batch_send(router_state *rs, struct rs_batch *b, const char *what,
+                       struct router_state_result *res, int *rcs, long long *epoch)
+{
     char count[RS_NUM_LEN];
     redisReply *reply;
-    int rc = -ENOMEM;
 
-    b.argv = calloc(7 + n * RS_BATCH_ARGS, sizeof(*b.argv)); /* FCALL head (7), then commands */
-    b.num = calloc(n * RS_BATCH_NUMS, sizeof(*b.num));
-    b.skills = calloc(n, sizeof(*b.skills));
-    b.sent = calloc(n, sizeof(*b.sent));
-    if (!b.argv || !b.num || !b.skills || !b.sent)
-        goto release;
-    b.argv[0] = "FCALL";
-    b.argv[1] = RS_FUNCTION;
-    b.argv[2] = "2";
-    b.argv[3] = rs->outbox;
-    b.argv[4] = rs->timers;
-    b.argv[5] = "batch";
-    b.argc = 7; /* argv[6]: the count, set below */
-    for (size_t i = 0; i < n; i++) {
-        if (!enqueue_valid(&reqs[i])) {
-            rcs[i] = -EINVAL;
-            continue;
-        }
-        b.sent[b.nsent] = i;
-        if (batch_add(&b, &reqs[i]) < 0)
-            goto release;
-    }
-    if (b.nsent == 0) {
-        rc = 0;
-        goto release;
-    }
-    snprintf(count, sizeof(count), "%zu", b.nsent);
-    b.argv[6] = count;
-    reply = fcall_argv(rs, b.argc, b.argv);
-    rc = 0;
+    if (b->nsent == 0)
+        return;
+    snprintf(count, sizeof(count), "%zu", b->nsent);
+    b->argv[6] = count;
+    reply = fcall_argv(rs, b->argc, b->argv);
     /* one reply per command, then the epoch they ran in */
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != b.nsent + 1 ||
-        reply->element[b.nsent]->type != REDIS_REPLY_STRING) {
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != b->nsent + 1 ||
+        reply->element[b->nsent]->type != REDIS_REPLY_STRING) {
         int code = !reply                             ? -EIO
                    : reply->type == REDIS_REPLY_ERROR ? error_code(reply, "batch")
                                                       : -EPROTO;
-        for (size_t k = 0; k < b.nsent; k++)
-            rcs[b.sent[k]] = code;
+        for (size_t k = 0; k < b->nsent; k++)
+            rcs[b->sent[k]] = code;
         if (reply)
             freeReplyObject(reply);
-        goto release;
+        return;
     }
-    for (size_t k = 0; k < b.nsent; k++) {
+    for (size_t k = 0; k < b->nsent; k++) {
         const redisReply *e = reply->element[k];
-        size_t i = b.sent[k];
+        size_t i = b->sent[k];
         if (e->type == REDIS_REPLY_ERROR)
-            rcs[i] = error_code(e, "enqueue");
+            rcs[i] = error_code(e, what);
         else if (parse_result(e, res ? &res[i] : NULL) < 0)
             rcs[i] = -EPROTO;
         else
             rcs[i] = 0;
     }
-    *epoch = strtoll(reply->element[b.nsent]->str, NULL, 10);
+    *epoch = strtoll(reply->element[b->nsent]->str, NULL, 10);
     freeReplyObject(reply);
-release:
+}
+
+static bool enqueue_valid_cmd(const void *cmd)
+{
+    return enqueue_valid(cmd);
+}
+
+static int batch_add_cmd(struct rs_batch *b, const void *cmd)
+{
+    return batch_add(b, cmd);
+}
+
+/* The ARGV of a fact in a batch: its count, "" (no consume time), then as a single call. */
+#define RS_FACT_ARGS 10 /* count, consume time, command, tenant, now, seed, id, 2 arguments */
+#define RS_FACT_NUMS 4  /* count, now, seed, talk time */
+
+static bool fact_valid(const struct router_fact *f)
+{
+    if (!f || !cc_tenant_valid(f->tenant) || !ix_id_valid(f->interaction_id))
+        return false;
+    switch (f->kind) {
+    case ROUTER_FACT_ANSWERED:
+    case ROUTER_FACT_NO_ANSWER:
+        return router_id_valid(f->agent_id);
+    case ROUTER_FACT_ENDED:
+        return (!f->agent_id || !*f->agent_id || router_id_valid(f->agent_id)) && f->talk_ms >= 0;
+    case ROUTER_FACT_ABANDONED:
+    case ROUTER_FACT_CANCELLED:
+        return true;
+    }
+    return false;
+}
+
+/* Appends the ARGV of fact f (valid) to b, as the single call (router_state_answered, ...)
+ * builds it. */
+static void fact_add(struct rs_batch *b, const struct router_fact *f)
+{
+    static const char *const cmd[] = {
+        [ROUTER_FACT_ANSWERED] = "answered",   [ROUTER_FACT_ENDED] = "ended",
+        [ROUTER_FACT_ABANDONED] = "leave",     [ROUTER_FACT_CANCELLED] = "leave",
+        [ROUTER_FACT_NO_ANSWER] = "no_answer",
+    };
+    char(*num)[RS_NUM_LEN] = b->num + b->nsent * RS_FACT_NUMS;
+    const char **v = b->argv + b->argc;
+    int n = 7;
+
+    snprintf(num[1], RS_NUM_LEN, "%lld", (long long)f->now_ms);
+    snprintf(num[2], RS_NUM_LEN, "%lld", (long long)(f->seed % 2147483646u));
+    v[1] = "";
+    v[2] = cmd[f->kind];
+    v[3] = f->tenant;
+    v[4] = num[1];
+    v[5] = num[2];
+    v[6] = f->interaction_id;
+    if (f->kind == ROUTER_FACT_ABANDONED || f->kind == ROUTER_FACT_CANCELLED) {
+        v[n++] = f->kind == ROUTER_FACT_ABANDONED ? "abandoned" : "cancelled";
+    } else if (f->kind == ROUTER_FACT_ENDED) {
+        snprintf(num[3], RS_NUM_LEN, "%lld", (long long)f->talk_ms);
+        v[n++] = f->agent_id ? f->agent_id : "";
+        v[n++] = num[3];
+    } else {
+        v[n++] = f->agent_id;
+    }
+    snprintf(num[0], RS_NUM_LEN, "%d", n - 2);
+    v[0] = num[0];
+    b->argc += n;
+    b->nsent++;
+}
+
+static bool fact_valid_cmd(const void *cmd)
+{
+    return fact_valid(cmd);
+}
+
+static int fact_add_cmd(struct rs_batch *b, const void *cmd)
+{
+    fact_add(b, cmd);
+    return 0;
+}
+
+/* What a batch is made of: commands of size bytes, each valid() or refused alone, appended by
+ * add() (0 or -ENOMEM) with at most args arguments and nums numbers; what names them. */
+struct rs_batch_kind {
+    size_t size, args, nums;
+    const char *what;
+    bool (*valid)(const void *cmd);
+    int (*add)(struct rs_batch *b, const void *cmd);
+};
+
+/* One script call for cmds[0..n) of kind k: fills rcs[] (and res[]) of the commands sent. */
+static int batch_run(router_state *rs, const struct rs_batch_kind *k, const char *cmds, size_t n,
+                     struct router_state_result *res, int *rcs, long long *epoch)
+{
+    struct rs_batch b = {0};
+    int rc = batch_init(rs, &b, n, k->args, k->nums);
+
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!k->valid(cmds + i * k->size)) {
+            rcs[i] = -EINVAL;
+            continue;
+        }
+        b.sent[b.nsent] = i;
+        rc = k->add(&b, cmds + i * k->size);
+    }
+    if (rc == 0)
+        batch_send(rs, &b, k->what, res, rcs, epoch);
     batch_release(&b, b.nsent);
     return rc;
 }
 
-int router_state_enqueue_batch(router_state *rs, const struct router_enqueue *reqs, size_t n,
-                               struct router_state_result *res, int *rcs, long long *epoch)
+static int batch_groups(router_state *rs, const struct rs_batch_kind *kind, const char *cmds,
+                        size_t n, struct router_state_result *res, int *rcs, long long *epoch)
 {
     size_t done = 0;
     long long seen = 0, group;
     int rc;
 
-    if (!rs || (n > 0 && (!reqs || !rcs)))
+    if (!rs || (n > 0 && (!cmds || !rcs)))
         return -EINVAL;
     if (epoch)
         *epoch = 0;
     while (done < n) {
         size_t k = n - done < ROUTER_STATE_BATCH_MAX ? n - done : ROUTER_STATE_BATCH_MAX;
         group = 0;
-        rc = batch_run(rs, reqs + done, k, res ? res + done : NULL, rcs + done, &group);
+        rc = batch_run(rs, kind, cmds + done * kind->size, k, res ? res + done : NULL, rcs + done,
+                       &group);
         if (rc < 0)
             return rc;
         if (group) { /* groups that ran in different epochs: report none (-1) */
@@ -868,6 +968,24 @@ int router_state_enqueue_batch(router_state *rs, const struct router_enqueue *re
         done += k;
     }
     return 0;
+}
+
+int router_state_enqueue_batch(router_state *rs, const struct router_enqueue *reqs, size_t n,
+                               struct router_state_result *res, int *rcs, long long *epoch)
+{
+    static const struct rs_batch_kind kind = {sizeof(*reqs), RS_BATCH_ARGS,     RS_BATCH_NUMS,
+                                              "enqueue",     enqueue_valid_cmd, batch_add_cmd};
+
+    return batch_groups(rs, &kind, (const char *)reqs, n, res, rcs, epoch);
+}
+
+int router_state_facts_batch(router_state *rs, const struct router_fact *facts, size_t n,
+                             struct router_state_result *res, int *rcs, long long *epoch)
+{
+    static const struct rs_batch_kind kind = {sizeof(*facts), RS_FACT_ARGS,   RS_FACT_NUMS,
+                                              "fact",         fact_valid_cmd, fact_add_cmd};
+
+    return batch_groups(rs, &kind, (const char *)facts, n, res, rcs, epoch);
 }
 
 int router_state_restore_interaction(router_state *rs, const struct router_enqueue *req,

@@ -292,6 +292,34 @@ int router_state_enqueue(router_state *rs, const struct router_enqueue *req,
  * -ENOMEM (then rcs is unspecified and nothing may have run: treat as -EIO). */
 int router_state_enqueue_batch(router_state *rs, const struct router_enqueue *reqs, size_t n,
                                struct router_state_result *res, int *rcs, long long *epoch);
+/* An interaction fact for router_state_facts_batch: what router_state_answered / _ended /
+ * _abandoned / _cancel / _no_answer take. */
+enum router_fact_kind {
+    ROUTER_FACT_ANSWERED,
+    ROUTER_FACT_ENDED,
+    ROUTER_FACT_ABANDONED,
+    ROUTER_FACT_CANCELLED,
+    ROUTER_FACT_NO_ANSWER,
+};
+
+struct router_fact {
+    enum router_fact_kind kind;
+    const char *tenant;
+    const char *interaction_id;
+    const char *agent_id; /* answered, no_answer: required; ended: may be NULL or "" */
+    int64_t talk_ms;      /* ended only: >= 0 */
+    int64_t now_ms;
+    uint64_t seed;
+};
+
+/* Runs facts[0..n) as the single calls would, in order, ROUTER_STATE_BATCH_MAX per script call
+ * (one round trip and one atomic run per group, as router_state_enqueue_batch: rcs[i] gets
+ * what the single call would return; once a group fails with -ESTALE or -EIO the later facts
+ * are not sent and get the same code). res (may be NULL) gets each result, epoch (may be NULL)
+ * the cc:epoch they ran in as router_state_enqueue_batch. Returns 0, or -EINVAL / -ENOMEM
+ * (then rcs is unspecified and nothing may have run: treat as -EIO). */
+int router_state_facts_batch(router_state *rs, const struct router_fact *facts, size_t n,
+                             struct router_state_result *res, int *rcs, long long *epoch);
 /* Reads, in one script call, the epoch (*epoch; -ENOENT when Redis has none) and what Redis
  * holds of interactions ids[i] of tenants[i] (out[i]), i < n. Returns 0, -ENOENT, -EINVAL,
  * -EIO, -EPROTO. */

@@ -1465,6 +1465,53 @@ Test(router_state, a_batch_of_enqueues_gives_the_results_of_single_calls_in_orde
                  "expected the last command of the second group queued");
 }
 
+/* A batch of facts gives the results of the same facts applied one by one: the single calls
+ * run first on j1 / j2, the batch then on i1 / i2 in the same situation (agent f1, voice 1:
+ * x1 offered to it, x2 waiting): answered, abandoned (the one waiting), an invalid fact refused
+ * alone, ended (f1 free again). */
+Test(router_state, a_batch_of_facts_gives_the_results_of_single_calls)
+{
+    struct router_state_result one[3], res[4];
+    struct router_fact facts[4];
+    int rcs[4];
+
+    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
+    rs_it_agent("f1", 1, 1, true, NULL);
+    rs_it_member("q", "f1", 1, 1, 0);
+    rs_it_login("f1", RS_S(1));
+    rs_it_offer_is((struct router_state_result[]){rs_it_enqueue("j1", "q", RS_S(10))}, "j1", "f1");
+    rs_it_enqueue("j2", "q", RS_S(11));
+    cr_assert_eq(router_state_answered(rs, rs_tenant, "j1", "f1", RS_S(12), 1, &one[0]), 0);
+    cr_assert_eq(router_state_abandoned(rs, rs_tenant, "j2", RS_S(13), 1, &one[1]), 0);
+    cr_assert_eq(router_state_ended(rs, rs_tenant, "j1", "f1", 5000, RS_S(17), 1, &one[2]), 0);
+
+    rs_it_offer_is((struct router_state_result[]){rs_it_enqueue("i1", "q", RS_S(20))}, "i1", "f1");
+    rs_it_enqueue("i2", "q", RS_S(21));
+    facts[0] = (struct router_fact){ROUTER_FACT_ANSWERED, rs_tenant, "i1", "f1", 0, RS_S(22), 1};
+    facts[1] = (struct router_fact){ROUTER_FACT_ABANDONED, rs_tenant, "i2", NULL, 0, RS_S(23), 1};
+    facts[2] = (struct router_fact){ROUTER_FACT_ANSWERED, rs_tenant, "i9", "", 0, RS_S(24), 1};
+    facts[3] = (struct router_fact){ROUTER_FACT_ENDED, rs_tenant, "i1", "f1", 5000, RS_S(27), 1};
+    cr_assert_eq(router_state_facts_batch(rs, facts, 4, res, rcs, NULL), 0,
+                 "expected the batch to run");
+    cr_assert_eq(rcs[2], -EINVAL, "expected the fact without an agent refused, got %d", rcs[2]);
+    for (int i = 0, k = 0; i < 4; i++) {
+        if (i == 2)
+            continue;
+        cr_assert_eq(rcs[i], 0, "expected fact %d to run, got %d", i, rcs[i]);
+        cr_assert_eq(res[i].status, one[k].status, "expected fact %d's status %s, got %s", i,
+                     router_state_status_name(one[k].status),
+                     router_state_status_name(res[i].status));
+        cr_assert_str_eq(res[i].detail, one[k].detail, "expected fact %d's detail", i);
+        cr_assert_eq(res[i].nevents, one[k].nevents, "expected fact %d to emit %zu events, got %zu",
+                     i, one[k].nevents, res[i].nevents);
+        k++;
+    }
+    cr_assert_eq(rs_it_events("cc.interaction.abandoned", "i2", NULL),
+                 rs_it_events("cc.interaction.abandoned", "j2", NULL),
+                 "expected the abandoned events of the batch as of the single call");
+    cr_assert_eq(rs_it_state("f1"), ROUTER_AGENT_AVAILABLE, "expected f1 free after the end");
+}
+
 /* random draws agents until one is eligible: here only a4 has the required skill at level 3, so
  * whatever the draws, a4 wins, and the decision counts the 7 free agents of the level. */
 /* A rebuild restores finished interactions as tombstones for the rest of their day: a route of
