@@ -350,6 +350,40 @@ Test(router_state, longest_idle_offers_the_agent_idle_longest)
     cr_assert_eq(rs_it_state("a1"), ROUTER_AGENT_RESERVED, "expected a1 reserved");
 }
 
+/* Agents idle since the same millisecond (a batch of facts frees many at once; agents log in
+ * together): the tie goes to position, then id. Thirteen tied agents, more than a page of the
+ * scan: t00 (position 1) and t12 (position 1) cannot take voice (no phone), t11 is at
+ * position 2, t01..t10 at 5. By hand: v1 -> t11, v2 -> t01, v3 -> t02; a chat (no phone
+ * needed) -> t00 (position 1, id before t12). */
+Test(router_state, longest_idle_ties_go_to_position_then_id)
+{
+    static const char *const want[] = {"t11", "t01", "t02"};
+    struct router_state_result res;
+    char id[16];
+    json_t *d;
+
+    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
+    for (int i = 0; i <= 12; i++) {
+        snprintf(id, sizeof(id), "t%02d", i);
+        rs_it_agent(id, 1, 3, true, NULL);
+        rs_it_member("q", id, 1, i == 0 || i == 12 ? 1 : i == 11 ? 2 : 5, 0);
+        if (i == 0 || i == 12)
+            cr_assert_eq(router_state_agent_set_contact(rs, rs_tenant, id, NULL, RS_T0), 0);
+        rs_it_login(id, RS_S(1));
+    }
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof(id), "v%d", i + 1);
+        res = rs_it_enqueue(id, "q", RS_S(10 + i));
+        rs_it_offer_is(&res, id, want[i]);
+        cr_assert_eq(rs_it_events("cc.routing.assigned", id, &d), 1, "expected one assigned");
+        cr_assert_eq(json_integer_value(json_object_get(d, "candidates_considered")), 13 - i,
+                     "expected the free agents of the level counted (%d)", 13 - i);
+        json_decref(d);
+    }
+    res = rs_it_enqueue_p("c1", "q", ROUTER_CH_CHAT, 0, RS_S(20), 1);
+    rs_it_offer_is(&res, "c1", "t00");
+}
+
 Test(router_state, linear_offers_the_first_by_position)
 {
     rs_it_scenario(ROUTER_STRAT_LINEAR);
