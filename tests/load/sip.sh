@@ -117,11 +117,18 @@ run_calls() {
     } 2>"$tmp/$tag.time"
     last=$(tail -n 1 "$stat" 2>/dev/null || true)
     if [ -z "$last" ]; then
-        echo "0 $calls 0"
+        echo "0 $calls 0 -1"
         return
     fi
     # columns (1-based): 16 SuccessfulCall(C), 18 FailedCall(C), 58 Retransmissions(C)
-    awk -F';' '{ print $16, $18, $58 }' <<<"$last"
+    awk -F';' '{ print $16, $18, $58 }' <<<"$last" | tr '\n' ' '
+    # and the seconds sipp took to start all CALLS calls: sipp starts no call beyond its limit of
+    # calls in progress (-l, 4 s worth), so a target slower than the rate makes it fall behind
+    # the rate without a failure. Columns 1 and 3 (StartTime, CurrentTime) end with the epoch
+    # after a tab; 13 TotalCallCreated; one line per second (-fd 1): -1 when never reached.
+    awk -F';' -v n="$calls" 'NR > 1 && $13 >= n {
+            split($1, a, "\t"); split($3, b, "\t"); printf "%.0f\n", b[3] - a[3]; found = 1; exit }
+        END { if (!found) print -1 }' "$stat"
 }
 
 # run_step TARGET PORT SERVICE RATE -> as run_calls, for step_s seconds
@@ -218,13 +225,16 @@ step_up() {
         [ "$target" = sipedge ] && cpu_begin
         uas_t0=$(date +%s%N) uas_ticks0=$(cpu_ticks "${uas_pid:-0}")
         out=$(run_step "$target" "$port" "$service" "$rate")
-        read -r ok_calls failed retrans <<<"$out"
+        read -r ok_calls failed retrans start_s <<<"$out"
         ok=0
-        if [ "$ok_calls" -eq $((rate * step_s)) ] && [ "$failed" -eq 0 ] && [ "$retrans" -eq 0 ]; then
+        # the rate held: every call started within the step's seconds (+1: the stat file's
+        # one-second lines), every call succeeded, nothing was retransmitted
+        if [ "$ok_calls" -eq $((rate * step_s)) ] && [ "$failed" -eq 0 ] && [ "$retrans" -eq 0 ] &&
+            [ "$start_s" -ge 0 ] && [ "$start_s" -le $((step_s + 1)) ]; then
             ok=1
             best=$rate
         fi
-        echo "bench: ${metric%%.*}.step $rate 1/s target=$target ok=$ok calls=$ok_calls failed=$failed retrans=$retrans step_s=$step_s"
+        echo "bench: ${metric%%.*}.step $rate 1/s target=$target ok=$ok calls=$ok_calls failed=$failed retrans=$retrans start_s=$start_s step_s=$step_s"
         [ "$target" = sipedge ] && cpu_end "$rate"
         [ "$target" = uas ] && uas_cpu "$rate"
         ((ok)) || break
@@ -404,10 +414,10 @@ if has_phase memory; then
     rss0=$(rss_kb)
     # two halves, RSS read after each: growth in both is a leak or a retention, growth in the
     # first only is the allocator's high-water mark
-    read -r a_ok a_failed a_retrans <<<"$(run_calls memory-1 "$edge_sip" 1000 "$mrate" $((calls / 2)))"
+    read -r a_ok a_failed a_retrans _ <<<"$(run_calls memory-1 "$edge_sip" 1000 "$mrate" $((calls / 2)))"
     sleep "$settle_s"
     rss_half=$(rss_kb)
-    read -r b_ok b_failed b_retrans <<<"$(run_calls memory-2 "$edge_sip" 1000 "$mrate" $((calls - calls / 2)))"
+    read -r b_ok b_failed b_retrans _ <<<"$(run_calls memory-2 "$edge_sip" 1000 "$mrate" $((calls - calls / 2)))"
     sleep "$settle_s"
     rss1=$(rss_kb)
     m_ok=$((a_ok + b_ok)) m_failed=$((a_failed + b_failed)) m_retrans=$((a_retrans + b_retrans))
