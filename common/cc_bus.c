@@ -90,6 +90,7 @@ void cc_bus_config_from_common(struct cc_bus_config *cfg, const struct cc_common
     cfg->session_timeout_ms = (int)common->kafka_session_timeout_ms;
     cfg->heartbeat_interval_ms = (int)common->kafka_heartbeat_interval_ms;
     cfg->fetch_wait_max_ms = (int)common->kafka_fetch_wait_max_ms;
+    cfg->linger_ms = (int)common->kafka_linger_ms;
     cfg->retry_backoff_max_ms = (int)common->kafka_retry_backoff_max_ms;
 }
 

@@ -162,7 +162,7 @@ typedef void (*cc_bus_batch_handler)(void *ctx, const struct cc_bus_msg *msgs, s
 void cc_bus_config_defaults(struct cc_bus_config *cfg);
 
 /* Fills cfg from a service's loaded CC_KAFKA_* settings (brokers, instance id as client id,
- * session, heartbeat, fetch wait, retry cap) over the defaults. Strings are borrowed from
+ * session, heartbeat, fetch wait, retry cap, linger) over the defaults. Strings are borrowed from
  * common, which must outlive cfg. */
 void cc_bus_config_from_common(struct cc_bus_config *cfg, const struct cc_common_config *common);
 

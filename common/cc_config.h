@@ -38,6 +38,7 @@ struct cc_common_config {
     long kafka_session_timeout_ms;    /* CC_KAFKA_SESSION_TIMEOUT_MS=45000 (dev: 6000) */
     long kafka_heartbeat_interval_ms; /* CC_KAFKA_HEARTBEAT_INTERVAL_MS=3000 (dev: 1000) */
     long kafka_fetch_wait_max_ms;     /* CC_KAFKA_FETCH_WAIT_MAX_MS=100 (dev: 10) */
+    long kafka_linger_ms;             /* CC_KAFKA_LINGER_MS=5 producer batching (dev: 20) */
     long kafka_retry_backoff_max_ms;  /* CC_KAFKA_RETRY_BACKOFF_MAX_MS=5000 handler retry cap */
     const char *redis_url;            /* CC_REDIS_URL=redis://127.0.0.1:6379 */
     const char *pg_dsn;               /* CC_PG_DSN=host=localhost dbname=cc */

@@ -39,10 +39,6 @@
  * ~1.5 ms from a script's XADD to the read at 500 decisions/s and made a Redis round trip every
  * millisecond. It wakes at least every OUTBOX_WAIT_MAX_MS and when the lease is due for renewal. */
 #define OUTBOX_WAIT_MAX_MS 100
-/* The producer batches for this long (linger.ms): a burst sends few large requests. */
-#ifndef OUTBOX_LINGER_MS
-#define OUTBOX_LINGER_MS 2
-#endif
 
 /* Renews the lease when we hold it, takes it when free: 1 renewed, 2 taken, 0 held by another. */
 static const char outbox_lease_lua[] =
@@ -1025,11 +1021,7 @@ router_outbox *router_outbox_start(const struct router_outbox_config *cfg)
     ob->reader = ob->redis ? cc_redis_new(ob->redis_url) : NULL;
     if (!ob->reader)
         goto out_redis;
-    {
-        struct cc_bus_config bus = *cfg->bus;
-        bus.linger_ms = OUTBOX_LINGER_MS;
-        ob->producer = cc_producer_new(&bus);
-    }
+    ob->producer = cc_producer_new(cfg->bus);
     if (!ob->producer)
         goto out_redis;
     if (pthread_create(&ob->thread, NULL, outbox_main, ob) != 0) {

@@ -46,6 +46,29 @@ Test(cc_bus, defaults_are_valid_once_brokers_and_client_id_are_set)
     cr_assert_eq(cfg.retry_backoff_max_ms, CC_BUS_DEFAULT_RETRY_BACKOFF_MAX_MS);
 }
 
+Test(cc_bus, a_services_kafka_settings_fill_the_bus_config)
+{
+    struct cc_common_config common = {.kafka_brokers = "k1:9092,k2:9092",
+                                      .instance_id = "router-7",
+                                      .kafka_session_timeout_ms = 6000,
+                                      .kafka_heartbeat_interval_ms = 1000,
+                                      .kafka_fetch_wait_max_ms = 10,
+                                      .kafka_retry_backoff_max_ms = 700,
+                                      .kafka_linger_ms = 20};
+    struct cc_bus_config cfg;
+
+    cc_bus_config_from_common(&cfg, &common);
+    cr_assert_str_eq(cfg.brokers, "k1:9092,k2:9092");
+    cr_assert_str_eq(cfg.client_id, "router-7");
+    cr_assert_eq(cfg.session_timeout_ms, 6000);
+    cr_assert_eq(cfg.heartbeat_interval_ms, 1000);
+    cr_assert_eq(cfg.fetch_wait_max_ms, 10);
+    cr_assert_eq(cfg.retry_backoff_max_ms, 700);
+    cr_assert_eq(cfg.linger_ms, 20, "expected CC_KAFKA_LINGER_MS in linger_ms");
+    cr_assert_eq(cfg.commit_interval_ms, CC_BUS_DEFAULT_COMMIT_INTERVAL_MS);
+    cr_assert_eq(cc_bus_config_validate(&cfg, NULL, 0), 0, "expected a valid config");
+}
+
 Test(cc_bus, fails_without_brokers_and_names_the_field)
 {
     struct cc_bus_config cfg = bus_valid_config();

@@ -114,6 +114,7 @@ Test(cc_config, environment_overrides_defaults)
     setenv("CC_KAFKA_SESSION_TIMEOUT_MS", "6000", 1);
     setenv("CC_KAFKA_HEARTBEAT_INTERVAL_MS", "1000", 1);
     setenv("CC_KAFKA_FETCH_WAIT_MAX_MS", "0", 1);
+    setenv("CC_KAFKA_LINGER_MS", "20", 1);
     setenv("CC_HTTP_PORT", "0", 1);
     setenv("CC_REDIS_URL", "unix:///tmp/r.sock", 1);
     cr_assert_eq(load(&cfg, &arena, err, sizeof(err)), 0, "expected success: %s", err);
@@ -125,6 +126,7 @@ Test(cc_config, environment_overrides_defaults)
     cr_assert_eq(cfg.common.kafka_session_timeout_ms, 6000);
     cr_assert_eq(cfg.common.kafka_heartbeat_interval_ms, 1000);
     cr_assert_eq(cfg.common.kafka_fetch_wait_max_ms, 0);
+    cr_assert_eq(cfg.common.kafka_linger_ms, 20);
     cr_assert_eq(cfg.common.http_port, 0);
     cr_assert_str_eq(cfg.common.redis_url, "unix:///tmp/r.sock");
     cc_config_free(arena);
@@ -309,6 +311,7 @@ Test(cc_config, help_lists_every_variable_with_its_default)
         "CC_KAFKA_SESSION_TIMEOUT_MS",
         "CC_KAFKA_HEARTBEAT_INTERVAL_MS",
         "CC_KAFKA_FETCH_WAIT_MAX_MS",
+        "CC_KAFKA_LINGER_MS",
         "CC_KAFKA_RETRY_BACKOFF_MAX_MS",
         "CC_REDIS_URL",
         "CC_PG_DSN",
