@@ -5,8 +5,10 @@
 #
 # Usage: tests/load/sip.sh BUILDROOT       (e.g. build/release; make bench-sip)
 # Each step runs sipp (tests/load/sip/uac_1s.xml: INVITE, 200, ACK, 1 s of call, BYE) at a rate
-# for CC_BENCH_SIP_STEP_S seconds (10) and passes when every call succeeded and sipp counted no
-# retransmission; stepping stops at the first step that does not pass.
+# for CC_BENCH_SIP_STEP_S seconds (10) and passes when every call succeeded, sipp counted no
+# retransmission and it started every call within the step (start_s <= step_s + 1: an overloaded
+# target otherwise makes sipp fall behind the rate, held back by its limit of calls in
+# progress, without a failure); stepping stops at the first step that does not pass.
 # Env:   CC_BENCH_SIP_PHASES ("uas sipedge memory": any of them, in that order),
 #        CC_BENCH_SIP_RATES ("100 200 300 400 500 600 800 1000 1200 1400 1600 2000 2500 3000 4000 5000"),
 #        CC_BENCH_SIP_STEP_S (10), CC_BENCH_SIP_AGENTS (4000: a step needs 1.25 agents per call/s,
@@ -23,6 +25,7 @@
 #        any time -- the queueing case; a step then needs rate x (1.25 + N/1000) agents).
 # Prints:
 #   bench: sofia.step / sipedge.step <rate> 1/s target=uas|sipedge ok=<0|1> calls=<n> failed=<n> retrans=<n>
+#          start_s=<s> (seconds sipp took to start the step's calls; -1: it never did)
 #   bench: sipedge.cpu <rate> 1/s edge=<%> router=<%> pg=<%> redis=<%> broker=<%> agents=<%> caller=<%>
 #          (CPU of each process during that step, 100 = one core; agents and caller: the two sipp)
 #   bench: sofia.cpu <rate> 1/s uas=<%> caller=<%>   (the reference's two processes in each step)
