@@ -54,8 +54,6 @@ struct engine_batch {
     int *rcs2;
     const char **tenants, **ids;    /* per segment entry: what router_state_ix_states reads */
     struct router_ix_state *states; /* per segment entry: Redis's state once persisted */
-    struct router_live_fact *rows;  /* per fact: the row it writes in PostgreSQL */
-    size_t *row_at;                 /* per entry of rows: its index in the facts */
 };
 
 struct router_engine {
@@ -627,8 +625,6 @@ static void engine_batch_free(struct engine_batch *b)
     free(b->tenants);
     free(b->ids);
     free(b->states);
-    free(b->rows);
-    free(b->row_at);
     memset(b, 0, sizeof(*b));
 }
 
@@ -655,11 +651,9 @@ static int engine_batch_reserve(struct engine_batch *b, size_t n)
     b->tenants = calloc(n, sizeof(*b->tenants));
     b->ids = calloc(n, sizeof(*b->ids));
     b->states = calloc(n, sizeof(*b->states));
-    b->rows = calloc(n, sizeof(*b->rows));
-    b->row_at = calloc(n, sizeof(*b->row_at));
     if (!b->cmds || !b->seg || !b->fseg || !b->facts || !b->reqs || !b->skills || !b->run ||
         !b->run_skills || !b->run_at || !b->run_ended || !b->res || !b->rcs || !b->res2 ||
-        !b->rcs2 || !b->tenants || !b->ids || !b->states || !b->rows || !b->row_at) {
+        !b->rcs2 || !b->tenants || !b->ids || !b->states) {
         engine_batch_free(b);
         return -ENOMEM;
     }
@@ -882,35 +876,26 @@ static void engine_persist_rona(router_engine *e, const char *tenant, const char
 }
 
 /* The PostgreSQL side of fact c (cancel, abandoned, answered, no_answer, ended) once its script
- * ran with result r: a RONA's agent presence is written here; true when the fact also writes
- * its interaction's row, described in *row (closed, or assigned to the agent). */
-static bool engine_fact_side(router_engine *e, const struct router_cmd *c,
-                             const struct router_state_result *r, struct router_live_fact *row)
+ * ran with result r. */
+static int engine_fact_persist(router_engine *e, const struct router_cmd *c,
+                               const struct router_state_result *r)
 {
-    *row = (struct router_live_fact){.tenant = c->tenant, .interaction_id = c->subject};
     switch (c->kind) {
     case ROUTER_CMD_CANCEL:
     case ROUTER_CMD_ABANDONED:
     case ROUTER_CMD_ENDED:
-        return true;
+        return router_live_closed(e->lv, c->tenant, c->subject);
     case ROUTER_CMD_ANSWERED:
-        row->agent_id = c->agent_id;
-        return r->status == ROUTER_ST_OK;
+        return r->status == ROUTER_ST_OK
+                   ? router_live_assigned(e->lv, c->tenant, c->subject, c->agent_id)
+                   : 0;
     case ROUTER_CMD_NO_ANSWER:
         if (r->status == ROUTER_ST_OK)
             engine_persist_rona(e, c->tenant, c->agent_id);
-        return false;
+        return 0;
     default:
-        return false;
+        return 0;
     }
-}
-
-static int engine_fact_persist(router_engine *e, const struct router_cmd *c,
-                               const struct router_state_result *r)
-{
-    struct router_live_fact row;
-
-    return engine_fact_side(e, c, r, &row) ? router_live_facts_batch(e->lv, &row, 1) : 0;
 }
 
 static int engine_apply(router_engine *e, const struct router_cmd *c, struct router_state_result *r)
@@ -1299,8 +1284,7 @@ static int engine_facts_redis(router_engine *e, size_t k, long long *epoch)
 }
 
 /* Applies the facts b->fseg[0..k) (distinct interactions): ONE script call runs them all in
- * order, then ONE PostgreSQL statement writes the rows of them all (per tenant), as
- * engine_apply would one by one. A rebuild of Redis that
+ * order, then each one's PostgreSQL statement, as engine_apply would. A rebuild of Redis that
  * read PostgreSQL before those statements committed restored the interactions as they were
  * before the facts: when the epoch changed since the scripts ran, they run again (a fact
  * already applied is a no-op). Returns true when one is retried. */
@@ -1310,7 +1294,6 @@ static bool engine_batch_facts(router_engine *e, size_t k, struct cc_bus_outcome
     int64_t t0 = cc_time_mono_us(), now = cc_time_now_ms();
     long long ran_in = 0, epoch = 0;
     bool retry = false;
-    size_t nrows = 0;
     int rc;
 
     for (size_t j = 0; j < k; j++) {
@@ -1328,14 +1311,8 @@ static bool engine_batch_facts(router_engine *e, size_t k, struct cc_bus_outcome
     }
     rc = engine_facts_redis(e, k, &ran_in);
     for (size_t j = 0; rc == 0 && j < k; j++) {
-        if (b->rcs[j] == 0 &&
-            engine_fact_side(e, &b->cmds[b->fseg[j]], &b->res[j], &b->rows[nrows]))
-            b->row_at[nrows++] = j;
-    }
-    if (nrows > 0) { /* one statement for the rows of them all */
-        int prc = router_live_facts_batch(e->lv, b->rows, nrows);
-        for (size_t i = 0; prc < 0 && i < nrows; i++)
-            b->rcs[b->row_at[i]] = prc;
+        if (b->rcs[j] == 0)
+            b->rcs[j] = engine_fact_persist(e, &b->cmds[b->fseg[j]], &b->res[j]);
     }
     if (rc == 0 && (router_state_epoch_get(e->rs, &epoch) != 0 || epoch != ran_in)) {
         CC_WARN("redis was rebuilt while %zu fact(s) were persisted: running them again", k);

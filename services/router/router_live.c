@@ -73,7 +73,6 @@ enum live_row_stmt {
     LIVE_REQUEUE,
     LIVE_CALLBACK,
     LIVE_CLOSED,
-    LIVE_FACTS_BATCH,
     LIVE_ROW_STMTS
 };
 
@@ -118,17 +117,6 @@ static const struct router_live_statement live_row_stmts[LIVE_ROW_STMTS] = {
                      "UPDATE router.interactions SET state = 'ended', updated_at = now() "
                      "WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
                      2},
-    [LIVE_FACTS_BATCH] =
-        {"router_live_facts_batch",
-         /* LIVE_ASSIGNED and LIVE_CLOSED of a tenant's batch of facts: $2 the ids (a JSON
-          * array), $3 the assigned ones' agents ({id: agent}), the others are closed. The ids
-          * come as one array for the primary key (id = ANY): joined to a set of rows, the
-          * planner hashes the table's open rows instead */
-         "UPDATE router.interactions SET state = CASE WHEN $3::jsonb ? id THEN 'assigned' ELSE "
-         "'ended' END, agent_id = coalesce($3::jsonb ->> id, agent_id), updated_at = now() "
-         "WHERE tenant = $1 AND id = ANY (ARRAY(SELECT jsonb_array_elements_text($2::jsonb))) "
-         "AND state <> 'ended'",
-         3},
 };
 
 const struct router_live_statement *router_live_row_statements(size_t *n)
@@ -226,59 +214,6 @@ int router_live_route_batch(router_live *lv, const struct router_enqueue *reqs,
         }
     }
     PQclear(res);
-    return rc;
-}
-
-/* The facts of f[0..n) of tenant f[from].tenant (marked in done), as one statement. */
-static int live_facts_tenant(router_live *lv, const struct router_live_fact *f, size_t n,
-                             size_t from, bool *done)
-{
-    struct cc_buf ids = {0}, agents = {0};
-    const char *tenant = f[from].tenant;
-    int rc;
-
-    cc_buf_puts(&ids, "[");
-    cc_buf_puts(&agents, "{");
-    for (size_t i = from; i < n; i++) {
-        if (done[i] || strcmp(f[i].tenant, tenant) != 0)
-            continue;
-        done[i] = true;
-        if (ids.len > 1)
-            cc_buf_puts(&ids, ",");
-        live_put_json_str(&ids, f[i].interaction_id);
-        if (f[i].agent_id) {
-            if (agents.len > 1)
-                cc_buf_puts(&agents, ",");
-            live_put_json_str(&agents, f[i].interaction_id);
-            cc_buf_puts(&agents, ":");
-            live_put_json_str(&agents, f[i].agent_id);
-        }
-    }
-    cc_buf_puts(&ids, "]");
-    cc_buf_puts(&agents, "}");
-    rc = ids.oom || agents.oom
-             ? -ENOMEM
-             : live_exec_row(lv, LIVE_FACTS_BATCH, (const char *const[]){tenant, ids.p, agents.p});
-    free(ids.p);
-    free(agents.p);
-    return rc;
-}
-
-int router_live_facts_batch(router_live *lv, const struct router_live_fact *f, size_t n)
-{
-    bool *done;
-    int rc = 0;
-
-    if (n == 0)
-        return 0;
-    done = calloc(n, sizeof(*done));
-    if (!done)
-        return -ENOMEM;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (!done[i])
-            rc = live_facts_tenant(lv, f, n, i, done);
-    }
-    free(done);
     return rc;
 }
 

@@ -62,15 +62,6 @@ int router_live_requeue(router_live *lv, const char *tenant, const char *ix, con
 int router_live_callback(router_live *lv, const char *tenant, const char *ix, const char *number);
 /* Closed for good: ended, abandoned, cancelled, rejected, timed out. */
 int router_live_closed(router_live *lv, const char *tenant, const char *ix);
-
-/* One interaction's row after a fact: assigned to agent_id, or closed when agent_id is NULL. */
-struct router_live_fact {
-    const char *tenant, *interaction_id, *agent_id;
-};
-/* router_live_assigned / router_live_closed of n facts (rows of distinct interactions) as ONE
- * statement per tenant among them. Returns 0, -EIO on a database failure (then the facts of
- * some tenants may be written: each statement is idempotent), -ENOMEM. */
-int router_live_facts_batch(router_live *lv, const struct router_live_fact *f, size_t n);
 /* An agent's presence (logged_out, available or not_ready with reason) since since_ms. */
 int router_live_presence(router_live *lv, const char *tenant, const char *agent_id,
                          enum router_agent_state presence, const char *reason, int64_t since_ms);
@@ -82,7 +73,7 @@ struct router_live_statement {
     const char *name, *sql;
     int nparams;
 };
-/* The statements behind router_live_route_batch .. router_live_facts_batch: the ones that run for
+/* The statements behind router_live_route_batch .. router_live_closed: the ones that run for
  * every interaction. Each reaches its rows through the primary key alone whatever the
  * statistics of router.interactions -- never through its partial indexes, which hold a day of
  * closed rows or every open one -- so that a route costs the same on a young table and a full

@@ -84,8 +84,7 @@ static void lp_check_plans(const char *when)
     size_t n;
 
     sts = router_live_row_statements(&n);
-    cr_assert_geq(n, 8, "expected the route batch, the six updates and the facts batch, got %zu",
-                  n);
+    cr_assert_geq(n, 7, "expected the route batch and the six updates, got %zu", n);
     lp_exec(c, "SET plan_cache_mode = force_generic_plan");
     for (size_t i = 0; i < n; i++) {
         char sql[256], plan[8192] = "";
@@ -136,43 +135,4 @@ Test(router_live_plans, per_interaction_statements_use_the_primary_key_after_a_d
     lp_exec(c, "ANALYZE router.interactions");
     PQfinish(c);
     lp_check_plans("5,000 rows, 4,990 closed, analysed");
-}
-
-/* The facts of one poll written as one statement per tenant: the rows end as the single
- * statements (router_live_assigned / router_live_closed) would leave them, an ended row stays
- * ended, and another tenant's row of the same id is its own. */
-Test(router_live_plans, a_batch_of_facts_writes_the_rows_single_statements_would)
-{
-    static const struct router_live_fact facts[] = {
-        {"t1", "i1", "a1"}, /* answered: assigned to a1 */
-        {"t1", "i2", NULL}, /* ended: closed, its agent kept */
-        {"t2", "i1", "b9"}, /* the other tenant's i1, answered */
-        {"t1", "i4", "a4"}, /* answered after its end: stays ended */
-        {"t1", "zz", NULL}, /* unknown: nothing to write */
-    };
-    static const char *const want[] = {"t1 i1 assigned a1", "t1 i2 ended a2", "t1 i3 waiting -",
-                                       "t1 i4 ended -", "t2 i1 assigned b9"};
-    PGconn *c = lp_connect(lp_dsn);
-    router_live *lv = router_live_new(lp_dsn);
-    PGresult *r;
-
-    cr_assert_not_null(lv, "expected a live session on %s", lp_dsn);
-    lp_exec(c, "INSERT INTO router.interactions (tenant, id, queue_id, channel, state, agent_id, "
-               "enqueued_ms) VALUES ('t1', 'i1', 'q1', 'voice', 'waiting', NULL, 1), "
-               "('t1', 'i2', 'q1', 'voice', 'assigned', 'a2', 2), "
-               "('t1', 'i3', 'q1', 'voice', 'waiting', NULL, 3), "
-               "('t1', 'i4', 'q1', 'voice', 'ended', NULL, 4), "
-               "('t2', 'i1', 'q1', 'voice', 'waiting', NULL, 5)");
-    cr_assert_eq(router_live_facts_batch(lv, facts, sizeof(facts) / sizeof(facts[0])), 0,
-                 "expected the batch written");
-    r = PQexec(c, "SELECT tenant || ' ' || id || ' ' || state || ' ' || coalesce(agent_id, '-') "
-                  "FROM router.interactions ORDER BY tenant, id");
-    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "expected the rows: %s", PQerrorMessage(c));
-    cr_assert_eq(PQntuples(r), 5, "expected five rows, got %d", PQntuples(r));
-    for (int i = 0; i < 5; i++)
-        cr_expect_str_eq(PQgetvalue(r, i, 0), want[i], "row %d", i);
-    PQclear(r);
-    cr_assert_eq(router_live_facts_batch(lv, facts, 0), 0, "expected an empty batch to be a no-op");
-    router_live_free(lv);
-    PQfinish(c);
 }
