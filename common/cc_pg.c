@@ -351,6 +351,138 @@ int cc_pg_exec_prepared(cc_pg *pg, const char *name, const char *sql, int nparam
     return 0;
 }
 
+/* ---- several statements in one round trip ---------------------------------------------------- */
+
+/* Reads the pipeline's answers up to its sync. *failed: the first failed result (the caller
+ * PQclear's it), NULL when none failed; *at: the index of its statement. Returns 0 when the
+ * sync came, -EIO when the connection failed before it. */
+static int pipeline_collect(cc_pg *pg, size_t n, PGresult **failed, size_t *at)
+{
+    size_t answered = 0;
+
+    /* each statement answers a result and a NULL; a broken connection answers NULLs */
+    for (size_t guard = 0; guard < 2 * n + 4; guard++) {
+        PGresult *res = PQgetResult(pg->conn);
+        ExecStatusType st;
+
+        if (!res) {
+            if (PQstatus(pg->conn) == CONNECTION_BAD)
+                return -EIO;
+            continue;
+        }
+        st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            return 0;
+        }
+        if (!result_ok(res) && st != PGRES_PIPELINE_ABORTED && !*failed) {
+            *failed = res;
+            *at = answered < n ? answered : n - 1;
+        } else {
+            PQclear(res);
+        }
+        answered++;
+    }
+    return -EIO;
+}
+
+/* Sends calls[0..n) through stmts (prepared) and one sync, and reads the answers. 0 when every
+ * statement ran and the transaction committed; else -EIO with *failed and *at as
+ * pipeline_collect. */
+static int pipeline_run(cc_pg *pg, struct pg_stmt *const *stmts, const struct cc_pg_call *calls,
+                        size_t n, PGresult **failed, size_t *at)
+{
+    int rc = -EIO;
+
+    *failed = NULL;
+    if (!PQenterPipelineMode(pg->conn))
+        return -EIO;
+    for (size_t i = 0; i < n; i++) {
+        if (!PQsendQueryPrepared(pg->conn, stmts[i]->name, calls[i].nparams, calls[i].params, NULL,
+                                 NULL, 0))
+            goto out;
+    }
+    if (PQpipelineSync(pg->conn) && pipeline_collect(pg, n, failed, at) == 0 && !*failed)
+        rc = 0;
+out:
+    /* fails with answers still due (the connection broke): the reconnect leaves the mode */
+    PQexitPipelineMode(pg->conn);
+    if (*failed && result_sqlstate_is(*failed, SQLSTATE_UNDEFINED_PSTATEMENT))
+        forget_prepared(pg); /* which one is unknown: prepare_once finds the others there */
+    return rc;
+}
+
+/* Prepares stmts[0..n) where this backend lacks them. 0, or -EIO with *failed (or NULL when
+ * the connection failed) and *at, the statement's index. */
+static int pipeline_prepare(cc_pg *pg, struct pg_stmt *const *stmts, const struct cc_pg_call *calls,
+                            size_t n, PGresult **failed, size_t *at)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct pg_call c = {
+            .sql = calls[i].sql, .nparams = calls[i].nparams, .stmt = stmts[i]};
+
+        *failed = prepare_once(pg, &c);
+        if (*failed) {
+            *at = i;
+            return -EIO;
+        }
+    }
+    return 0;
+}
+
+int cc_pg_exec_prepared_all(cc_pg *pg, const struct cc_pg_call *calls, size_t n)
+{
+    struct pg_stmt *stmts[CC_PG_PIPELINE_MAX];
+    PGresult *failed = NULL;
+    size_t at = 0;
+    int rc = -EIO;
+
+    if (n == 0)
+        return 0;
+    if (n > CC_PG_PIPELINE_MAX) {
+        CC_ERROR("pg pipeline of %zu statements refused (at most %d)", n, CC_PG_PIPELINE_MAX);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        stmts[i] =
+            calls[i].name && calls[i].sql ? stmt_lookup(pg, calls[i].name, calls[i].sql) : NULL;
+        if (!stmts[i])
+            return -EINVAL;
+    }
+    if (in_transaction(pg)) {
+        for (size_t i = 0; i < n; i++) {
+            if (cc_pg_exec_prepared(pg, calls[i].name, calls[i].sql, calls[i].nparams,
+                                    calls[i].params) < 0)
+                return -EIO;
+        }
+        return 0;
+    }
+    for (int attempt = 0; attempt < 2 && rc < 0; attempt++) {
+        if (attempt > 0) {
+            bool lost = PQstatus(pg->conn) == CONNECTION_BAD;
+
+            if (!lost && !(failed && result_sqlstate_is(failed, SQLSTATE_UNDEFINED_PSTATEMENT)))
+                break; /* a statement failed: running it again will not help */
+            if (lost)
+                CC_WARN("pg connection lost during a pipeline, reconnecting");
+        }
+        PQclear(failed);
+        failed = NULL;
+        if (PQstatus(pg->conn) != CONNECTION_OK && reconnect(pg) < 0)
+            break;
+        rc = pipeline_prepare(pg, stmts, calls, n, &failed, &at);
+        if (rc == 0)
+            rc = pipeline_run(pg, stmts, calls, n, &failed, &at);
+    }
+    if (rc < 0) {
+        record_failure(pg, failed, calls[at].sql);
+        PQclear(failed);
+        return -EIO;
+    }
+    pg->sqlstate[0] = '\0';
+    return 0;
+}
+
 bool cc_pg_is_prepared(const cc_pg *pg, const char *name)
 {
     for (size_t i = 0; i < pg->nstmts; i++) {

@@ -66,6 +66,29 @@ PGresult *cc_pg_query_prepared(cc_pg *pg, const char *name, const char *sql, int
 int cc_pg_exec_prepared(cc_pg *pg, const char *name, const char *sql, int nparams,
                         const char *const *params);
 
+/* One execution of a prepared statement, for cc_pg_exec_prepared_all(): name and sql as in
+ * cc_pg_exec_prepared(). */
+struct cc_pg_call {
+    const char *name;
+    const char *sql;
+    int nparams;
+    const char *const *params;
+};
+
+/* Most calls cc_pg_exec_prepared_all() takes at once. Their answers (no rows) must fit the
+ * socket buffers while they are being sent. */
+#define CC_PG_PIPELINE_MAX 512
+
+/* Runs calls[0..n) in order as ONE transaction sent in one round trip (libpq pipeline mode):
+ * all of them or, when one fails, none. Statements are prepared as by cc_pg_exec_prepared(); rows
+ * they return are dropped. Same retry rules as cc_pg_exec_prepared(): a lost connection or a
+ * statement the backend dropped runs the whole transaction once more. Inside an open
+ * transaction the calls run one by one (the caller's transaction holds them together). Returns
+ * 0, -EIO (logged, sqlstate set: a failed statement rolled the others back; a connection lost
+ * before the answer leaves the outcome unknown, as for any statement) or -EINVAL (n above
+ * CC_PG_PIPELINE_MAX, a bad name: nothing sent). n == 0 is a no-op. */
+int cc_pg_exec_prepared_all(cc_pg *pg, const struct cc_pg_call *calls, size_t n);
+
 /* True when name is registered and prepared on the current backend (false after a reconnect
  * until its next use). For tests and diagnostics. */
 bool cc_pg_is_prepared(const cc_pg *pg, const char *name);

@@ -54,6 +54,8 @@ struct engine_batch {
     int *rcs2;
     const char **tenants, **ids;    /* per segment entry: what router_state_ix_states reads */
     struct router_ix_state *states; /* per segment entry: Redis's state once persisted */
+    struct router_live_row *rows;   /* the row changes of the facts gathered */
+    size_t *row_at;                 /* per entry of rows: its fact's index in fseg */
 };
 
 struct router_engine {
@@ -625,6 +627,8 @@ static void engine_batch_free(struct engine_batch *b)
     free(b->tenants);
     free(b->ids);
     free(b->states);
+    free(b->rows);
+    free(b->row_at);
     memset(b, 0, sizeof(*b));
 }
 
@@ -651,9 +655,11 @@ static int engine_batch_reserve(struct engine_batch *b, size_t n)
     b->tenants = calloc(n, sizeof(*b->tenants));
     b->ids = calloc(n, sizeof(*b->ids));
     b->states = calloc(n, sizeof(*b->states));
+    b->rows = calloc(n, sizeof(*b->rows));
+    b->row_at = calloc(n, sizeof(*b->row_at));
     if (!b->cmds || !b->seg || !b->fseg || !b->facts || !b->reqs || !b->skills || !b->run ||
         !b->run_skills || !b->run_at || !b->run_ended || !b->res || !b->rcs || !b->res2 ||
-        !b->rcs2 || !b->tenants || !b->ids || !b->states) {
+        !b->rcs2 || !b->tenants || !b->ids || !b->states || !b->rows || !b->row_at) {
         engine_batch_free(b);
         return -ENOMEM;
     }
@@ -875,27 +881,38 @@ static void engine_persist_rona(router_engine *e, const char *tenant, const char
     json_decref(view);
 }
 
-/* The PostgreSQL side of fact c (cancel, abandoned, answered, no_answer, ended) once its script
- * ran with result r. */
-static int engine_fact_persist(router_engine *e, const struct router_cmd *c,
-                               const struct router_state_result *r)
+/* The row change fact c makes once its script ran with result r: closed (cancel, abandoned,
+ * ended) or assigned (answered, when the answer was taken). False: none. */
+static bool engine_fact_row(const struct router_cmd *c, const struct router_state_result *r,
+                            struct router_live_row *row)
 {
     switch (c->kind) {
     case ROUTER_CMD_CANCEL:
     case ROUTER_CMD_ABANDONED:
     case ROUTER_CMD_ENDED:
-        return router_live_closed(e->lv, c->tenant, c->subject);
+        *row = (struct router_live_row){.closed = true, .tenant = c->tenant, .ix = c->subject};
+        return true;
     case ROUTER_CMD_ANSWERED:
-        return r->status == ROUTER_ST_OK
-                   ? router_live_assigned(e->lv, c->tenant, c->subject, c->agent_id)
-                   : 0;
-    case ROUTER_CMD_NO_ANSWER:
-        if (r->status == ROUTER_ST_OK)
-            engine_persist_rona(e, c->tenant, c->agent_id);
-        return 0;
+        *row = (struct router_live_row){
+            .closed = false, .tenant = c->tenant, .ix = c->subject, .agent_id = c->agent_id};
+        return r->status == ROUTER_ST_OK;
     default:
-        return 0;
+        return false;
     }
+}
+
+/* The PostgreSQL side of fact c (cancel, abandoned, answered, no_answer, ended) once its script
+ * ran with result r, when it has no row change (engine_fact_row) or applies alone. */
+static int engine_fact_persist(router_engine *e, const struct router_cmd *c,
+                               const struct router_state_result *r)
+{
+    struct router_live_row row;
+
+    if (engine_fact_row(c, r, &row))
+        return router_live_rows(e->lv, &row, 1);
+    if (c->kind == ROUTER_CMD_NO_ANSWER && r->status == ROUTER_ST_OK)
+        engine_persist_rona(e, c->tenant, c->agent_id);
+    return 0;
 }
 
 static int engine_apply(router_engine *e, const struct router_cmd *c, struct router_state_result *r)
@@ -1283,8 +1300,36 @@ static int engine_facts_redis(router_engine *e, size_t k, long long *epoch)
     return rc;
 }
 
+/* The PostgreSQL side of the facts b->fseg[0..k) whose scripts ran (rcs 0): their row changes
+ * in one transaction and one round trip per ROUTER_LIVE_ROWS_MAX (a failed one fails its facts:
+ * they come again, and each change is idempotent), anything else (a RONA's presence) alone. */
+static void engine_facts_persist(router_engine *e, size_t k)
+{
+    struct engine_batch *b = &e->batch;
+    size_t m = 0;
+
+    for (size_t j = 0; j < k; j++) {
+        const struct router_cmd *c = &b->cmds[b->fseg[j]];
+
+        if (b->rcs[j] != 0)
+            continue;
+        if (engine_fact_row(c, &b->res[j], &b->rows[m]))
+            b->row_at[m++] = j;
+        else
+            b->rcs[j] = engine_fact_persist(e, c, &b->res[j]);
+    }
+    for (size_t from = 0; from < m; from += ROUTER_LIVE_ROWS_MAX) {
+        size_t len = m - from < ROUTER_LIVE_ROWS_MAX ? m - from : ROUTER_LIVE_ROWS_MAX;
+
+        if (router_live_rows(e->lv, b->rows + from, len) < 0) {
+            for (size_t i = from; i < from + len; i++)
+                b->rcs[b->row_at[i]] = -EIO;
+        }
+    }
+}
+
 /* Applies the facts b->fseg[0..k) (distinct interactions): ONE script call runs them all in
- * order, then each one's PostgreSQL statement, as engine_apply would. A rebuild of Redis that
+ * order, then their PostgreSQL statements together (engine_facts_persist). A rebuild of Redis that
  * read PostgreSQL before those statements committed restored the interactions as they were
  * before the facts: when the epoch changed since the scripts ran, they run again (a fact
  * already applied is a no-op). Returns true when one is retried. */
@@ -1310,10 +1355,8 @@ static bool engine_batch_facts(router_engine *e, size_t k, struct cc_bus_outcome
         b->res[j] = (struct router_state_result){0};
     }
     rc = engine_facts_redis(e, k, &ran_in);
-    for (size_t j = 0; rc == 0 && j < k; j++) {
-        if (b->rcs[j] == 0)
-            b->rcs[j] = engine_fact_persist(e, &b->cmds[b->fseg[j]], &b->res[j]);
-    }
+    if (rc == 0)
+        engine_facts_persist(e, k);
     if (rc == 0 && (router_state_epoch_get(e->rs, &epoch) != 0 || epoch != ran_in)) {
         CC_WARN("redis was rebuilt while %zu fact(s) were persisted: running them again", k);
         rc = router_state_facts_batch(e->rs, b->facts, k, b->res2, b->rcs2, NULL);

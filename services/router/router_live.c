@@ -252,6 +252,42 @@ int router_live_closed(router_live *lv, const char *tenant, const char *ix)
     return live_exec_row(lv, LIVE_CLOSED, (const char *const[]){tenant, ix});
 }
 
+_Static_assert(ROUTER_LIVE_ROWS_MAX <= CC_PG_PIPELINE_MAX, "one transaction per call");
+
+/* Key order (tenant, id), so that overlapping batches lock their rows in the same order. */
+static int live_row_cmp(const void *a, const void *b)
+{
+    const struct router_live_row *x = *(const struct router_live_row *const *)a;
+    const struct router_live_row *y = *(const struct router_live_row *const *)b;
+    int c = strcmp(x->tenant, y->tenant);
+
+    return c ? c : strcmp(x->ix, y->ix);
+}
+
+int router_live_rows(router_live *lv, const struct router_live_row *rows, size_t n)
+{
+    const struct router_live_row *sorted[ROUTER_LIVE_ROWS_MAX];
+    struct cc_pg_call calls[ROUTER_LIVE_ROWS_MAX];
+    const char *params[ROUTER_LIVE_ROWS_MAX][3];
+
+    if (n > ROUTER_LIVE_ROWS_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = &rows[i];
+    qsort(sorted, n, sizeof(*sorted), live_row_cmp);
+    for (size_t i = 0; i < n; i++) {
+        const struct router_live_row *r = sorted[i];
+        const struct router_live_statement *st =
+            &live_row_stmts[r->closed ? LIVE_CLOSED : LIVE_ASSIGNED];
+
+        params[i][0] = r->tenant;
+        params[i][1] = r->ix;
+        params[i][2] = r->agent_id;
+        calls[i] = (struct cc_pg_call){st->name, st->sql, st->nparams, params[i]};
+    }
+    return cc_pg_exec_prepared_all(lv->pg, calls, n) < 0 ? -EIO : 0;
+}
+
 int router_live_presence(router_live *lv, const char *tenant, const char *agent_id,
                          enum router_agent_state presence, const char *reason, int64_t since_ms)
 {

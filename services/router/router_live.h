@@ -62,6 +62,22 @@ int router_live_requeue(router_live *lv, const char *tenant, const char *ix, con
 int router_live_callback(router_live *lv, const char *tenant, const char *ix, const char *number);
 /* Closed for good: ended, abandoned, cancelled, rejected, timed out. */
 int router_live_closed(router_live *lv, const char *tenant, const char *ix);
+/* One interaction's row change of a batch of facts (router_live_rows). */
+struct router_live_row {
+    bool closed; /* router_live_closed; else router_live_assigned to agent_id */
+    const char *tenant;
+    const char *ix;
+    const char *agent_id; /* assigned only */
+};
+/* Most rows router_live_rows() takes at once. */
+#define ROUTER_LIVE_ROWS_MAX 512
+/* rows[0..n) (distinct interactions) as router_live_closed / router_live_assigned would apply
+ * them, as ONE transaction sent in one round trip (libpq pipeline mode) instead of a round
+ * trip and a commit each; rows are locked in key order, so two instances applying overlapping
+ * batches wait for each other instead of deadlocking. 0, -EIO (a failed statement rolled the
+ * others back; on a lost connection the outcome is unknown: each change may be applied again)
+ * or -EINVAL (n above ROUTER_LIVE_ROWS_MAX). */
+int router_live_rows(router_live *lv, const struct router_live_row *rows, size_t n);
 /* An agent's presence (logged_out, available or not_ready with reason) since since_ms. */
 int router_live_presence(router_live *lv, const char *tenant, const char *agent_id,
                          enum router_agent_state presence, const char *reason, int64_t since_ms);

@@ -530,3 +530,105 @@ Test(pg, does_not_retry_a_dropped_statement_inside_a_transaction)
     cr_assert_eq(cc_pg_rollback(pg_it), 0, "expected ROLLBACK");
     pg_it_expect_sum("it_dropped_tx", "2", "2", "4");
 }
+
+/* ---- several statements in one round trip --------------------------------------------------- */
+
+/* Creates the test schema with items (id int PRIMARY KEY, v text) and fills sql with the insert
+ * statement ($1 id, $2 v). */
+static void pg_it_items_table(char *sql, size_t len)
+{
+    char ddl[256];
+
+    snprintf(ddl, sizeof(ddl), "CREATE SCHEMA \"%s\"", pg_it_schema);
+    cr_assert_eq(cc_pg_exec(pg_it_admin, ddl, 0, NULL), 0, "expected the schema to be created");
+    snprintf(ddl, sizeof(ddl), "CREATE TABLE \"%s\".items (id int PRIMARY KEY, v text)",
+             pg_it_schema);
+    cr_assert_eq(cc_pg_exec(pg_it_admin, ddl, 0, NULL), 0, "expected the table to be created");
+    snprintf(sql, len, "INSERT INTO \"%s\".items VALUES ($1::int, $2)", pg_it_schema);
+}
+
+/* calls[i] inserts the row (ids[i], "v<ids[i]>") through statement it_items_insert. */
+static void pg_it_insert_calls(const char *sql, const char *const *ids, size_t n,
+                               struct cc_pg_call *calls, const char *(*params)[2])
+{
+    for (size_t i = 0; i < n; i++) {
+        params[i][0] = ids[i];
+        params[i][1] = ids[i];
+        calls[i] = (struct cc_pg_call){"it_items_insert", sql, 2, params[i]};
+    }
+}
+
+Test(pg, runs_several_statements_as_one_transaction_in_one_round_trip)
+{
+    char sql[160];
+    const char *ids[] = {"1", "2", "3"}, *dup[] = {"4", "2", "5"}, *params[3][2];
+    struct cc_pg_call calls[3];
+
+    pg_it_items_table(sql, sizeof(sql));
+    pg_it_insert_calls(sql, ids, 3, calls, params);
+    cr_assert_eq(cc_pg_exec_prepared_all(pg_it, calls, 3), 0, "expected the three inserts (%s)",
+                 cc_pg_last_sqlstate(pg_it));
+    cr_assert_eq(pg_it_long(pg_it_admin, "SELECT count(*) FROM \"{S}\".items"), 3,
+                 "expected three rows");
+    cr_assert(cc_pg_is_prepared(pg_it, "it_items_insert"), "expected the statement prepared");
+
+    pg_it_insert_calls(sql, dup, 3, calls, params);
+    cr_assert_eq(cc_pg_exec_prepared_all(pg_it, calls, 3), -EIO,
+                 "expected the batch with a duplicate key to fail");
+    cr_assert_str_eq(cc_pg_last_sqlstate(pg_it), "23505", "expected unique_violation");
+    cr_assert_eq(pg_it_long(pg_it_admin, "SELECT count(*) FROM \"{S}\".items"), 3,
+                 "expected none of the failed batch applied (4 rolled back, 5 not run)");
+    cr_assert(cc_pg_ping(pg_it), "expected the connection usable after the failed batch");
+    cr_assert_eq(PQpipelineStatus(cc_pg_conn(pg_it)), PQ_PIPELINE_OFF,
+                 "expected the connection out of pipeline mode");
+    cr_assert_eq(cc_pg_exec_prepared_all(pg_it, calls, 0), 0, "expected no calls to be a no-op");
+    cr_assert_eq(cc_pg_exec_prepared_all(pg_it, calls, CC_PG_PIPELINE_MAX + 1), -EINVAL,
+                 "expected more than CC_PG_PIPELINE_MAX calls refused");
+}
+
+Test(pg, a_pipeline_reconnects_and_prepares_again_after_losing_its_backend)
+{
+    char sql[160], pid[16];
+    const char *a[] = {"1", "2"}, *b[] = {"3", "4"}, *params[2][2];
+    struct cc_pg_call calls[2];
+    int before;
+
+    pg_it_items_table(sql, sizeof(sql));
+    pg_it_insert_calls(sql, a, 2, calls, params);
+    cr_assert_eq(cc_pg_exec_prepared_all(pg_it, calls, 2), 0, "expected the first batch");
+    before = PQbackendPID(cc_pg_conn(pg_it));
+    snprintf(pid, sizeof(pid), "%d", before);
+    cr_assert_eq(
+        cc_pg_exec(pg_it_admin, "SELECT pg_terminate_backend($1)", 1, (const char *const[]){pid}),
+        0, "expected the backend terminated");
+    pg_it_insert_calls(sql, b, 2, calls, params);
+    cr_assert_eq(cc_pg_exec_prepared_all(pg_it, calls, 2), 0,
+                 "expected the batch to reconnect and run (sqlstate %s)",
+                 cc_pg_last_sqlstate(pg_it));
+    cr_assert_neq(PQbackendPID(cc_pg_conn(pg_it)), before, "expected a new backend");
+    cr_assert_eq(pg_it_long(pg_it_admin, "SELECT count(*) FROM \"{S}\".items"), 4,
+                 "expected the four rows");
+
+    cr_assert_eq(cc_pg_exec(pg_it, "DEALLOCATE ALL", 0, NULL), 0, "expected DEALLOCATE ALL");
+    pg_it_insert_calls(sql, (const char *[]){"5", "6"}, 2, calls, params);
+    cr_assert_eq(cc_pg_exec_prepared_all(pg_it, calls, 2), 0,
+                 "expected the batch to prepare the dropped statement again (sqlstate %s)",
+                 cc_pg_last_sqlstate(pg_it));
+    cr_assert_eq(pg_it_long(pg_it_admin, "SELECT count(*) FROM \"{S}\".items"), 6,
+                 "expected the six rows");
+}
+
+Test(pg, a_pipeline_inside_a_transaction_belongs_to_it)
+{
+    char sql[160];
+    const char *ids[] = {"1", "2"}, *params[2][2];
+    struct cc_pg_call calls[2];
+
+    pg_it_items_table(sql, sizeof(sql));
+    pg_it_insert_calls(sql, ids, 2, calls, params);
+    cr_assert_eq(cc_pg_begin(pg_it), 0, "expected BEGIN");
+    cr_assert_eq(cc_pg_exec_prepared_all(pg_it, calls, 2), 0, "expected the inserts");
+    cr_assert_eq(cc_pg_rollback(pg_it), 0, "expected ROLLBACK");
+    cr_assert_eq(pg_it_long(pg_it_admin, "SELECT count(*) FROM \"{S}\".items"), 0,
+                 "expected the caller's rollback to undo them");
+}
