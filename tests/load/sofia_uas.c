@@ -16,6 +16,9 @@
 #include <sofia-sip/nua.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su_wait.h>
+#include <sofia-sip/tport_tag.h>
+
+#define UAS_UDP_BUFFER_BYTES (4 * 1024 * 1024) /* as cc-sip-edge's */
 
 static const char uas_sdp[] = "v=0\r\n"
                               "o=uas 1 1 IN IP4 127.0.0.1\r\n"
@@ -98,7 +101,11 @@ int main(int argc, char **argv)
     if (!u.root)
         goto out_init;
     su_root_threading(u.root, 0); /* as cc-sip-edge: NUA's stack in this thread */
+    /* the UDP buffers cc-sip-edge sets (SIP_UDP_BUFFER_BYTES): with the kernel's default (~200 kB)
+     * a burst arriving while this thread is descheduled is dropped and the step fails on sipp's
+     * retransmissions (UdpRcvbufErrors) -- a limit of the socket, not of the UAS */
     u.nua = nua_create(u.root, uas_event, (nua_magic_t *)&u, NUTAG_URL(url), NUTAG_MEDIA_ENABLE(0),
+                       TPTAG_UDP_RMEM(UAS_UDP_BUFFER_BYTES), TPTAG_UDP_WMEM(UAS_UDP_BUFFER_BYTES),
                        TAG_END());
     if (!u.nua) {
         fprintf(stderr, "sofia_uas: cannot listen on %s\n", url);
