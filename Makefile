@@ -25,12 +25,22 @@ OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sani
 else
 OPT     := -O2 -g
 endif
+# Release binaries allocate through jemalloc: Sofia-SIP, Jansson, hiredis and librdkafka allocate
+# per message, and glibc's malloc was ~18 % of sip-edge's SIP thread (jemalloc: sip-edge -10 % of
+# CPU per call, bench-sip A B A B). Linked even where the binary itself calls no malloc (its
+# libraries do; gcc passes --as-needed here). Sanitizer builds keep ASan's allocator.
+# MALLOC_LIBS= links glibc's instead.
+ifeq ($(VARIANT),asan)
+MALLOC_LIBS ?=
+else
+MALLOC_LIBS ?= -Wl,--push-state,--no-as-needed -ljemalloc -Wl,--pop-state
+endif
 # -isystem: third-party headers (Sofia-SIP's) are not held to our warning flags
 PKG_CFLAGS = $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS_ALL  = $(CSTD) $(WARN) $(OPT) $(INCS) $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
 LDFLAGS_ALL = $(OPT) $(LDFLAGS)
-LIBS_ALL    = $(PKG_LIBS) -lpthread -lm $(LIBS)
+LIBS_ALL    = $(PKG_LIBS) $(MALLOC_LIBS) -lpthread -lm $(LIBS)
 
 # ---- sources ---------------------------------------------------------------
 COMMON_SRC := $(wildcard common/*.c)

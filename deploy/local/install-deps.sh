@@ -14,7 +14,7 @@ BROWSER_TESTS=$TOP/tests/browser
 PACKAGES=(
     build-essential pkg-config
     librdkafka-dev libmicrohttpd-dev libjansson-dev libhiredis-dev libpq-dev
-    libcriterion-dev libssl-dev uuid-dev libcurl4-openssl-dev libsofia-sip-ua-dev
+    libcriterion-dev libssl-dev uuid-dev libcurl4-openssl-dev libsofia-sip-ua-dev libjemalloc-dev
     redis-server redis-tools postgresql postgresql-client
     sip-tester wrk clang-format cppcheck
     procps iproute2 curl ca-certificates git python3
