@@ -387,26 +387,31 @@ static int pipeline_collect(cc_pg *pg, size_t n, PGresult **failed, size_t *at)
 }
 
 /* Sends calls[0..n) through stmts (prepared) and one sync, and reads the answers. 0 when every
- * statement ran and the transaction committed; else -EIO with *failed and *at as
- * pipeline_collect. */
+ * statement ran and the transaction committed; -EIO when one failed (*failed and *at as
+ * pipeline_collect); -ECONNRESET when the answers did not all come (the connection broke): the
+ * connection is then reset, since one left in pipeline mode would hand them to the next
+ * statement. */
 static int pipeline_run(cc_pg *pg, struct pg_stmt *const *stmts, const struct cc_pg_call *calls,
                         size_t n, PGresult **failed, size_t *at)
 {
-    int rc = -EIO;
+    int rc = -ECONNRESET;
 
     *failed = NULL;
     if (!PQenterPipelineMode(pg->conn))
-        return -EIO;
+        return -ECONNRESET;
     for (size_t i = 0; i < n; i++) {
         if (!PQsendQueryPrepared(pg->conn, stmts[i]->name, calls[i].nparams, calls[i].params, NULL,
                                  NULL, 0))
             goto out;
     }
-    if (PQpipelineSync(pg->conn) && pipeline_collect(pg, n, failed, at) == 0 && !*failed)
-        rc = 0;
+    if (PQpipelineSync(pg->conn) && pipeline_collect(pg, n, failed, at) == 0)
+        rc = *failed ? -EIO : 0;
 out:
-    /* fails with answers still due (the connection broke): the reconnect leaves the mode */
-    PQexitPipelineMode(pg->conn);
+    if (!PQexitPipelineMode(pg->conn)) {
+        CC_WARN("pg connection lost during a pipeline, reconnecting");
+        reconnect(pg);
+        return -ECONNRESET;
+    }
     if (*failed && result_sqlstate_is(*failed, SQLSTATE_UNDEFINED_PSTATEMENT))
         forget_prepared(pg); /* which one is unknown: prepare_once finds the others there */
     return rc;
@@ -457,22 +462,27 @@ int cc_pg_exec_prepared_all(cc_pg *pg, const struct cc_pg_call *calls, size_t n)
         }
         return 0;
     }
-    for (int attempt = 0; attempt < 2 && rc < 0; attempt++) {
-        if (attempt > 0) {
-            bool lost = PQstatus(pg->conn) == CONNECTION_BAD;
-
-            if (!lost && !(failed && result_sqlstate_is(failed, SQLSTATE_UNDEFINED_PSTATEMENT)))
-                break; /* a statement failed: running it again will not help */
-            if (lost)
-                CC_WARN("pg connection lost during a pipeline, reconnecting");
-        }
-        PQclear(failed);
-        failed = NULL;
-        if (PQstatus(pg->conn) != CONNECTION_OK && reconnect(pg) < 0)
+    /* like run_call: once more when the connection broke or a statement vanished */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (PQstatus(pg->conn) != CONNECTION_OK && reconnect(pg) < 0) {
+            rc = -EIO;
             break;
+        }
         rc = pipeline_prepare(pg, stmts, calls, n, &failed, &at);
         if (rc == 0)
             rc = pipeline_run(pg, stmts, calls, n, &failed, &at);
+        if (rc == 0 || !(rc == -ECONNRESET || PQstatus(pg->conn) == CONNECTION_BAD ||
+                         result_sqlstate_is(failed, SQLSTATE_UNDEFINED_PSTATEMENT)))
+            break;
+        if (attempt == 0) {
+            PQclear(failed);
+            failed = NULL;
+        }
+    }
+    if (rc == -ECONNRESET && !failed) {
+        CC_ERROR("pg pipeline failed: connection lost (query \"%.80s\")", calls[0].sql);
+        snprintf(pg->sqlstate, sizeof(pg->sqlstate), "%s", SQLSTATE_CONNECTION_FAILURE);
+        return -EIO;
     }
     if (rc < 0) {
         record_failure(pg, failed, calls[at].sql);

@@ -10,7 +10,7 @@
 # target otherwise makes sipp fall behind the rate, held back by its limit of calls in
 # progress, without a failure); stepping stops at the first step that does not pass.
 # Env:   CC_BENCH_SIP_PHASES ("uas sipedge memory": any of them, in that order),
-#        CC_BENCH_SIP_RATES ("100 200 300 400 500 600 800 1000 1200 1400 1600 2000 2500 3000 4000 5000 6000 8000"),
+#        CC_BENCH_SIP_RATES ("100 200 300 400 500 600 800 1000 1200 1400 1600 2000 2500 3000 4000 5000 6000 7000 8000"),
 #        CC_BENCH_SIP_STEP_S (10), CC_BENCH_SIP_AGENTS (4000: a step needs 1.25 agents per call/s,
 #        so up to 3,200 1-s calls/s -- above half the bare UAS's 5,000-6,000 -- ; stepping stops, said
 #        on stderr, where the agents run out),
@@ -53,7 +53,7 @@ scenario=$TOP/tests/load/sip/uac_1s.xml
 router=$buildroot/bin/cc-router
 sipedge=$buildroot/bin/cc-sip-edge
 agents=${CC_BENCH_SIP_AGENTS:-4000}
-rates=${CC_BENCH_SIP_RATES:-100 200 300 400 500 600 800 1000 1200 1400 1600 2000 2500 3000 4000 5000 6000 8000}
+rates=${CC_BENCH_SIP_RATES:-100 200 300 400 500 600 800 1000 1200 1400 1600 2000 2500 3000 4000 5000 6000 7000 8000}
 step_s=${CC_BENCH_SIP_STEP_S:-10}
 phases=" ${CC_BENCH_SIP_PHASES:-uas sipedge memory} "
 settle_s=${CC_BENCH_SIP_SETTLE_S:-40}
