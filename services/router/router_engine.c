@@ -56,6 +56,7 @@ struct engine_batch {
     struct router_ix_state *states; /* per segment entry: Redis's state once persisted */
     struct router_live_row *rows;   /* the row changes of the facts gathered */
     size_t *row_at;                 /* per entry of rows: its fact's index in fseg */
+    int *row_rcs;                   /* per entry of rows: written (0) or not (-EIO) */
 };
 
 struct router_engine {
@@ -629,6 +630,7 @@ static void engine_batch_free(struct engine_batch *b)
     free(b->states);
     free(b->rows);
     free(b->row_at);
+    free(b->row_rcs);
     memset(b, 0, sizeof(*b));
 }
 
@@ -657,9 +659,10 @@ static int engine_batch_reserve(struct engine_batch *b, size_t n)
     b->states = calloc(n, sizeof(*b->states));
     b->rows = calloc(n, sizeof(*b->rows));
     b->row_at = calloc(n, sizeof(*b->row_at));
+    b->row_rcs = calloc(n, sizeof(*b->row_rcs));
     if (!b->cmds || !b->seg || !b->fseg || !b->facts || !b->reqs || !b->skills || !b->run ||
         !b->run_skills || !b->run_at || !b->run_ended || !b->res || !b->rcs || !b->res2 ||
-        !b->rcs2 || !b->tenants || !b->ids || !b->states || !b->rows || !b->row_at) {
+        !b->rcs2 || !b->tenants || !b->ids || !b->states || !b->rows || !b->row_at || !b->row_rcs) {
         engine_batch_free(b);
         return -ENOMEM;
     }
@@ -908,8 +911,11 @@ static int engine_fact_persist(router_engine *e, const struct router_cmd *c,
 {
     struct router_live_row row;
 
-    if (engine_fact_row(c, r, &row))
-        return router_live_rows(e->lv, &row, 1);
+    if (engine_fact_row(c, r, &row)) {
+        int rc = 0;
+
+        return router_live_rows(e->lv, &row, 1, &rc) < 0 ? -EIO : 0;
+    }
     if (c->kind == ROUTER_CMD_NO_ANSWER && r->status == ROUTER_ST_OK)
         engine_persist_rona(e, c->tenant, c->agent_id);
     return 0;
@@ -1301,8 +1307,9 @@ static int engine_facts_redis(router_engine *e, size_t k, long long *epoch)
 }
 
 /* The PostgreSQL side of the facts b->fseg[0..k) whose scripts ran (rcs 0): their row changes
- * in one transaction and one round trip per ROUTER_LIVE_ROWS_MAX (a failed one fails its facts:
- * they come again, and each change is idempotent), anything else (a RONA's presence) alone. */
+ * in one transaction and one round trip per ROUTER_LIVE_ROWS_MAX (a row that cannot be written
+ * fails its fact: it comes again, and each change is idempotent), anything else (a RONA's
+ * presence) alone. */
 static void engine_facts_persist(router_engine *e, size_t k)
 {
     struct engine_batch *b = &e->batch;
@@ -1321,8 +1328,9 @@ static void engine_facts_persist(router_engine *e, size_t k)
     for (size_t from = 0; from < m; from += ROUTER_LIVE_ROWS_MAX) {
         size_t len = m - from < ROUTER_LIVE_ROWS_MAX ? m - from : ROUTER_LIVE_ROWS_MAX;
 
-        if (router_live_rows(e->lv, b->rows + from, len) < 0) {
-            for (size_t i = from; i < from + len; i++)
+        router_live_rows(e->lv, b->rows + from, len, b->row_rcs + from);
+        for (size_t i = from; i < from + len; i++) {
+            if (b->row_rcs[i] < 0)
                 b->rcs[b->row_at[i]] = -EIO;
         }
     }

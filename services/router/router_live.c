@@ -264,14 +264,25 @@ static int live_row_cmp(const void *a, const void *b)
     return c ? c : strcmp(x->ix, y->ix);
 }
 
-int router_live_rows(router_live *lv, const struct router_live_row *rows, size_t n)
+/* True when a failure of the last statement on pg came from the connection, not a statement. */
+static bool live_connection_failed(router_live *lv)
+{
+    return PQstatus(cc_pg_conn(lv->pg)) != CONNECTION_OK ||
+           strncmp(cc_pg_last_sqlstate(lv->pg), "08", 2) == 0;
+}
+
+int router_live_rows(router_live *lv, const struct router_live_row *rows, size_t n, int *rcs)
 {
     const struct router_live_row *sorted[ROUTER_LIVE_ROWS_MAX];
     struct cc_pg_call calls[ROUTER_LIVE_ROWS_MAX];
     const char *params[ROUTER_LIVE_ROWS_MAX][3];
+    int rc = 0;
 
-    if (n > ROUTER_LIVE_ROWS_MAX)
+    if (n > ROUTER_LIVE_ROWS_MAX) {
+        for (size_t i = 0; i < n; i++)
+            rcs[i] = -EIO;
         return -EINVAL;
+    }
     for (size_t i = 0; i < n; i++)
         sorted[i] = &rows[i];
     qsort(sorted, n, sizeof(*sorted), live_row_cmp);
@@ -284,8 +295,21 @@ int router_live_rows(router_live *lv, const struct router_live_row *rows, size_t
         params[i][1] = r->ix;
         params[i][2] = r->agent_id;
         calls[i] = (struct cc_pg_call){st->name, st->sql, st->nparams, params[i]};
+        rcs[i] = 0;
     }
-    return cc_pg_exec_prepared_all(lv->pg, calls, n) < 0 ? -EIO : 0;
+    if (cc_pg_exec_prepared_all(lv->pg, calls, n) == 0)
+        return 0;
+    /* one failed statement rolled the others back: unless the connection is the cause, each
+     * runs again alone, so that only the rows that cannot be written fail */
+    for (size_t i = 0; i < n; i++) {
+        size_t at = (size_t)(sorted[i] - rows);
+
+        if (n == 1 || live_connection_failed(lv) ||
+            cc_pg_exec_prepared(lv->pg, calls[i].name, calls[i].sql, calls[i].nparams,
+                                calls[i].params) < 0)
+            rcs[at] = rc = -EIO;
+    }
+    return rc;
 }
 
 int router_live_presence(router_live *lv, const char *tenant, const char *agent_id,

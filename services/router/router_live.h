@@ -74,10 +74,13 @@ struct router_live_row {
 /* rows[0..n) (distinct interactions) as router_live_closed / router_live_assigned would apply
  * them, as ONE transaction sent in one round trip (libpq pipeline mode) instead of a round
  * trip and a commit each; rows are locked in key order, so two instances applying overlapping
- * batches wait for each other instead of deadlocking. 0, -EIO (a failed statement rolled the
- * others back; on a lost connection the outcome is unknown: each change may be applied again)
- * or -EINVAL (n above ROUTER_LIVE_ROWS_MAX). */
-int router_live_rows(router_live *lv, const struct router_live_row *rows, size_t n);
+ * batches wait for each other instead of deadlocking. When a statement fails (and the
+ * connection did not), the transaction is rolled back and each row is written alone, so that
+ * only the failing ones fail. rcs[i]: 0 or -EIO for rows[i] (on a lost connection every row
+ * fails and its outcome is unknown: each change may be applied again). Returns 0 when every
+ * row was written, -EIO, or -EINVAL (n above ROUTER_LIVE_ROWS_MAX: nothing written, every
+ * rcs -EIO). */
+int router_live_rows(router_live *lv, const struct router_live_row *rows, size_t n, int *rcs);
 /* An agent's presence (logged_out, available or not_ready with reason) since since_ms. */
 int router_live_presence(router_live *lv, const char *tenant, const char *agent_id,
                          enum router_agent_state presence, const char *reason, int64_t since_ms);

@@ -9,9 +9,11 @@
  *
  * Each case gets a database of its own (the router's migrations applied), so that its
  * statistics are exactly the ones set up here; the plans are generic (force_generic_plan),
- * the kind a prepared statement keeps for the life of the router's connection.
+ * the kind a prepared statement keeps for the life of the router's connection. The same
+ * fixture serves router_live_rows (a poll's row changes in one transaction, below).
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <string.h>
@@ -135,4 +137,61 @@ Test(router_live_plans, per_interaction_statements_use_the_primary_key_after_a_d
     lp_exec(c, "ANALYZE router.interactions");
     PQfinish(c);
     lp_check_plans("5,000 rows, 4,990 closed, analysed");
+}
+
+/* The row changes of a poll's facts go as one transaction (router_live_rows); a row that
+ * cannot be written (here: assigned without an agent, which the table's CHECK refuses) rolls
+ * it back, and then each row is written alone: only that one fails. */
+TestSuite(router_live_rows, .init = lp_setup, .fini = lp_teardown, .timeout = 60);
+
+/* The state and agent of interaction id of tenant t1, as "state/agent". */
+static void lp_expect_row(PGconn *c, const char *id, const char *want)
+{
+    char got[64];
+    PGresult *r = PQexecParams(c,
+                               "SELECT state || '/' || coalesce(agent_id, '-') FROM "
+                               "router.interactions WHERE tenant = 't1' AND id = $1",
+                               1, NULL, (const char *const[]){id}, NULL, NULL, 0);
+
+    cr_assert(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1,
+              "expected the row of %s: %s", id, PQerrorMessage(c));
+    snprintf(got, sizeof(got), "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    cr_expect_str_eq(got, want, "expected %s to be %s", id, want);
+}
+
+Test(router_live_rows, a_batch_writes_every_row_it_can_and_fails_only_the_others)
+{
+    PGconn *c = lp_connect(lp_dsn);
+    router_live *lv = router_live_new(lp_dsn);
+    const struct router_live_row ok[] = {
+        {.closed = false, .tenant = "t1", .ix = "i3", .agent_id = "a3"},
+        {.closed = true, .tenant = "t1", .ix = "i1"},
+        {.closed = false, .tenant = "t1", .ix = "i2", .agent_id = "a2"},
+    };
+    const struct router_live_row bad[] = {
+        {.closed = true, .tenant = "t1", .ix = "i5"},
+        {.closed = false, .tenant = "t1", .ix = "i4", .agent_id = NULL},
+        {.closed = false, .tenant = "t1", .ix = "i6", .agent_id = "a6"},
+    };
+    int rcs[3] = {1, 1, 1};
+
+    cr_assert_not_null(lv, "expected a connection");
+    lp_exec(c, "INSERT INTO router.interactions (tenant, id, queue_id, channel, enqueued_ms) "
+               "SELECT 't1', 'i' || g, 'q1', 'chat', g FROM generate_series(1, 6) g");
+    cr_assert_eq(router_live_rows(lv, ok, 3, rcs), 0, "expected the three rows written");
+    cr_assert(rcs[0] == 0 && rcs[1] == 0 && rcs[2] == 0, "expected every row's result 0");
+    lp_expect_row(c, "i1", "ended/-");
+    lp_expect_row(c, "i2", "assigned/a2");
+    lp_expect_row(c, "i3", "assigned/a3");
+
+    cr_assert_eq(router_live_rows(lv, bad, 3, rcs), -EIO, "expected the batch to report a failure");
+    cr_assert(rcs[0] == 0 && rcs[1] == -EIO && rcs[2] == 0,
+              "expected only the row without an agent to fail, got %d %d %d", rcs[0], rcs[1],
+              rcs[2]);
+    lp_expect_row(c, "i4", "waiting/-");
+    lp_expect_row(c, "i5", "ended/-");
+    lp_expect_row(c, "i6", "assigned/a6");
+    router_live_free(lv);
+    PQfinish(c);
 }
