@@ -911,11 +911,9 @@ static int engine_fact_persist(router_engine *e, const struct router_cmd *c,
 {
     struct router_live_row row;
 
-    if (engine_fact_row(c, r, &row)) {
-        int rc = 0;
-
-        return router_live_rows(e->lv, &row, 1, &rc) < 0 ? -EIO : 0;
-    }
+    if (engine_fact_row(c, r, &row))
+        return row.closed ? router_live_closed(e->lv, row.tenant, row.ix)
+                          : router_live_assigned(e->lv, row.tenant, row.ix, row.agent_id);
     if (c->kind == ROUTER_CMD_NO_ANSWER && r->status == ROUTER_ST_OK)
         engine_persist_rona(e, c->tenant, c->agent_id);
     return 0;

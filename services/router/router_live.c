@@ -276,6 +276,7 @@ int router_live_rows(router_live *lv, const struct router_live_row *rows, size_t
     const struct router_live_row *sorted[ROUTER_LIVE_ROWS_MAX];
     struct cc_pg_call calls[ROUTER_LIVE_ROWS_MAX];
     const char *params[ROUTER_LIVE_ROWS_MAX][3];
+    bool alone;
     int rc = 0;
 
     if (n > ROUTER_LIVE_ROWS_MAX) {
@@ -299,15 +300,14 @@ int router_live_rows(router_live *lv, const struct router_live_row *rows, size_t
     }
     if (cc_pg_exec_prepared_all(lv->pg, calls, n) == 0)
         return 0;
-    /* one failed statement rolled the others back: unless the connection is the cause, each
-     * runs again alone, so that only the rows that cannot be written fail */
+    /* one failed statement rolled the others back: unless the connection is the cause (or
+     * there was only one), each runs again alone, so that only the rows that cannot be
+     * written fail */
+    alone = n > 1 && !live_connection_failed(lv);
     for (size_t i = 0; i < n; i++) {
-        size_t at = (size_t)(sorted[i] - rows);
-
-        if (n == 1 || live_connection_failed(lv) ||
-            cc_pg_exec_prepared(lv->pg, calls[i].name, calls[i].sql, calls[i].nparams,
-                                calls[i].params) < 0)
-            rcs[at] = rc = -EIO;
+        if (!alone || cc_pg_exec_prepared(lv->pg, calls[i].name, calls[i].sql, calls[i].nparams,
+                                          calls[i].params) < 0)
+            rcs[sorted[i] - rows] = rc = -EIO;
     }
     return rc;
 }
