@@ -11,6 +11,11 @@
 # Env:   the stack's (CC_KAFKA_BROKERS, CC_REDIS_URL, CC_PG_DSN, CC_DEVBROKER_CONTROL, ...);
 #        CC_BENCH_ROUTER_AGENTS (10000), _QUEUES (500), _COUNT (50000 burst requests),
 #        _RATE (500/s) and _SECONDS (10) of the steady phase; CC_ROUTER_CONSUMERS (2);
+#        CC_BENCH_ROUTER_FETCH_WAIT_MS (1): cc-router's fetch.wait.max.ms. The dev broker holds
+#        a fetch that finds no data for that long and does not answer it when data arrives (a
+#        real broker does), so requests produced at a steady rate reach the router in waves of
+#        that length and queue behind each other; 1 ms approximates a real broker's arrival
+#        (it costs the dev broker and cc-router empty fetches: their CPU is printed).
 #        CC_BENCH_ROUTER_KEEP=1 leaves the router running at the end until Enter (profiling).
 # Prints:
 #   bench: router.decisions_per_s <v> 1/s phase=burst ...
@@ -76,10 +81,12 @@ members=$(awk '$1 == "members" { print $2 }' "$tmp/seed.out")
 # 2. the router, with an admin token of the benchmark's tenant
 token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 tenant=${CC_BENCH_ROUTER_TENANT:-bench}
+export CC_BENCH_ROUTER_FETCH_WAIT_MS=${CC_BENCH_ROUTER_FETCH_WAIT_MS:-1}
 t0=$(date +%s.%N)
 CC_AUTH_TOKENS="$(printf %s "$token" | sha256sum | cut -d' ' -f1):$tenant:admin" \
     CC_HTTP_ADDR=127.0.0.1 CC_HTTP_PORT=0 CC_INSTANCE_ID=bench-router CC_LOG_LEVEL=warn \
     CC_ROUTER_MIGRATIONS_DIR="$TOP/services/router/migrations" \
+    CC_KAFKA_FETCH_WAIT_MAX_MS="$CC_BENCH_ROUTER_FETCH_WAIT_MS" \
     "$router" >"$tmp/router.out" 2>"$tmp/router.log" &
 router_pid=$!
 # the port: the router logs "routing: http ADDR:PORT" at info, which we keep quiet; find the
@@ -110,7 +117,7 @@ pids="cc-router:$router_pid,redis-server:$redis_pid"
 # 3. the measured phases
 CC_BENCH_ROUTER_PIDS=$pids "$bench" run "$port" "$token" | tee "$tmp/bench.out"
 kill -0 "$router_pid" 2>/dev/null || { echo "router.sh: cc-router died during the benchmark" >&2; exit 1; }
-keys="agents=${CC_BENCH_ROUTER_AGENTS:-10000} queues=${CC_BENCH_ROUTER_QUEUES:-500} skills=on channel=chat instances=1 consumers=${CC_ROUTER_CONSUMERS:-2}"
+keys="agents=${CC_BENCH_ROUTER_AGENTS:-10000} queues=${CC_BENCH_ROUTER_QUEUES:-500} skills=on channel=chat instances=1 consumers=${CC_ROUTER_CONSUMERS:-2} fetch_wait_ms=$CC_BENCH_ROUTER_FETCH_WAIT_MS"
 echo "bench: router.members $members 1 $keys"
 
 # 4. the reference: EVALSHA of a trivial script on the same Redis, router idle

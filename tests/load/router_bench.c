@@ -1189,9 +1189,13 @@ static int rb_run(int port, const char *token)
         rc = 1;
         goto out;
     }
+    const char *consumers = getenv("CC_ROUTER_CONSUMERS");
+    const char *fetch_wait = getenv("CC_BENCH_ROUTER_FETCH_WAIT_MS");
+
     snprintf(keys, sizeof(keys),
-             "agents=%ld queues=%ld skills=on channel=chat instances=1 consumers=%.16s", p.agents,
-             p.queues, getenv("CC_ROUTER_CONSUMERS") ? getenv("CC_ROUTER_CONSUMERS") : "2");
+             "agents=%ld queues=%ld skills=on channel=chat instances=1 consumers=%.16s "
+             "fetch_wait_ms=%.16s",
+             p.agents, p.queues, consumers ? consumers : "2", fetch_wait ? fetch_wait : "?");
     rc = rb_run_phases(&r, port, keys) < 0 ? 1 : 0;
 out:
     free(r.sent_us);
