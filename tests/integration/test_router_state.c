@@ -1285,6 +1285,43 @@ Test(router_state, least_talk_time_follows_talk_as_interactions_end)
     rs_it_offer_is(&res, "i3", "t02");
 }
 
+/* Fewest interactions when agents share the fewest: the longest idle of them wins, then the
+ * position, whatever their order in the handled index (by id). 70 agents with none handled
+ * (more than the tied set kept in the script) log in in reverse id order, f68 and f67 in the
+ * same second (f68 placed first); each takes one chat. In q2, g09-g12 share the fewest (2),
+ * g01-g08 handled 4 and are idle longer: g12, the longest idle of the four, wins. */
+Test(router_state, fewest_interactions_ties_go_to_the_longest_idle_then_position)
+{
+    static const char *const want[] = {"f70", "f69", "f68", "f67", "f66"};
+    struct router_state_result res;
+    char id[16], ix[16];
+
+    rs_it_queue("q", ROUTER_STRAT_FEWEST_INTERACTIONS);
+    for (int i = 1; i <= 70; i++) {
+        snprintf(id, sizeof(id), "f%02d", i);
+        rs_it_agent(id, 1, 1, false, NULL);
+        rs_it_member("q", id, 1, i == 68 ? 1 : 5, 0);
+        rs_it_login(id, RS_S(i == 67 ? 32 : 100 - i));
+    }
+    for (int i = 0; i < 5; i++) {
+        snprintf(ix, sizeof(ix), "c%d", i + 1);
+        res = rs_it_enqueue_p(ix, "q", ROUTER_CH_CHAT, 0, RS_S(200 + i), 1);
+        rs_it_offer_is(&res, ix, want[i]);
+    }
+    rs_it_queue("q2", ROUTER_STRAT_FEWEST_INTERACTIONS);
+    for (int i = 1; i <= 12; i++) {
+        snprintf(id, sizeof(id), "g%02d", i);
+        rs_it_agent(id, 1, 1, false, NULL);
+        rs_it_member("q2", id, 1, 1, 0);
+        rs_it_hset(id, "handled", i <= 8 ? 4 : 2);
+        rs_it_login(id, RS_S(i <= 8 ? i : 52 - i));
+    }
+    res = rs_it_enqueue_p("d1", "q2", ROUTER_CH_CHAT, 0, RS_S(300), 1);
+    rs_it_offer_is(&res, "d1", "g12");
+    res = rs_it_enqueue_p("d2", "q2", ROUTER_CH_CHAT, 0, RS_S(301), 1);
+    rs_it_offer_is(&res, "d2", "g11");
+}
+
 /* Round robin over agents sharing a position: by agent id, then the next position, then wrap. */
 Test(router_state, round_robin_walks_agents_of_one_position_by_id)
 {
