@@ -689,7 +689,6 @@ static const char router_lua[] =
     "  elseif over then\n"
     "    fresh = value_tie(c, key, fresh[1], order, x, req, offers, tried, bad)\n"
     "  end\n"
-
     "  local list, lvl = fresh, fl\n"
     "  if #list == 0 then list, lvl = old, tl end\n"
     "  if #list == 0 then return list, nil, req, 0 end\n"
