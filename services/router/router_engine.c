@@ -242,6 +242,30 @@ static int engine_parse_route(const json_t *d, struct router_cmd *c, char *err, 
     return 0;
 }
 
+/* data.exclude_agent_ids of a requeue (optional): at most ROUTER_ENGINE_EXCLUDE_MAX agent ids. */
+static int engine_exclude(const json_t *d, struct router_cmd *c, char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(d, "exclude_agent_ids"), *a;
+    size_t i;
+
+    c->nexclude = 0;
+    if (!v)
+        return 0;
+    if (!json_is_array(v) || json_array_size(v) > ROUTER_ENGINE_EXCLUDE_MAX)
+        return engine_fail(err, errlen, "data.exclude_agent_ids: an array of at most %d ids",
+                           ROUTER_ENGINE_EXCLUDE_MAX);
+    json_array_foreach(v, i, a)
+    {
+        if (!json_is_string(a) || !engine_id_valid(json_string_value(a)))
+            return engine_fail(err, errlen,
+                               "data.exclude_agent_ids[%zu]: must be an id (1..128 of "
+                               "[A-Za-z0-9._:@-])",
+                               i);
+        c->exclude[c->nexclude++] = json_string_value(a);
+    }
+    return 0;
+}
+
 static int engine_parse_requests(const cc_event *ev, const json_t *d, struct router_cmd *c,
                                  char *err, size_t errlen)
 {
@@ -276,10 +300,8 @@ static int engine_parse_requests(const cc_event *ev, const json_t *d, struct rou
         if (engine_int(d, "priority", false, 0, ROUTER_PRIORITY_MAX, &prio, err, errlen) < 0)
             return -EINVAL;
         c->priority = (int)prio;
-        v = json_object_get(d, "exclude_agent_ids");
-        if (v && (!json_is_array(v) || json_array_size(v) > ROUTER_ENGINE_EXCLUDE_MAX))
-            return engine_fail(err, errlen, "data.exclude_agent_ids: an array of at most %d ids",
-                               ROUTER_ENGINE_EXCLUDE_MAX);
+        if (engine_exclude(d, c, err, errlen) < 0)
+            return -EINVAL;
         return engine_skills(d, c, err, errlen); /* additive: new skills for the interaction */
     }
     if (strcmp(ev->type, "cc.routing.callback") == 0) {
@@ -944,6 +966,9 @@ static int engine_apply(router_engine *e, const struct router_cmd *c, struct rou
                                     .nskills = c->nskills,
                                     .set_skills = c->has_skills,
                                     .reason = c->reason,
+                                    .anew = !c->at_head,
+                                    .exclude = c->exclude,
+                                    .nexclude = c->nexclude,
                                     .request_id = c->ev.id,
                                     .now_ms = now,
                                     .seed = engine_seed(e)};

@@ -48,7 +48,7 @@
 
 #define ROUTER_ENGINE_QUEUE_TTL_MS 60000 /* a cached queue is re-read after this at the latest */
 #define ROUTER_ENGINE_ROUTE_SKILLS 32    /* skills in a route command (schema maxItems) */
-#define ROUTER_ENGINE_EXCLUDE_MAX  64
+#define ROUTER_ENGINE_EXCLUDE_MAX  ROUTER_STATE_EXCLUDE_MAX /* schema maxItems */
 #define ROUTER_ENGINE_ADDRESS_MAX  512
 
 typedef struct router_engine router_engine;
@@ -84,6 +84,8 @@ struct router_cmd {
     char *skills_json;  /* malloc'd "[...]" of skills (route, requeue); NULL = none */
     const char *number; /* route callback / callback command / registered contact */
     bool at_head;       /* requeue */
+    const char *exclude[ROUTER_ENGINE_EXCLUDE_MAX]; /* requeue: agents not to offer it to */
+    size_t nexclude;
     const char *reason; /* requeue: the reason (static string) */
     int64_t talk_ms;    /* ended; transferred: -1 when absent */
     long expires_s;     /* registered: 0 = contact removed */

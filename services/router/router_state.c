@@ -1123,8 +1123,12 @@ int router_state_requeue(router_state *rs, const struct router_requeue *req,
 
     if (!rs || !req || !cc_tenant_valid(req->tenant) || !ix_id_valid(req->interaction_id) ||
         (req->queue_id && !router_id_valid(req->queue_id)) || req->priority > ROUTER_PRIORITY_MAX ||
-        (req->set_skills && !skills_valid(req->skills, req->nskills)))
+        (req->set_skills && !skills_valid(req->skills, req->nskills)) ||
+        req->nexclude > ROUTER_STATE_EXCLUDE_MAX || (req->nexclude && !req->exclude))
         return -EINVAL;
+    for (size_t i = 0; i < req->nexclude; i++)
+        if (!router_id_valid(req->exclude[i]))
+            return -EINVAL;
     skills = req->set_skills ? skills_json(req->skills, req->nskills) : strdup("");
     if (!skills)
         return -ENOMEM;
@@ -1136,6 +1140,9 @@ int router_state_requeue(router_state *rs, const struct router_requeue *req,
     args_str(&args, skills);
     args_str(&args, req->reason ? req->reason : "");
     args_str(&args, req->request_id ? req->request_id : "");
+    args_str(&args, req->anew ? "1" : "0");
+    for (size_t i = 0; i < req->nexclude; i++)
+        args_str(&args, req->exclude[i]);
     rc = run_result(rs, &args, res);
     free(skills);
     return rc;

@@ -67,6 +67,7 @@
 #define ROUTER_STATE_TIMERS            "cc:timers" /* ZSET of timers by due ms */
 #define ROUTER_STATE_EPOCH             "cc:epoch"  /* generation of the state; absent = rebuild */
 #define ROUTER_STATE_OVERFLOW_HOPS_MAX 5  /* overflows of one interaction (stops A->B->A) */
+#define ROUTER_STATE_EXCLUDE_MAX       64 /* agents excluded by one requeue */
 #define ROUTER_STATE_SCAN_HEADS        20 /* waiting heads scanned per queue for an agent */
 
 typedef struct router_state router_state;
@@ -146,8 +147,11 @@ struct router_requeue {
     const struct router_skill *skills; /* with set_skills: replace the extra skills */
     size_t nskills;
     bool set_skills;
-    const char *reason;     /* the command's reason (schema enum); NULL = none */
-    const char *request_id; /* event id of the command: a repeat is a NOOP; NULL = none */
+    const char *reason;         /* the command's reason (schema enum); NULL = none */
+    bool anew;                  /* ordered from now (at_head false); else by its original age */
+    const char *const *exclude; /* agents never to offer it to (added to those given before) */
+    size_t nexclude;            /* at most ROUTER_STATE_EXCLUDE_MAX */
+    const char *request_id;     /* event id of the command: a repeat is a NOOP; NULL = none */
     int64_t now_ms;
     uint64_t seed;
 };
@@ -250,11 +254,15 @@ int router_state_agent_set_contact(router_state *rs, const char *tenant, const c
  *     overflow without a target rejects) -> QUEUED (cc.interaction.queued) and the queue is
  *     dispatched. An overflow target is assumed open. Rejections XADD cc.routing.rejected.
  *   requeue: new priority / skills / queue for a waiting interaction; it keeps its original
- *     enqueued_ms (its place by age), takes effect at once, and the queue is re-dispatched.
+ *     enqueued_ms (its place by age) unless anew (then it is ordered from now_ms, behind the
+ *     ones of its priority already waiting; its wait is still counted from enqueued_ms), is
+ *     never offered again to the agents of exclude, takes effect at once, and the queue is
+ *     re-dispatched.
  *     An offered interaction gets the new values for its next offer. NOOP when unknown/ended.
  *     With reason "transfer", an interaction an agent holds is transferred: the agent is
  *     released as by ended (talk = time since answered; wrap-up of the old queue), the
- *     interaction waits in queue_id with its original enqueued_ms and is offered (QUEUED,
+ *     interaction waits in queue_id (by its original enqueued_ms, or from now when anew)
+ *     and is offered (QUEUED,
  *     detail "transfer"), to the transferring agent only when nobody else is eligible; an
  *     unknown queue_id ends it REJECTED unknown_queue (cc.routing.rejected). A request_id seen
  *     before for the interaction is a NOOP "duplicate".

@@ -512,7 +512,7 @@ int sipedge_bus_transferred(const struct sipedge_pub *pub, const struct sipedge_
 int sipedge_bus_requeue(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
                         const char *reason, const char *queue_id, int seq)
 {
-    json_t *d = json_pack("{s:s, s:s, s:b}", "reason", reason, "queue_id", queue_id, "at_head", 0);
+    json_t *d = json_pack("{s:s, s:s, s:b}", "reason", reason, "queue_id", queue_id, "at_head", 1);
 
     return bus_ix_publish(pub, CC_TOPIC_ROUTING_REQUESTS, "cc.routing.requeue", ix, seq, d);
 }

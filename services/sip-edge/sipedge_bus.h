@@ -163,7 +163,8 @@ int sipedge_bus_transferred(const struct sipedge_pub *pub, const struct sipedge_
                             const char *transfer_type, const char *target_type, const char *target,
                             const char *from_agent_id, const char *from_queue_id, int64_t talk_ms,
                             int seq, const char *consult_id);
-/* cc.routing.requeue {reason, queue_id, at_head false} (the interaction waits anew). */
+/* cc.routing.requeue {reason, queue_id, at_head true}: the interaction waits in queue_id with
+ * its original age (a caller served once is not sent behind later callers). */
 int sipedge_bus_requeue(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
                         const char *reason, const char *queue_id, int seq);
 /* cc.routing.cancel {reason, queue_id}: the interaction leaves the router (an agent holding it

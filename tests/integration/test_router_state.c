@@ -786,6 +786,52 @@ Test(router_state, a_priority_change_takes_effect_at_once)
     rs_it_offer_is(&res, "i2", "m1");
 }
 
+/* at_head false (anew) puts a requeued interaction behind the waiting ones of its priority
+ * (its wait still counts from its arrival); the agents a requeue excludes are never offered
+ * it. i1, i2, i3 wait in q (arrived at 1, 2, 3 s; nobody logged in); i1 is requeued anew at
+ * 10 s, i2 excludes x2. x2 logs in: the head i2 is not for x2, so x2 gets i3; x3 then gets
+ * i2, x4 last gets i1, having waited 21 s. */
+Test(router_state, a_requeue_anew_goes_behind_and_its_excluded_agents_never_get_it)
+{
+    static const char *const ex[] = {"x2"};
+    struct router_state_result res;
+    struct router_requeue rq = {
+        .tenant = rs_tenant, .priority = -1, .reason = "supervisor", .now_ms = RS_S(10), .seed = 1};
+    char id[16];
+    json_t *d;
+
+    rs_it_queue("q", ROUTER_STRAT_LONGEST_IDLE);
+    for (int i = 1; i <= 4; i++) {
+        snprintf(id, sizeof(id), "x%d", i);
+        rs_it_plain_member("q", id, i);
+    }
+    for (int i = 1; i <= 3; i++) {
+        snprintf(id, sizeof(id), "i%d", i);
+        res = rs_it_enqueue(id, "q", RS_S(i));
+        cr_assert_eq(res.status, ROUTER_ST_QUEUED, "expected '%s' waiting", id);
+    }
+    rq.interaction_id = "i1";
+    rq.anew = true;
+    cr_assert_eq(router_state_requeue(rs, &rq, &res), 0);
+    cr_assert_eq(res.status, ROUTER_ST_QUEUED, "expected i1 requeued");
+    rq.interaction_id = "i2";
+    rq.anew = false;
+    rq.exclude = ex;
+    rq.nexclude = 1;
+    cr_assert_eq(router_state_requeue(rs, &rq, &res), 0);
+    cr_assert_eq(res.status, ROUTER_ST_QUEUED, "expected i2 requeued");
+    res = rs_it_login("x2", RS_S(20));
+    rs_it_offer_is(&res, "i3", "x2");
+    res = rs_it_login("x3", RS_S(21));
+    rs_it_offer_is(&res, "i2", "x3");
+    res = rs_it_login("x4", RS_S(22));
+    rs_it_offer_is(&res, "i1", "x4");
+    cr_assert_eq(rs_it_events("cc.routing.assigned", "i1", &d), 1, "expected one assigned");
+    cr_assert_eq(json_integer_value(json_object_get(d, "wait_ms")), 21000,
+                 "expected i1's wait counted from its arrival");
+    json_decref(d);
+}
+
 /* Reads an integer field of an agent's view. */
 static long long rs_it_agent_int(const char *agent, const char *field)
 {

@@ -82,6 +82,16 @@ ParameterizedTestParameters(router_engine_parse, accepts_or_refuses)
                   "\"supervisor\",\"queue_id\":\"q1\"}}",
          -1, "data.at_head"},
         {CC_TOPIC_ROUTING_REQUESTS,
+         ENV_HEAD "\"type\":\"cc.routing.requeue\",\"subject\":\"ix-1\",\"data\":{\"reason\":"
+                  "\"no_answer\",\"queue_id\":\"q1\",\"at_head\":true,\"exclude_agent_ids\":"
+                  "[\"a1\",\"a2\"]}}",
+         ROUTER_CMD_REQUEUE, ""},
+        {CC_TOPIC_ROUTING_REQUESTS,
+         ENV_HEAD "\"type\":\"cc.routing.requeue\",\"subject\":\"ix-1\",\"data\":{\"reason\":"
+                  "\"no_answer\",\"queue_id\":\"q1\",\"at_head\":true,\"exclude_agent_ids\":"
+                  "[\"a1\",\"a b\"]}}",
+         -1, "data.exclude_agent_ids[1]"},
+        {CC_TOPIC_ROUTING_REQUESTS,
          ENV_HEAD "\"type\":\"cc.routing.callback\",\"subject\":\"ix-1\",\"data\":{\"number\":"
                   "\"+4930\",\"keep_place\":true}}",
          ROUTER_CMD_CALLBACK, ""},
