@@ -941,6 +941,21 @@ static int engine_fact_persist(router_engine *e, const struct router_cmd *c,
     return 0;
 }
 
+/* ids[0..n) as a JSON array text (malloc'd; NULL when out of memory). */
+static char *engine_ids_json(const char *const *ids, size_t n)
+{
+    json_t *a = json_array();
+    char *text = NULL;
+    size_t i = 0;
+
+    while (a && i < n && json_array_append_new(a, json_string(ids[i])) == 0)
+        i++;
+    if (a && i == n)
+        text = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return text;
+}
+
 static int engine_apply(router_engine *e, const struct router_cmd *c, struct router_state_result *r)
 {
     int64_t now = cc_time_now_ms();
@@ -972,10 +987,15 @@ static int engine_apply(router_engine *e, const struct router_cmd *c, struct rou
                                     .request_id = c->ev.id,
                                     .now_ms = now,
                                     .seed = engine_seed(e)};
-        /* persisted first (a transfer: waiting in the new queue, no agent), so a rebuild after
-         * the script ran restores the interaction there */
+        char *excluded = c->nexclude ? engine_ids_json(c->exclude, c->nexclude) : NULL;
+
+        if (c->nexclude && !excluded)
+            return -ENOMEM;
+        /* persisted first (a transfer: waiting in the new queue, no agent; its order and
+         * exclusions), so a rebuild after the script ran restores the interaction there */
         rc = router_live_requeue(e->lv, c->tenant, c->subject, c->queue_id, c->priority,
-                                 c->skills_json);
+                                 c->skills_json, c->at_head ? 0 : now, excluded);
+        free(excluded);
         if (rc == 0)
             rc = ROUTER_ENGINE_RETRY_STALE(e, router_state_requeue(e->rs, &rq, r));
         if (rc == 0 && r->status == ROUTER_ST_REJECTED) /* transfer to an unknown queue */

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cc_buf.h"
 #include "cc_log.h"
 #include "cc_pg.h"
@@ -107,8 +109,11 @@ static const struct router_live_statement live_row_stmts[LIVE_ROW_STMTS] = {
                       "UPDATE router.interactions SET queue_id = coalesce($3, queue_id), "
                       "priority = CASE WHEN $4::int < 0 THEN priority ELSE $4::int END, "
                       "skills = coalesce($5::jsonb, skills), state = 'waiting', agent_id = NULL, "
+                      "order_ms = $6::bigint, excluded = CASE WHEN jsonb_array_length($7::jsonb) "
+                      "= 0 THEN excluded ELSE (SELECT jsonb_agg(DISTINCT e) FROM "
+                      "jsonb_array_elements(excluded || $7::jsonb) AS e) END, "
                       "updated_at = now() WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
-                      5},
+                      7},
     [LIVE_CALLBACK] = {"router_live_callback",
                        "UPDATE router.interactions SET callback_number = $3, updated_at = now() "
                        "WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
@@ -233,13 +238,17 @@ int router_live_moved(router_live *lv, const char *tenant, const char *ix, const
 }
 
 int router_live_requeue(router_live *lv, const char *tenant, const char *ix, const char *queue_id,
-                        int priority, const char *skills_json)
+                        int priority, const char *skills_json, int64_t order_ms,
+                        const char *excluded_json)
 {
-    char prio[16];
+    char prio[16], order[24];
 
     snprintf(prio, sizeof(prio), "%d", priority);
+    snprintf(order, sizeof(order), "%lld", (long long)order_ms);
     return live_exec_row(lv, LIVE_REQUEUE,
-                         (const char *const[]){tenant, ix, queue_id, prio, skills_json});
+                         (const char *const[]){tenant, ix, queue_id, prio, skills_json,
+                                               order_ms > 0 ? order : NULL,
+                                               excluded_json ? excluded_json : "[]"});
 }
 
 int router_live_callback(router_live *lv, const char *tenant, const char *ix, const char *number)
@@ -636,21 +645,50 @@ static size_t live_skills(const char *text, struct router_skill *out, size_t cap
     return n;
 }
 
+/* The agent ids of a JSON array (router.interactions.excluded) into ids[0..*n), at most max
+ * (the rest are dropped, and logged); the strings live in the returned array (json_decref it;
+ * NULL when the text is not an array: none). */
+static json_t *live_ids(const char *text, const char **ids, size_t max, size_t *n)
+{
+    json_t *a = json_loads(text, 0, NULL), *v;
+    size_t i;
+
+    *n = 0;
+    if (!json_is_array(a)) {
+        json_decref(a);
+        return NULL;
+    }
+    json_array_foreach(a, i, v)
+    {
+        if (*n == max) {
+            CC_WARN("rebuild keeps %zu of the %zu excluded agents of an interaction", max,
+                    json_array_size(a));
+            break;
+        }
+        if (json_is_string(v) && router_id_valid(json_string_value(v)))
+            ids[(*n)++] = json_string_value(v);
+    }
+    return a;
+}
+
 static int live_restore_interactions(router_live *lv, router_state *rs, int64_t now_ms)
 {
     PGresult *res = cc_pg_query(lv->pg,
                                 "SELECT tenant, id, queue_id, channel, priority, skills::text, "
-                                "callback_number, request_id, enqueued_ms, state, agent_id "
+                                "callback_number, request_id, enqueued_ms, state, agent_id, "
+                                "coalesce(order_ms, 0), excluded::text "
                                 "FROM router.interactions WHERE state IN ('waiting', 'assigned') "
                                 "ORDER BY enqueued_ms",
                                 0, NULL);
     struct router_skill skills[ROUTER_SKILLS_MAX];
+    const char *ids[ROUTER_STATE_EXCLUDE_MAX];
     int rc = 0, restored = 0;
 
     if (!res)
         return -EIO;
     for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
         struct router_enqueue req = {0};
+        json_t *excluded;
         bool assigned = strcmp(PQgetvalue(res, i, 9), "assigned") == 0;
 
         if (router_channel_parse(PQgetvalue(res, i, 3), &req.channel) < 0)
@@ -664,10 +702,14 @@ static int live_restore_interactions(router_live *lv, router_state *rs, int64_t 
         req.callback_number = PQgetisnull(res, i, 6) ? NULL : PQgetvalue(res, i, 6);
         req.request_id = PQgetisnull(res, i, 7) ? NULL : PQgetvalue(res, i, 7);
         req.enqueued_ms = strtoll(PQgetvalue(res, i, 8), NULL, 10);
+        req.order_ms = strtoll(PQgetvalue(res, i, 11), NULL, 10);
+        excluded = live_ids(PQgetvalue(res, i, 12), ids, ROUTER_STATE_EXCLUDE_MAX, &req.nexclude);
+        req.exclude = ids;
         req.now_ms = now_ms;
         req.seed = (uint64_t)now_ms + (uint64_t)i;
         rc = router_state_restore_interaction(
             rs, &req, assigned && !PQgetisnull(res, i, 10) ? PQgetvalue(res, i, 10) : NULL);
+        json_decref(excluded);
         if (rc == -ENOENT) {
             CC_WARN_CTX(&(struct cc_log_ctx){.interaction_id = req.interaction_id},
                         "rebuild cannot restore interaction: queue '%s' or its agent is gone",

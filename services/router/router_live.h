@@ -56,9 +56,12 @@ int router_live_assigned(router_live *lv, const char *tenant, const char *ix, co
 int router_live_waiting(router_live *lv, const char *tenant, const char *ix);
 /* Now in queue_id (overflow, requeue to another queue). */
 int router_live_moved(router_live *lv, const char *tenant, const char *ix, const char *queue_id);
-/* New priority (< 0 = keep) and/or skills (NULL = keep) and/or queue (NULL = keep). */
+/* New priority (< 0 = keep) and/or skills (NULL = keep) and/or queue (NULL = keep); order_ms:
+ * ordered from then (at_head false; <= 0 = by its arrival again); excluded_json: a JSON array
+ * of agent ids added to the ones it excludes already (NULL = none). */
 int router_live_requeue(router_live *lv, const char *tenant, const char *ix, const char *queue_id,
-                        int priority, const char *skills_json);
+                        int priority, const char *skills_json, int64_t order_ms,
+                        const char *excluded_json);
 int router_live_callback(router_live *lv, const char *tenant, const char *ix, const char *number);
 /* Closed for good: ended, abandoned, cancelled, rejected, timed out. */
 int router_live_closed(router_live *lv, const char *tenant, const char *ix);

@@ -659,6 +659,17 @@ static char *skills_json(const struct router_skill *skills, size_t n)
     return text;
 }
 
+/* At most ROUTER_STATE_EXCLUDE_MAX agent ids (excluded by a requeue). */
+static bool exclude_valid(const char *const *ids, size_t n)
+{
+    if (n > ROUTER_STATE_EXCLUDE_MAX || (n && !ids))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!router_id_valid(ids[i]))
+            return false;
+    return true;
+}
+
 static bool enqueue_valid(const struct router_enqueue *req)
 {
     return req && cc_tenant_valid(req->tenant) && ix_id_valid(req->interaction_id) &&
@@ -676,7 +687,8 @@ static int enqueue_run(router_state *rs, const struct router_enqueue *req, const
     char *skills;
     int rc;
 
-    if (!rs || !enqueue_valid(req) || (held_by && *held_by && !router_id_valid(held_by)))
+    if (!rs || !enqueue_valid(req) || (held_by && *held_by && !router_id_valid(held_by)) ||
+        !exclude_valid(req->exclude, req->nexclude))
         return -EINVAL;
     skills = skills_json(req->skills, req->nskills);
     if (!skills)
@@ -693,6 +705,14 @@ static int enqueue_run(router_state *rs, const struct router_enqueue *req, const
     args_ll(&args, req->enqueued_ms);
     args_str(&args, held_by);
     args_str(&args, silent ? "1" : "0");
+    if (silent) { /* a restore: what a requeue left */
+        if (req->order_ms > 0)
+            args_ll(&args, req->order_ms);
+        else
+            args_str(&args, "");
+        for (size_t i = 0; i < req->nexclude; i++)
+            args_str(&args, req->exclude[i]);
+    }
     rc = run_result(rs, &args, res);
     free(skills);
     return rc;
@@ -1124,11 +1144,8 @@ int router_state_requeue(router_state *rs, const struct router_requeue *req,
     if (!rs || !req || !cc_tenant_valid(req->tenant) || !ix_id_valid(req->interaction_id) ||
         (req->queue_id && !router_id_valid(req->queue_id)) || req->priority > ROUTER_PRIORITY_MAX ||
         (req->set_skills && !skills_valid(req->skills, req->nskills)) ||
-        req->nexclude > ROUTER_STATE_EXCLUDE_MAX || (req->nexclude && !req->exclude))
+        !exclude_valid(req->exclude, req->nexclude))
         return -EINVAL;
-    for (size_t i = 0; i < req->nexclude; i++)
-        if (!router_id_valid(req->exclude[i]))
-            return -EINVAL;
     skills = req->set_skills ? skills_json(req->skills, req->nskills) : strdup("");
     if (!skills)
         return -ENOMEM;

@@ -129,6 +129,11 @@ struct router_enqueue {
     const char *request_id;            /* event id of the route command; may be NULL */
     bool closed;         /* the queue is closed now (the caller evaluated its schedule) */
     int64_t enqueued_ms; /* 0 = now_ms; a rebuild passes the original time */
+    /* router_state_restore_interaction only: what a requeue left (order_ms > 0: ordered from
+     * then; the agents never to offer it to, at most ROUTER_STATE_EXCLUDE_MAX) */
+    int64_t order_ms;
+    const char *const *exclude;
+    size_t nexclude;
     int64_t now_ms;
     uint64_t seed;
     /* router_state_enqueue_batch only: when the command was consumed (wall clock us; 0 =

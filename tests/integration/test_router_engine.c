@@ -1008,6 +1008,91 @@ static void re_row_state(const char *ix, char *state, size_t n)
     cc_pg_free(pg);
 }
 
+/* Rows of the private database matching a query with the tenant as $1 and two ids. */
+static long re_rows(const char *sql, const char *id1, const char *id2)
+{
+    cc_pg *pg = cc_pg_new(re_env_pg);
+    PGresult *res;
+    long n;
+
+    cr_assert_not_null(pg, "expected the private database");
+    res = cc_pg_query(pg, sql, 3, (const char *const[]){re_tenant, id1, id2});
+    cr_assert_not_null(res, "expected router.interactions to be readable");
+    n = PQntuples(res) ? atol(PQgetvalue(res, 0, 0)) : 0;
+    PQclear(res);
+    cc_pg_free(pg);
+    return n;
+}
+
+/* A requeue's order (at_head false) and exclusions survive Redis losing everything: a1 (chat
+ * capacity 3) holds c1-c3 (answered); c4, c5, c6 wait in that order. c4 is requeued anew
+ * (behind c6), c5 excludes a1. After FLUSHALL, c1 ends (the command that meets NOSTATE: the
+ * rebuild restores the waiting ones from PostgreSQL, with their order and exclusions): a1's
+ * free slot goes to c6, as c4 is behind it and c5 is not for a1; c2 ends: c4; c3 ends: c5 is
+ * never offered to a1. */
+Test(router_engine, a_requeues_order_and_exclusions_survive_a_rebuild)
+{
+    static const char ended[] =
+        "{\"ended_by\":\"customer\",\"talk_ms\":10,\"hold_ms\":0,\"agent_id\":\"a1\"}";
+    struct re_router r;
+    char ix[6][128];
+    long ready = 0;
+
+    re_private_solo(&r);
+    for (int k = 0; k < 6; k++) {
+        char what[16];
+        snprintf(what, sizeof(what), "c%d", k + 1);
+        re_ix(ix[k], sizeof(ix[k]), what);
+    }
+    for (int k = 0; k < 3; k++) {
+        re_route(ix[k], "q1", "chat");
+        cr_assert_not_null(re_wait("cc.routing.assigned", ix[k], "agent_id", "a1", 15000),
+                           "expected %s offered to a1", ix[k]);
+        re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.answered", ix[k],
+                "{\"answered_by\":\"agent\",\"agent_id\":\"a1\",\"wait_ms\":1}");
+    }
+    for (int k = 3; k < 6; k++) {
+        re_route(ix[k], "q1", "chat");
+        cr_assert_not_null(re_wait("cc.interaction.queued", ix[k], NULL, NULL, 15000),
+                           "expected %s queued", ix[k]);
+    }
+    re_send(CC_TOPIC_ROUTING_REQUESTS, "cc.routing.requeue", ix[3],
+            "{\"reason\":\"supervisor\",\"queue_id\":\"q1\",\"at_head\":false}");
+    re_send(CC_TOPIC_ROUTING_REQUESTS, "cc.routing.requeue", ix[4],
+            "{\"reason\":\"supervisor\",\"queue_id\":\"q1\",\"at_head\":true,"
+            "\"exclude_agent_ids\":[\"a1\"]}");
+    for (int n = 0; n < 300 && ready != 2; n++) { /* both requeues persisted */
+        usleep(50 * 1000);
+        ready = re_rows("SELECT count(*) FROM router.interactions WHERE tenant = $1 AND "
+                        "((id = $2 AND order_ms IS NOT NULL) OR (id = $3 AND excluded ? 'a1'))",
+                        ix[3], ix[4]);
+    }
+    cr_assert_eq(ready, 2, "expected c4's order and c5's exclusion in PostgreSQL");
+    ready = 0;
+    for (int n = 0; n < 300 && ready != 3; n++) { /* the three answers persisted */
+        usleep(50 * 1000);
+        ready = re_rows("SELECT count(*) FROM router.interactions WHERE tenant = $1 AND "
+                        "state = 'assigned' AND id NOT IN ($2, $3)",
+                        ix[3], ix[4]);
+    }
+    cr_assert_eq(ready, 3, "expected c1-c3 in progress before the flush");
+
+    re_fault_flush(re_env_redis);
+
+    re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.ended", ix[0], ended);
+    cr_assert_not_null(re_wait("cc.routing.assigned", ix[5], "agent_id", "a1", 20000),
+                       "expected c6 offered to a1 after the rebuild (c4 behind it, c5 not for a1)");
+    cr_assert_eq(re_count("cc.routing.assigned", ix[3], 0), 0, "expected c4 not offered yet");
+    re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.ended", ix[1], ended);
+    cr_assert_not_null(re_wait("cc.routing.assigned", ix[3], "agent_id", "a1", 20000),
+                       "expected c4 offered to a1 next");
+    re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.ended", ix[2], ended);
+    cr_assert_eq(re_count("cc.routing.assigned", ix[4], 2000), 0,
+                 "expected c5 never offered to a1, which it excludes");
+    re_router_stop(&r, SIGTERM);
+    re_env_redis[0] = re_env_pg[0] = re_env_tenants[0] = '\0';
+}
+
 /* A route runs its script first and is persisted after it, so a finished interaction is known
  * to Redis alone by its tombstone; a rebuild restores the tombstones of the last day from
  * PostgreSQL. c1 ends, Redis loses everything, and a route request for c1 comes again (a
