@@ -309,8 +309,14 @@ static int engine_parse_requests(const cc_event *ev, const json_t *d, struct rou
         if (engine_string(d, "number", true, ROUTER_ENGINE_ADDRESS_MAX, &c->number, err, errlen) <
             0)
             return -EINVAL;
-        if (!json_is_boolean(json_object_get(d, "keep_place")))
+        v = json_object_get(d, "keep_place");
+        if (!json_is_boolean(v))
             return engine_fail(err, errlen, "data.keep_place: required, a boolean");
+        /* a callback scheduled for later is refused rather than taken as keeping the place */
+        if (!json_is_true(v) || json_object_get(d, "scheduled_at"))
+            return engine_fail(err, errlen,
+                               "data.keep_place: only true is supported (the caller keeps "
+                               "their place); scheduled callbacks (false, scheduled_at) are not");
         return engine_opt_id(d, "queue_id", &c->queue_id, err, errlen);
     }
     return 0; /* another command type: not ours */

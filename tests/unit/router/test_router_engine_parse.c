@@ -99,6 +99,10 @@ ParameterizedTestParameters(router_engine_parse, accepts_or_refuses)
          ENV_HEAD "\"type\":\"cc.routing.callback\",\"subject\":\"ix-1\",\"data\":{\"number\":"
                   "\"\",\"keep_place\":true}}",
          -1, "data.number"},
+        {CC_TOPIC_ROUTING_REQUESTS,
+         ENV_HEAD "\"type\":\"cc.routing.callback\",\"subject\":\"ix-1\",\"data\":{\"number\":"
+                  "\"+4930\",\"keep_place\":false,\"scheduled_at\":\"2026-11-25T10:00:00Z\"}}",
+         -1, "data.keep_place"},
         /* facts */
         {CC_TOPIC_INTERACTIONS,
          ENV_HEAD "\"type\":\"cc.interaction.answered\",\"subject\":\"ix-1\",\"data\":{"
