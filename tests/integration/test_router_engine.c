@@ -922,6 +922,39 @@ static long re_agent_used(const struct re_router *r, const char *agent, const ch
     return used;
 }
 
+/* Interaction ids c1..cn of this test into ix[0..n). */
+static void re_ix_n(char (*ix)[128], int n)
+{
+    for (int k = 0; k < n; k++) {
+        char what[16];
+        snprintf(what, sizeof(what), "c%d", k + 1);
+        re_ix(ix[k], sizeof(ix[k]), what);
+    }
+}
+
+/* Routes ix[from..to) to q1 (re_private_solo), waiting for each to be offered to a1 (offered)
+ * or queued. */
+static void re_route_q1(char (*ix)[128], int from, int to, bool offered)
+{
+    for (int k = from; k < to; k++) {
+        re_route(ix[k], "q1", "chat");
+        if (offered)
+            cr_assert_not_null(re_wait("cc.routing.assigned", ix[k], "agent_id", "a1", 15000),
+                               "expected %s offered to a1", ix[k]);
+        else
+            cr_assert_not_null(re_wait("cc.interaction.queued", ix[k], NULL, NULL, 15000),
+                               "expected %s queued", ix[k]);
+    }
+}
+
+/* a1 answers ix[0..n). */
+static void re_answer_a1(char (*ix)[128], int n)
+{
+    for (int k = 0; k < n; k++)
+        re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.answered", ix[k],
+                "{\"answered_by\":\"agent\",\"agent_id\":\"a1\",\"wait_ms\":1}");
+}
+
 /* Redis loses everything (FLUSHALL) with interactions in every state: a1 (chat capacity 3)
  * holds c1 and c2 (answered) and rings for c3; c4 and c5 wait. After the flush the next
  * request (c6) meets NOSTATE, the router rebuilds from PostgreSQL -- config, a1's presence,
@@ -937,24 +970,10 @@ Test(router_engine, rebuilds_from_postgresql_after_redis_loses_everything)
     int held = 0, offered = 0;
 
     re_private_solo(&r);
-    for (int k = 0; k < 6; k++) {
-        char what[16];
-        snprintf(what, sizeof(what), "c%d", k + 1);
-        re_ix(ix[k], sizeof(ix[k]), what);
-    }
-    for (int k = 0; k < 3; k++) {
-        re_route(ix[k], "q1", "chat");
-        cr_assert_not_null(re_wait("cc.routing.assigned", ix[k], "agent_id", "a1", 15000),
-                           "expected %s offered to a1", ix[k]);
-    }
-    for (int k = 0; k < 2; k++)
-        re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.answered", ix[k],
-                "{\"answered_by\":\"agent\",\"agent_id\":\"a1\",\"wait_ms\":1}");
-    for (int k = 3; k < 5; k++) {
-        re_route(ix[k], "q1", "chat");
-        cr_assert_not_null(re_wait("cc.interaction.queued", ix[k], NULL, NULL, 15000),
-                           "expected %s queued", ix[k]);
-    }
+    re_ix_n(ix, 6);
+    re_route_q1(ix, 0, 3, true);
+    re_answer_a1(ix, 2);
+    re_route_q1(ix, 3, 5, false);
     for (int n = 0; n < 200; n++) { /* both answers applied (and persisted) */
         held = 0;
         re_agent_used(&r, "a1", "chat", &items);
@@ -1039,23 +1058,10 @@ Test(router_engine, a_requeues_order_and_exclusions_survive_a_rebuild)
     long ready = 0;
 
     re_private_solo(&r);
-    for (int k = 0; k < 6; k++) {
-        char what[16];
-        snprintf(what, sizeof(what), "c%d", k + 1);
-        re_ix(ix[k], sizeof(ix[k]), what);
-    }
-    for (int k = 0; k < 3; k++) {
-        re_route(ix[k], "q1", "chat");
-        cr_assert_not_null(re_wait("cc.routing.assigned", ix[k], "agent_id", "a1", 15000),
-                           "expected %s offered to a1", ix[k]);
-        re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.answered", ix[k],
-                "{\"answered_by\":\"agent\",\"agent_id\":\"a1\",\"wait_ms\":1}");
-    }
-    for (int k = 3; k < 6; k++) {
-        re_route(ix[k], "q1", "chat");
-        cr_assert_not_null(re_wait("cc.interaction.queued", ix[k], NULL, NULL, 15000),
-                           "expected %s queued", ix[k]);
-    }
+    re_ix_n(ix, 6);
+    re_route_q1(ix, 0, 3, true);
+    re_answer_a1(ix, 3);
+    re_route_q1(ix, 3, 6, false);
     re_send(CC_TOPIC_ROUTING_REQUESTS, "cc.routing.requeue", ix[3],
             "{\"reason\":\"supervisor\",\"queue_id\":\"q1\",\"at_head\":false}");
     re_send(CC_TOPIC_ROUTING_REQUESTS, "cc.routing.requeue", ix[4],
