@@ -1013,6 +1013,8 @@ static int engine_apply(router_engine *e, const struct router_cmd *c, struct rou
         if (rc == 0)
             rc = ROUTER_ENGINE_RETRY_STALE(
                 e, router_state_set_callback(e->rs, c->tenant, c->subject, c->number, now, r));
+        if (rc == 0 && r->status == ROUTER_ST_REJECTED) /* the queue takes no callbacks */
+            rc = router_live_closed(e->lv, c->tenant, c->subject);
         return rc;
     case ROUTER_CMD_ANSWERED:
         rc = ROUTER_ENGINE_RETRY_STALE(e,

@@ -107,6 +107,7 @@ static void rs_it_queue_init(struct router_queue *q, const char *id, enum router
     q->ring_progressive_interval_s = 5;
     q->sl_threshold_s = 20;
     q->no_agent_action = ROUTER_NOAGENT_JOIN;
+    q->callback_enabled = true; /* the API's default */
 }
 
 static void rs_it_queue_sync(const struct router_queue *q)
@@ -768,6 +769,33 @@ Test(router_state, callback_keeps_the_place_and_is_in_the_decision)
     cb = json_object_get(d, "callback");
     cr_assert_str_eq(rs_it_jstr(cb, "number"), "+4930123456", "expected the callback number");
     json_decref(d);
+}
+
+/* A queue with callback_enabled false refuses a callback: the interaction (whose caller hung
+ * up for it) ends rejected {callback_disabled}, and the outstanding offer is withdrawn. */
+Test(router_state, a_queue_without_callbacks_rejects_a_callback)
+{
+    struct router_state_result res;
+    struct router_queue q;
+    json_t *d;
+
+    rs_it_queue_init(&q, "q", ROUTER_STRAT_LONGEST_IDLE);
+    q.callback_enabled = false;
+    rs_it_queue_sync(&q);
+    rs_it_plain_member("q", "k1", 1);
+    rs_it_login("k1", RS_S(1));
+    res = rs_it_enqueue("i1", "q", RS_S(2));
+    rs_it_offer_is(&res, "i1", "k1");
+    cr_assert_eq(router_state_set_callback(rs, rs_tenant, "i1", "+4930123456", RS_S(3), &res), 0);
+    cr_assert_eq(res.status, ROUTER_ST_REJECTED, "expected the callback refused");
+    cr_assert_str_eq(res.detail, "callback_disabled");
+    cr_assert_eq(rs_it_events("cc.routing.rejected", "i1", &d), 1, "expected one rejected");
+    cr_assert_str_eq(rs_it_jstr(d, "reason"), "callback_disabled");
+    json_decref(d);
+    cr_assert_eq(rs_it_events("cc.routing.withdrawn", "i1", NULL), 1,
+                 "expected k1's offer taken back");
+    res = rs_it_enqueue("i2", "q", RS_S(4));
+    rs_it_offer_is(&res, "i2", "k1"); /* k1 is free again */
 }
 
 /* i1 older, i2 younger; raising i2's priority puts it first at once. */
