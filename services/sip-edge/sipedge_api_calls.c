@@ -16,6 +16,10 @@
     (CC_HTTP_ROLE(CC_ROLE_ADMIN) | CC_HTTP_ROLE(CC_ROLE_SUPERVISOR) |                              \
      CC_HTTP_ROLE(CC_ROLE_SERVICE) | CC_HTTP_ROLE(CC_ROLE_AGENT))
 
+/* who may ask for a callback: not an agent (a waiting caller is on no agent's call) */
+#define CALLBACK_ROLES                                                                             \
+    (CC_HTTP_ROLE(CC_ROLE_ADMIN) | CC_HTTP_ROLE(CC_ROLE_SUPERVISOR) | CC_HTTP_ROLE(CC_ROLE_SERVICE))
+
 struct sipedge_api_calls {
     sipedge_sip *sip;
 };
@@ -65,9 +69,18 @@ static int calls_run(const sipedge_api_calls *api, struct cc_http_resp *resp,
                                "in that hold state, or a re-INVITE is under way)",
                                ctl->interaction_id);
     case -ENOTSUP:
-        return cc_http_problem(resp, 501, NULL,
-                               "transfers to a number need a trunk (CC_SIPEDGE_TRUNK_URI is not "
-                               "set on this sip-edge)");
+        return cc_http_problem(
+            resp, 501, NULL, "%s need a trunk (CC_SIPEDGE_TRUNK_URI is not set on this sip-edge)",
+            ctl->op == SIPEDGE_CTL_CALLBACK ? "callbacks" : "transfers to a number");
+    case -EINVAL:
+        return cc_http_problem(resp, 422, NULL,
+                               "call '%s' has no number to call back: the caller's is not a "
+                               "dialable number; give one in \"number\"",
+                               ctl->interaction_id);
+    case -EIO:
+    case -EAGAIN:
+        cc_http_add_header(resp, "Retry-After", "1");
+        return cc_http_problem(resp, 503, NULL, "the callback could not be recorded (database)");
     case -ETIMEDOUT:
     case -ESHUTDOWN:
         cc_http_add_header(resp, "Retry-After", "1");
@@ -199,6 +212,43 @@ static int h_call_transfer(struct cc_http_req *req, struct cc_http_resp *resp, v
     return calls_run(arg, resp, &ctl, 202);
 }
 
+/* POST /v1/calls/{id}/callback {"number": optional}: the waiting caller is released and called
+ * back (agent first, then the customer through the trunk) when the call reaches an agent. */
+static int h_call_callback(struct cc_http_req *req, struct cc_http_resp *resp, void *arg)
+{
+    struct sipedge_ctl ctl = {.op = SIPEDGE_CTL_CALLBACK};
+    const json_t *doc = cc_http_json_body(req);
+    const char *key, *number;
+    json_t *errs, *v;
+
+    if (!calls_principal(req, resp, &ctl) || !calls_target(req, resp, &ctl))
+        return 0;
+    errs = json_array();
+    if (!errs)
+        return -ENOMEM;
+    if (doc && !json_is_object(doc))
+        calls_error(errs, "", "must be an object");
+    json_object_foreach((json_t *)doc, key, v)
+    {
+        char field[80];
+
+        if (strcmp(key, "number") == 0)
+            continue;
+        snprintf(field, sizeof(field), "/%.64s", key);
+        calls_error(errs, field, "unknown field");
+    }
+    v = json_object_get(doc, "number");
+    number = json_string_value(v);
+    if (v && !calls_number_valid(number))
+        calls_error(errs, "/number", "must be digits with an optional leading + (2..20)");
+    else if (number)
+        snprintf(ctl.target, sizeof(ctl.target), "%s", number);
+    if (json_array_size(errs) > 0)
+        return cc_http_rest_unprocessable(resp, errs);
+    json_decref(errs);
+    return calls_run(arg, resp, &ctl, 202);
+}
+
 sipedge_api_calls *sipedge_api_calls_new(cc_http *srv, sipedge_sip *sip)
 {
     static const struct cc_http_rest_route routes[] = {
@@ -208,6 +258,7 @@ sipedge_api_calls *sipedge_api_calls_new(cc_http *srv, sipedge_sip *sip)
         {"POST", "/v1/calls/{interaction_id}/hold", h_call_hold, CALLS_ROLES},
         {"POST", "/v1/calls/{interaction_id}/resume", h_call_resume, CALLS_ROLES},
         {"POST", "/v1/calls/{interaction_id}/transfer", h_call_transfer, CALLS_ROLES},
+        {"POST", "/v1/calls/{interaction_id}/callback", h_call_callback, CALLBACK_ROLES},
     };
     sipedge_api_calls *api = calloc(1, sizeof(*api));
     int rc;

@@ -525,6 +525,15 @@ int sipedge_bus_cancel(const struct sipedge_pub *pub, const struct sipedge_ix *i
     return bus_ix_publish(pub, CC_TOPIC_ROUTING_REQUESTS, "cc.routing.cancel", ix, seq, d);
 }
 
+int sipedge_bus_callback(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                         const char *number)
+{
+    json_t *d =
+        json_pack("{s:s, s:b, s:s}", "number", number, "keep_place", 1, "queue_id", ix->queue_id);
+
+    return bus_ix_publish(pub, CC_TOPIC_ROUTING_REQUESTS, "cc.routing.callback", ix, 0, d);
+}
+
 int sipedge_bus_ended(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
                       const char *ended_by, int64_t talk_ms, int64_t hold_ms, int64_t duration_ms,
                       const char *agent_id, const char *reason, int sip_status)

@@ -292,7 +292,9 @@ void sipedge_call_finish(struct sipedge_call *c, const struct sipedge_leg *excep
     if (c->state == SIPEDGE_CALL_ENDED)
         return;
     c->state = SIPEDGE_CALL_ENDED;
-    c->cs->active--;
+    if (!c->uncounted)
+        c->cs->active--;
+    sipedge_call_callback_forget(c);
     for (int i = 0; i < SIPEDGE_CALL_MAX_LEGS; i++)
         if (&c->agents[i] != except)
             sipedge_call_leg_cancel(&c->agents[i]);
@@ -397,11 +399,13 @@ void sipedge_call_reject(struct sipedge_call *c, int status, const char *reason,
     struct sipedge_ix ix = sipedge_call_ix(c);
     char hdr[200];
 
-    if (c->state != SIPEDGE_CALL_QUEUED)
+    if (c->state != SIPEDGE_CALL_QUEUED && c->state != SIPEDGE_CALL_CALLBACK)
         return;
     CC_INFO_CTX(&c->log, "call rejected with %d: %s", status, reason);
     snprintf(hdr, sizeof(hdr), "SIP;cause=%d;text=\"%s\"", status, reason);
-    if (c->caller.nh && c->caller.up) /* transferred: connected to nobody */
+    if (c->state == SIPEDGE_CALL_CALLBACK) /* its caller was released already */
+        ;
+    else if (c->caller.nh && c->caller.up) /* transferred: connected to nobody */
         nua_bye(c->caller.nh, SIPTAG_REASON_STR(hdr), TAG_END());
     else if (c->caller.nh)
         nua_respond(c->caller.nh, status, sip_status_phrase(status), SIPTAG_REASON_STR(hdr),
@@ -497,7 +501,8 @@ static void leg_ring_timeout(su_root_magic_t *magic, su_timer_t *t, su_timer_arg
 
     (void)magic;
     (void)t;
-    if (!l->nh || l->up || l->cancelled || l->failed || c->state != SIPEDGE_CALL_QUEUED)
+    if (!l->nh || l->up || l->cancelled || l->failed ||
+        (c->state != SIPEDGE_CALL_QUEUED && c->state != SIPEDGE_CALL_CALLBACK))
         return;
     CC_INFO_CTX(&c->log, "agent '%s' did not answer within the ring timeout (+2 s)", l->agent_id);
     sipedge_bus_no_answer(c->cs->c.pub, &ix, l->agent_id, "timeout",
@@ -507,22 +512,28 @@ static void leg_ring_timeout(su_root_magic_t *magic, su_timer_t *t, su_timer_arg
         sipedge_call_reject(c, 480, "consulted agent did not answer", "system", "rejected");
 }
 
-/* A new offer of a one-at-a-time strategy while an older one still rings: the router's ring
- * timer ran out first (it starts earlier than ours), so that phone gets a CANCEL and the offer
- * its no_answer (timeout). */
-static void call_supersede(struct sipedge_call *c)
+/* Every phone still ringing for c gets a CANCEL and its offer a no_answer (reason, status). */
+static void call_release_ringing(struct sipedge_call *c, const char *why, const char *reason,
+                                 int status)
 {
     struct sipedge_leg *l;
 
     while ((l = sipedge_call_ringing(c)) != NULL) {
         struct sipedge_ix ix = sipedge_call_ix(c);
 
-        CC_INFO_CTX(&c->log, "agent '%s' did not answer before the router re-offered the call",
-                    l->agent_id);
-        sipedge_bus_no_answer(c->cs->c.pub, &ix, l->agent_id, "timeout",
-                              sipedge_call_since(l->invited_mono_ms), 408, l->attempt);
+        CC_INFO_CTX(&c->log, "agent '%s' did not answer %s", l->agent_id, why);
+        sipedge_bus_no_answer(c->cs->c.pub, &ix, l->agent_id, reason,
+                              sipedge_call_since(l->invited_mono_ms), status, l->attempt);
         sipedge_call_leg_cancel(l);
     }
+}
+
+/* A new offer of a one-at-a-time strategy while an older one still rings: the router's ring
+ * timer ran out first (it starts earlier than ours), so that phone gets a CANCEL and the offer
+ * its no_answer (timeout). */
+static void call_supersede(struct sipedge_call *c)
+{
+    call_release_ringing(c, "before the router re-offered the call", "timeout", 408);
 }
 
 void sipedge_call_offer(struct sipedge_call *c, const struct sipedge_decision *d)
@@ -554,7 +565,11 @@ void sipedge_call_offer(struct sipedge_call *c, const struct sipedge_decision *d
     if (c->outbound && strncmp(c->to, "sip", 3) == 0) /* the agent sees whom it talks to */
         snprintf(from, sizeof(from), "<%s>", c->to);
     else
-        snprintf(from, sizeof(from), "<sip:%s@%s>", c->outbound ? c->to : c->from, c->host);
+        snprintf(from, sizeof(from), "<sip:%s@%s>",
+                 c->outbound   ? c->to
+                 : c->callback ? c->callback_to
+                               : c->from,
+                 c->host);
     snprintf(xhdr, sizeof(xhdr), "X-CC-Interaction-Id: %s", c->id);
     l->nh = nua_handle(cs->c.nua, l, NUTAG_URL(d->contact), SIPTAG_TO_STR(d->contact),
                        SIPTAG_FROM_STR(from), TAG_END());
@@ -576,9 +591,21 @@ void sipedge_call_offer(struct sipedge_call *c, const struct sipedge_decision *d
     free(sdp);
 }
 
-static void call_answered(struct sipedge_call *c, struct sipedge_leg *l, const sip_t *sip)
+void sipedge_call_agent_took(struct sipedge_call *c, struct sipedge_leg *l, const char *what)
 {
     struct sipedge_ix ix = sipedge_call_ix(c);
+
+    CC_INFO_CTX(&c->log, "agent '%s' answered %s after %lld ms of ringing", l->agent_id, what,
+                (long long)sipedge_call_since(l->invited_mono_ms));
+    sipedge_bus_answered(c->cs->c.pub, &ix, l->agent_id, sipedge_call_since(c->queued_mono_ms),
+                         sipedge_call_since(l->invited_mono_ms), l->attempt);
+    for (int i = 0; i < SIPEDGE_CALL_MAX_LEGS; i++)
+        if (&c->agents[i] != l)
+            sipedge_call_leg_cancel(&c->agents[i]);
+}
+
+static void call_answered(struct sipedge_call *c, struct sipedge_leg *l, const sip_t *sip)
+{
     char *sdp;
 
     if (l->ring_timer)
@@ -586,6 +613,10 @@ static void call_answered(struct sipedge_call *c, struct sipedge_leg *l, const s
     l->up = true;
     free(l->sdp);
     l->sdp = sipedge_sdp_of(sip);
+    if (c->state == SIPEDGE_CALL_CALLBACK && !l->cancelled) {
+        sipedge_call_callback_answered(c, l); /* now the customer is dialled */
+        return;
+    }
     if (c->state != SIPEDGE_CALL_QUEUED || l->cancelled || !c->caller.nh) {
         /* answered too late (caller gone, withdrawn, ring timeout): release it */
         l->cancelled = true;
@@ -604,13 +635,7 @@ static void call_answered(struct sipedge_call *c, struct sipedge_leg *l, const s
                     TAG_IF(sdp, SIPTAG_PAYLOAD_STR(sdp)), TAG_END());
         free(sdp);
     }
-    CC_INFO_CTX(&c->log, "agent '%s' answered after %lld ms of ringing", l->agent_id,
-                (long long)sipedge_call_since(l->invited_mono_ms));
-    sipedge_bus_answered(c->cs->c.pub, &ix, l->agent_id, sipedge_call_since(c->queued_mono_ms),
-                         sipedge_call_since(l->invited_mono_ms), l->attempt);
-    for (int i = 0; i < SIPEDGE_CALL_MAX_LEGS; i++)
-        if (&c->agents[i] != l)
-            sipedge_call_leg_cancel(&c->agents[i]);
+    sipedge_call_agent_took(c, l, "the call");
 }
 
 static const char *fail_reason(int status)
@@ -634,7 +659,8 @@ static const char *fail_reason(int status)
 static void leg_failed(struct sipedge_call *c, struct sipedge_leg *l, int status)
 {
     struct sipedge_ix ix = sipedge_call_ix(c);
-    bool report = !l->cancelled && !l->failed && c->state == SIPEDGE_CALL_QUEUED;
+    bool report = !l->cancelled && !l->failed &&
+                  (c->state == SIPEDGE_CALL_QUEUED || c->state == SIPEDGE_CALL_CALLBACK);
 
     l->failed = true;
     if (l->ring_timer)
@@ -662,6 +688,8 @@ static void leg_terminated(struct sipedge_call *c, struct sipedge_leg *l)
         sipedge_call_on_dial_answer(c, 500, NULL); /* no final answer seen: failed */
     else if (l->is_caller && c->state == SIPEDGE_CALL_QUEUED)
         sipedge_call_abandon(c, "customer"); /* its transaction ended without a CANCEL we saw */
+    else if (c->callback && c->state == SIPEDGE_CALL_DIALING && l->up && !l->cancelled)
+        sipedge_call_callback_agent_gone(c, l); /* no BYE seen while the customer rang */
     else if (c->state == SIPEDGE_CALL_ANSWERED && (l->is_caller || l->up) && !l->cancelled)
         call_hangup(c, l, "system", "session_timeout"); /* no BYE seen: NUA ended the dialog
                                                            (session timer expired, or no answer
@@ -711,6 +739,8 @@ void sipedge_calls_on_event(sipedge_calls *cs, nua_event_t event, int status, co
             sipedge_call_external_abandon(c, "customer"); /* hung up while the number rang */
         } else if (c->state == SIPEDGE_CALL_QUEUED && l->is_caller && c->caller.up) {
             sipedge_call_abandon(c, "customer"); /* hung up while waiting after a transfer */
+        } else if (c->state == SIPEDGE_CALL_DIALING && c->callback && !l->is_caller) {
+            sipedge_call_callback_agent_gone(c, l); /* while the customer rang */
         } else if (c->state == SIPEDGE_CALL_ANSWERED) {
             if (!l->is_caller)
                 l->cancelled = true; /* no BYE back */
@@ -769,7 +799,7 @@ void sipedge_calls_on_decision(sipedge_calls *cs, const struct sipedge_decision 
         return; /* another instance's call, or one that is over */
     switch (d->kind) {
     case SIPEDGE_DECISION_ASSIGNED:
-        if (c->state == SIPEDGE_CALL_QUEUED)
+        if (c->state == SIPEDGE_CALL_QUEUED || c->state == SIPEDGE_CALL_CALLBACK)
             sipedge_call_offer(c, d);
         else
             CC_INFO_CTX(&c->log, "assigned to agent '%s' after the call was %s: ignored",
@@ -804,6 +834,12 @@ void sipedge_calls_end_all(sipedge_calls *cs)
 
             if (c->state == SIPEDGE_CALL_QUEUED) {
                 sipedge_call_reject(c, 503, "service shutting down", "system", "failed");
+            } else if (c->state == SIPEDGE_CALL_CALLBACK) {
+                /* kept (its row restores it at the next start); the router re-offers it */
+                call_release_ringing(c, "before sip-edge stopped", "failed", 503);
+            } else if (c->state == SIPEDGE_CALL_DIALING) {
+                sipedge_call_leg_cancel(&c->caller);
+                sipedge_call_dial_end(c, "system", "failed", 503);
             } else if (c->state == SIPEDGE_CALL_EXTERNAL) {
                 if (c->caller.nh && !c->caller.cancelled)
                     nua_bye(c->caller.nh, TAG_END());

@@ -61,12 +61,13 @@ struct sipedge_calls_config {
 
 /* What a control request does (sipedge_calls_control). */
 enum sipedge_ctl_op {
-    SIPEDGE_CTL_LIST,    /* the tenant's calls (the agent's, with agent_id) */
-    SIPEDGE_CTL_GET,     /* one call */
-    SIPEDGE_CTL_HANGUP,  /* release both sides (a waiting caller gets 480) */
-    SIPEDGE_CTL_HOLD,    /* re-INVITE the caller sendonly */
-    SIPEDGE_CTL_RESUME,  /* re-INVITE the caller with the agent's SDP */
-    SIPEDGE_CTL_TRANSFER /* blind, to target_type/target */
+    SIPEDGE_CTL_LIST,     /* the tenant's calls (the agent's, with agent_id) */
+    SIPEDGE_CTL_GET,      /* one call */
+    SIPEDGE_CTL_HANGUP,   /* release both sides (a waiting caller gets 480) */
+    SIPEDGE_CTL_HOLD,     /* re-INVITE the caller sendonly */
+    SIPEDGE_CTL_RESUME,   /* re-INVITE the caller with the agent's SDP */
+    SIPEDGE_CTL_TRANSFER, /* blind, to target_type/target */
+    SIPEDGE_CTL_CALLBACK  /* a waiting caller is called back at target ("" = its number) */
 };
 
 /* One call-control request (a plain value, copied freely). */
@@ -109,13 +110,18 @@ void sipedge_calls_originate(sipedge_calls *cs, const struct sipedge_originate *
  * were reported, or a negative code (nothing marked: the next start tries again). */
 int sipedge_calls_recover_originations(sipedge_store *st, const struct sipedge_pub *pub,
                                        const char *instance, long max_age_s);
+/* Start-up, before the SIP loop and the decisions consumer run: the queued callbacks this
+ * instance recorded (sipedge.callbacks) become calls again, waiting for their agent. Returns how
+ * many, or a negative code. */
+int sipedge_calls_restore_callbacks(sipedge_calls *cs, const char *instance);
 /* A routing decision (from the bus thread, through the command queue): acts on it when the
  * interaction is one of ours, ignores it otherwise. */
 void sipedge_calls_on_decision(sipedge_calls *cs, const struct sipedge_decision *d);
 /* Applies one control request. 0 with *out a new reference (the list {"items": [...]}, or the
  * call as it is after the request was started); -ENOENT no such call for that tenant / agent,
  * -EBUSY the call is not in a state for it (not connected, already held, a re-INVITE under
- * way), -ENOTSUP a transfer target sip-edge cannot reach (number: no trunk), -ENOMEM. */
+ * way), -ENOTSUP a transfer target sip-edge cannot reach (number: no trunk) or a callback
+ * without a trunk, -EINVAL a callback without a number to call, -EIO the store failed. */
 int sipedge_calls_control(sipedge_calls *cs, const struct sipedge_ctl *req, json_t **out);
 /* Shutdown: ends every call (BYE, CANCEL, 503 to queued callers), publishing ended. */
 void sipedge_calls_end_all(sipedge_calls *cs);

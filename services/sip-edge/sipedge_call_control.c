@@ -344,6 +344,8 @@ static const char *call_state_name(struct sipedge_call *c)
         return c->held ? "held" : "connected";
     if (c->state == SIPEDGE_CALL_QUEUED)
         return sipedge_call_ringing(c) ? "ringing" : "queued";
+    if (c->state == SIPEDGE_CALL_CALLBACK)
+        return "callback";
     if (c->state == SIPEDGE_CALL_DIALING)
         return "dialing";
     if (c->state == SIPEDGE_CALL_EXTERNAL)
@@ -369,6 +371,8 @@ static json_t *call_json(struct sipedge_call *c)
         json_object_set_new(j, "talk_ms", json_integer(sipedge_call_since(c->answered_mono_ms)));
     if (j && ringing)
         json_object_set_new(j, "ringing_agent_id", json_string(ringing->agent_id));
+    if (j && c->callback)
+        json_object_set_new(j, "callback_number", json_string(c->callback_to));
     return j;
 }
 
@@ -408,8 +412,13 @@ static void call_control_hangup(struct sipedge_call *c, const char *by)
     struct sipedge_ix ix = sipedge_call_ix(c);
     const char *ended_by = strcmp(by, "agent") == 0 ? "agent" : by;
 
-    if (c->state == SIPEDGE_CALL_QUEUED) {
+    if (c->state == SIPEDGE_CALL_QUEUED || c->state == SIPEDGE_CALL_CALLBACK) {
         sipedge_call_reject(c, 480, "released by request", ended_by, "rejected");
+        return;
+    }
+    if (c->state == SIPEDGE_CALL_DIALING) { /* a customer being dialled: not reached */
+        sipedge_call_leg_cancel(&c->caller);
+        sipedge_call_dial_end(c, ended_by, "normal", 0);
         return;
     }
     CC_INFO_CTX(&c->log, "call released by a %s's request", by);
@@ -465,6 +474,9 @@ int sipedge_calls_control(sipedge_calls *cs, const struct sipedge_ctl *req, json
                                                      : -EINVAL;
         else
             rc = call_transfer_queue(c, req->target, false);
+        break;
+    case SIPEDGE_CTL_CALLBACK:
+        rc = sipedge_call_callback(c, req->target);
         break;
     case SIPEDGE_CTL_LIST:
     case SIPEDGE_CTL_GET:

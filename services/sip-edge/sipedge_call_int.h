@@ -31,6 +31,9 @@ enum sipedge_call_state {
                               nobody (caller.up) */
     SIPEDGE_CALL_EXTERNAL, /* blind transfer to a number: the customer is up, connected to
                               nobody, while the number rings through the trunk (external leg) */
+    SIPEDGE_CALL_CALLBACK, /* a queued callback: the caller was released and the interaction
+                              keeps its place; the assigned agent is rung first (agent legs),
+                              then the customer dialled (DIALING with callback set) */
     SIPEDGE_CALL_ANSWERED, /* bridged (to an agent, or after a transfer to a number's party) */
     SIPEDGE_CALL_ENDED,    /* over; waiting for the legs' handles to terminate */
 };
@@ -90,6 +93,10 @@ struct sipedge_call {
     int ring_timeout_s, max_wait_s;
     int64_t dial_mono_ms;
     su_timer_t *wait_timer; /* outbound: the answered customer's wait for an agent */
+    /* queued callback (sipedge_callback.c) */
+    bool callback;  /* the customer asked to be called back at callback_to */
+    bool uncounted; /* not counted in cs->active (a callback without its caller) */
+    char callback_to[24];
     /* blind transfer to a number (sipedge_originate.c) */
     char external_to[SIPEDGE_CALL_ADDR_MAX]; /* the number (or sip: URI); "" when none */
     /* consultation (sipedge_consult.c): the caller leg is the consulting agent's */
@@ -156,6 +163,9 @@ void sipedge_call_abandon(struct sipedge_call *c, const char *ended_by);
 void sipedge_call_early_start(struct sipedge_call *c);
 /* Frees c once it is ENDED and none of its handles is alive (else nothing). */
 void sipedge_call_maybe_free(struct sipedge_call *c);
+/* Agent leg l answered c (what: "the call", "the callback"): logged, answered published (wait
+ * since c was queued), every other agent leg released. */
+void sipedge_call_agent_took(struct sipedge_call *c, struct sipedge_leg *l, const char *what);
 /* INVITEs an agent as the decision says (ring timer, offer number); a redelivered decision for
  * a phone that rings already is ignored. */
 void sipedge_call_offer(struct sipedge_call *c, const struct sipedge_decision *d);
@@ -179,6 +189,18 @@ void sipedge_call_reinvite_caller(struct sipedge_call *c, enum sipedge_call_rein
                                   const char *sdp, const char *dir);
 
 /* ---- sipedge_originate.c ---- */
+/* INVITEs the customer `to` (an E.164 number or a sip: URI) through the trunk as the call's
+ * caller leg, From caller_id, with offer sdp, ring timer c->ring_timeout_s (then CANCEL); the
+ * call must be DIALING. 0, -ENOTSUP (no trunk) or -ENOMEM. */
+int sipedge_call_dial(struct sipedge_call *c, const char *to, const char *caller_id,
+                      const char *sdp);
+/* The placeholder offer of a party without media yet (sipedge_sdp_placeholder at our media
+ * address), malloc'd; NULL on ENOMEM. */
+char *sipedge_call_placeholder(const struct sipedge_call *c);
+/* The customer being dialled did not answer: ended {ended_by, reason, sip_status} (with the
+ * agent of a callback), every leg released. */
+void sipedge_call_dial_end(struct sipedge_call *c, const char *ended_by, const char *reason,
+                           int status);
 /* A final or provisional answer on the customer leg of an outbound call being dialled. */
 void sipedge_call_on_dial_answer(struct sipedge_call *c, int status, const sip_t *sip);
 /* Blind transfer to a number: INVITEs target (E.164 number or sip: URI) through the trunk with
@@ -195,6 +217,23 @@ void sipedge_call_on_external_answer(struct sipedge_call *c, struct sipedge_leg 
 /* The customer hung up (or its dialog ended: ended_by system) while the number rang: the
  * external leg is cancelled, ended {ended_by, normal}. */
 void sipedge_call_external_abandon(struct sipedge_call *c, const char *ended_by);
+
+/* ---- sipedge_callback.c ---- */
+/* The waiting caller of c asks to be called back at number ("" = the caller's own number):
+ * recorded in sipedge.callbacks, cc.routing.callback published, the caller released (480, or
+ * a BYE when connected to nobody after a transfer); c becomes CALLBACK. 0, -ENOTSUP (no trunk),
+ * -EBUSY (not a waiting inbound call, or an agent rings), -EINVAL (no number to call back),
+ * -EIO (the store failed: nothing changed). */
+int sipedge_call_callback(struct sipedge_call *c, const char *number);
+/* Agent leg l answered callback c: answered published, the customer dialled with l's SDP. */
+void sipedge_call_callback_answered(struct sipedge_call *c, struct sipedge_leg *l);
+/* The customer of callback c answered (2xx on the caller leg): the agent is re-INVITEd with
+ * the customer's SDP and the call is ANSWERED. */
+void sipedge_call_callback_connected(struct sipedge_call *c, const sip_t *sip);
+/* The agent of callback c hung up (or its dialog ended) while the customer rang. */
+void sipedge_call_callback_agent_gone(struct sipedge_call *c, struct sipedge_leg *l);
+/* c ended: its sipedge.callbacks row goes (logged when it cannot). */
+void sipedge_call_callback_forget(struct sipedge_call *c);
 
 /* ---- sipedge_consult.c ---- */
 /* A new INVITE that is not for a DID: an agent's consultation call (authenticated with the

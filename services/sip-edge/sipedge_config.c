@@ -65,6 +65,10 @@ const struct cc_config_var sipedge_config_vars[] = {
      "how long a number a call is blind-transferred to rings (through the trunk) before the "
      "transfer fails with no_answer",
      offsetof(struct sipedge_config, transfer_ring_timeout_s), 1, 600},
+    {"CC_SIPEDGE_CALLBACK_RING_TIMEOUT_S", CC_CFG_INT, "30",
+     "how long the customer's phone rings (through the trunk) when a queued callback is dialled "
+     "after its agent answered; then the callback ends no_answer",
+     offsetof(struct sipedge_config, callback_ring_timeout_s), 1, 600},
     {"CC_SIPEDGE_ORIGINATE_MAX_AGE_S", CC_CFG_INT, "60",
      "oldest originate command (by its CloudEvents time) that is still dialled; an older one "
      "ends failed with detail expired instead of ringing a customer the dialer gave up on",

@@ -34,6 +34,7 @@ struct sipedge_config {
     long default_ring_timeout_s;   /* CC_SIPEDGE_DEFAULT_RING_TIMEOUT_S: decision without one */
     long progress_s;               /* CC_SIPEDGE_PROGRESS_S: 180 again to a waiting caller */
     long transfer_ring_timeout_s;  /* CC_SIPEDGE_TRANSFER_RING_TIMEOUT_S: a number transferred to */
+    long callback_ring_timeout_s;  /* CC_SIPEDGE_CALLBACK_RING_TIMEOUT_S: a callback's customer */
     long originate_max_age_s;      /* CC_SIPEDGE_ORIGINATE_MAX_AGE_S: older commands expire */
     const char *consumer_group;    /* CC_SIPEDGE_CONSUMER_GROUP ("" = sip-edge-<instance>) */
     const char *dialer_group;      /* CC_SIPEDGE_DIALER_GROUP: cc.dialer.commands, shared */

@@ -110,17 +110,23 @@ static void orig_local_host(const struct sipedge_config *cfg, char *hostport, si
         snprintf(hostport, hcap, "%s", local.hostport);
 }
 
-/* The attempt is over before the customer answered: ended {ended_by, reason, sip_status}. */
-static void orig_end(struct sipedge_call *c, const char *ended_by, const char *reason, int status)
+/* The customer was not reached (an outbound attempt, or a callback's customer): ended {ended_by,
+ * reason, sip_status}; a callback's agent is released (BYE) and named. */
+void sipedge_call_dial_end(struct sipedge_call *c, const char *ended_by, const char *reason,
+                           int status)
 {
     struct sipedge_ix ix = sipedge_call_ix(c);
 
     if (c->state != SIPEDGE_CALL_DIALING)
         return;
-    CC_INFO_CTX(&c->log, "outbound call to '%s' (attempt '%s') not answered: %s (%d)", c->to,
-                c->attempt_id, reason, status);
+    if (c->callback)
+        CC_INFO_CTX(&c->log, "callback to '%s' not answered: %s (%d)", c->callback_to, reason,
+                    status);
+    else
+        CC_INFO_CTX(&c->log, "outbound call to '%s' (attempt '%s') not answered: %s (%d)", c->to,
+                    c->attempt_id, reason, status);
     sipedge_bus_ended(c->cs->c.pub, &ix, ended_by, 0, 0, sipedge_call_since(c->created_mono_ms),
-                      NULL, reason, status);
+                      c->callback ? sipedge_call_agent(c) : NULL, reason, status);
     c->caller.failed = true;
     if (c->caller.ring_timer)
         su_timer_reset(c->caller.ring_timer);
@@ -135,8 +141,8 @@ static void orig_ring_timeout(su_root_magic_t *magic, su_timer_t *t, su_timer_ar
     (void)t;
     if (c->state != SIPEDGE_CALL_DIALING || c->caller.cancelled || !c->caller.nh)
         return;
-    CC_INFO_CTX(&c->log, "customer '%s' did not answer within %d s: cancelling", c->to,
-                c->ring_timeout_s);
+    CC_INFO_CTX(&c->log, "customer '%s' did not answer within %d s: cancelling",
+                c->callback ? c->callback_to : c->to, c->ring_timeout_s);
     c->caller.cancelled = true; /* the 487 that follows is reported as no_answer */
     nua_cancel(c->caller.nh, TAG_END());
 }
@@ -196,7 +202,7 @@ static void orig_failed(struct sipedge_call *c, int status)
 {
     const char *reason = orig_outcome(status, c->caller.cancelled);
 
-    orig_end(c, strcmp(reason, "failed") == 0 ? "system" : "customer", reason, status);
+    sipedge_call_dial_end(c, strcmp(reason, "failed") == 0 ? "system" : "customer", reason, status);
 }
 
 void sipedge_call_on_dial_answer(struct sipedge_call *c, int status, const sip_t *sip)
@@ -215,6 +221,10 @@ void sipedge_call_on_dial_answer(struct sipedge_call *c, int status, const sip_t
     }
     if (l->ring_timer)
         su_timer_reset(l->ring_timer);
+    if (c->callback) {
+        sipedge_call_callback_connected(c, sip);
+        return;
+    }
     waited = sipedge_call_since(c->dial_mono_ms);
     l->up = true;
     free(l->sdp);
@@ -232,41 +242,62 @@ void sipedge_call_on_dial_answer(struct sipedge_call *c, int status, const sip_t
     }
 }
 
-/* INVITEs the customer through the trunk with a placeholder offer. 0 or -ENOMEM. */
-static int orig_dial(struct sipedge_call *c)
+int sipedge_call_dial(struct sipedge_call *c, const char *to, const char *caller_id,
+                      const char *sdp)
 {
     const struct sipedge_config *cfg = c->cs->c.cfg;
-    char ruri[800], from[600], media[128], xhdr[96];
+    char ruri[800], from[600], xhdr[96];
     struct orig_uri trunk;
     const char *from_domain;
-    char *sdp;
 
-    orig_request_uri(cfg, c->to, ruri, sizeof(ruri));
+    if (!cfg->trunk_uri || !*cfg->trunk_uri)
+        return -ENOTSUP;
+    orig_request_uri(cfg, to, ruri, sizeof(ruri));
     orig_parse_uri(cfg->trunk_uri, &trunk);
     from_domain =
         cfg->trunk_from_domain && *cfg->trunk_from_domain ? cfg->trunk_from_domain : trunk.host;
-    snprintf(from, sizeof(from), "<sip:%s@%s>", c->from, from_domain);
+    snprintf(from, sizeof(from), "<sip:%s@%s>", caller_id, from_domain);
     snprintf(xhdr, sizeof(xhdr), "X-CC-Interaction-Id: %s", c->id);
-    orig_local_host(cfg, c->host, sizeof(c->host), media, sizeof(media));
     c->caller.nh = nua_handle(c->cs->c.nua, &c->caller, NUTAG_URL(ruri), SIPTAG_TO_STR(ruri),
                               SIPTAG_FROM_STR(from), TAG_END());
-    sdp = sipedge_sdp_placeholder(media, (unsigned long long)c->created_ms);
-    if (!c->caller.nh || !sdp) {
-        free(sdp);
+    if (!c->caller.nh)
         return -ENOMEM;
-    }
     c->dial_mono_ms = cc_time_mono_ms();
     c->caller.invited_mono_ms = c->dial_mono_ms;
     c->caller.ring_timer = su_timer_create(su_root_task(c->cs->c.root), c->ring_timeout_s * 1000);
     if (c->caller.ring_timer)
         su_timer_set(c->caller.ring_timer, orig_ring_timeout, c);
     free(sipedge_sdp_for_leg(&c->caller.out, sdp, NULL)); /* the customer's first origin line */
-    CC_INFO_CTX(&c->log, "dialling '%s' for attempt '%s' of campaign '%s' (ring %d s)", ruri,
-                c->attempt_id, c->campaign_id, c->ring_timeout_s);
+    CC_INFO_CTX(&c->log, "dialling '%s' (ring %d s)", ruri, c->ring_timeout_s);
     nua_invite(c->caller.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(sdp),
                SIPTAG_HEADER_STR(xhdr), TAG_END());
-    free(sdp);
     return 0;
+}
+
+char *sipedge_call_placeholder(const struct sipedge_call *c)
+{
+    char hostport[SIPEDGE_CALL_ADDR_MAX], media[128];
+
+    orig_local_host(c->cs->c.cfg, hostport, sizeof(hostport), media, sizeof(media));
+    return sipedge_sdp_placeholder(media, (unsigned long long)c->created_ms);
+}
+
+/* INVITEs an outbound attempt's customer through the trunk with a placeholder offer. 0 or
+ * -ENOMEM. */
+static int orig_dial(struct sipedge_call *c)
+{
+    char media[128];
+    char *sdp;
+    int rc;
+
+    orig_local_host(c->cs->c.cfg, c->host, sizeof(c->host), media, sizeof(media));
+    sdp = sipedge_call_placeholder(c);
+    if (!sdp)
+        return -ENOMEM;
+    CC_INFO_CTX(&c->log, "attempt '%s' of campaign '%s'", c->attempt_id, c->campaign_id);
+    rc = sipedge_call_dial(c, c->to, c->from, sdp);
+    free(sdp);
+    return rc;
 }
 
 /* The attempt ends before anything rang: ended {system, failed, detail, sip_status}; c freed. */

@@ -434,6 +434,22 @@ static int sip_stop(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *arg)
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
+/* Before the loop and the decisions consumer: the callbacks a previous process of this instance
+ * took come back (a failure is logged: they come back at the next start). */
+static void sip_restore_callbacks(sipedge_sip *s)
+{
+    int rc;
+
+    if (!s->c.store)
+        return;
+    rc = sipedge_calls_restore_callbacks(s->calls, s->c.cfg->common.instance_id);
+    if (rc < 0)
+        CC_ERROR("cannot restore the queued callbacks: %s (tried again at the next start)",
+                 strerror(-rc));
+    else if (rc > 0)
+        CC_INFO("restored %d queued callback(s) waiting for an agent", rc);
+}
+
 sipedge_sip *sipedge_sip_new(const struct sipedge_sip_config *c)
 {
     sipedge_sip *s = calloc(1, sizeof(*s));
@@ -487,6 +503,7 @@ sipedge_sip *sipedge_sip_new(const struct sipedge_sip_config *c)
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!s->reg || !s->calls || s->efd < 0)
         goto out_fail;
+    sip_restore_callbacks(s);
     if (su_wait_create(&w, s->efd, SU_WAIT_IN) != 0)
         goto out_fail;
     s->efd_index = su_root_register(s->root, &w, sip_drain, s, 0);

@@ -237,6 +237,36 @@ static void col_str(const PGresult *r, int row, int col, char *out, size_t cap)
     snprintf(out, cap, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
 }
 
+/* Runs a prepared query and fills one malloc'd element of size bytes per row with fill: the
+ * array into *out (NULL when *n is 0). 0 or a negative code. */
+static int run_rows(sipedge_store *st, const char *name, const char *sql, int n,
+                    const char *const *params, size_t size,
+                    void (*fill)(const PGresult *res, int row, void *out), void **out,
+                    size_t *count)
+{
+    PGresult *res;
+    char *rows;
+    int rc, nrows;
+
+    *out = NULL;
+    *count = 0;
+    rc = run(st, name, sql, n, params, &res);
+    if (rc < 0)
+        return rc;
+    nrows = PQntuples(res);
+    rows = nrows > 0 ? calloc((size_t)nrows, size) : NULL;
+    if (nrows > 0 && !rows) {
+        PQclear(res);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < nrows; i++)
+        fill(res, i, rows + (size_t)i * size);
+    PQclear(res);
+    *out = rows;
+    *count = (size_t)nrows;
+    return 0;
+}
+
 /* The text of a number parameter. */
 static const char *num(char buf[24], long long v)
 {
@@ -564,52 +594,100 @@ int sipedge_store_origination_orphan(sipedge_store *st, const char *attempt_id)
                             attempt_id);
 }
 
+static void origination_fill(const PGresult *res, int i, void *out)
+{
+    struct sipedge_origination *o = out;
+
+    col_str(res, i, 0, o->attempt_id, sizeof(o->attempt_id));
+    col_str(res, i, 1, o->tenant, sizeof(o->tenant));
+    col_str(res, i, 2, o->interaction_id, sizeof(o->interaction_id));
+    col_str(res, i, 3, o->campaign_id, sizeof(o->campaign_id));
+    col_str(res, i, 4, o->queue_id, sizeof(o->queue_id));
+    col_str(res, i, 5, o->customer_id, sizeof(o->customer_id));
+    col_str(res, i, 6, o->caller_id, sizeof(o->caller_id));
+    col_str(res, i, 7, o->destination, sizeof(o->destination));
+    col_str(res, i, 8, o->instance, sizeof(o->instance));
+    o->priority = (int)col_ll(res, i, 9);
+    o->recorded_ms = col_ll(res, i, 10);
+}
+
 int sipedge_store_origination_recorded(sipedge_store *st, const char *instance,
                                        int64_t older_than_ms, size_t limit,
                                        struct sipedge_origination **out, size_t *n)
 {
     char before[24], lim[24];
     const char *params[] = {instance, num(before, older_than_ms), num(lim, (long long)limit)};
-    struct sipedge_origination *rows;
-    PGresult *res;
-    int rc, count;
 
-    *out = NULL;
-    *n = 0;
-    rc = run(st, "sipedge_orig_recorded",
-             "SELECT attempt_id, tenant, interaction_id, campaign_id, queue_id, customer_id, "
-             "caller_id, destination, instance, priority, " MS(
-                 "created_at") " FROM sipedge.originations WHERE state = 'recorded' AND (instance "
-                               "= $1 OR "
-                               "created_at < " TS("$2") ") ORDER BY created_at LIMIT $3",
-             3, params, &res);
+    return run_rows(
+        st, "sipedge_orig_recorded",
+        "SELECT attempt_id, tenant, interaction_id, campaign_id, queue_id, customer_id, "
+        "caller_id, destination, instance, priority, " MS(
+            "created_at") " FROM "
+                          "sipedge.originations WHERE state = 'recorded' AND (instance = $1 OR "
+                          "created_at < " TS("$2") ") ORDER BY created_at LIMIT $3",
+        3, params, sizeof(**out), origination_fill, (void **)out, n);
+}
+
+int sipedge_store_callback_put(sipedge_store *st, const struct sipedge_callback *cb)
+{
+    char prio[24], at[24];
+    const char *params[] = {cb->interaction_id, cb->tenant,
+                            cb->queue_id,       cb->number,
+                            cb->caller,         cb->dialled,
+                            cb->host,           num(prio, cb->priority),
+                            cb->instance,       num(at, cb->created_ms)};
+    PGresult *res;
+    int rc;
+
+    rc = run(st, "sipedge_cb_put",
+             "INSERT INTO sipedge.callbacks (interaction_id, tenant, queue_id, number, caller, "
+             "dialled, host, priority, instance, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+             "$8, $9, " TS("$10") ") ON CONFLICT (interaction_id) DO NOTHING RETURNING 1",
+             10, params, &res);
     if (rc < 0)
         return rc;
-    count = PQntuples(res);
-    rows = count > 0 ? calloc((size_t)count, sizeof(*rows)) : NULL;
-    if (count > 0 && !rows) {
-        PQclear(res);
-        return -ENOMEM;
-    }
-    for (int i = 0; i < count; i++) {
-        struct sipedge_origination *o = &rows[i];
-
-        col_str(res, i, 0, o->attempt_id, sizeof(o->attempt_id));
-        col_str(res, i, 1, o->tenant, sizeof(o->tenant));
-        col_str(res, i, 2, o->interaction_id, sizeof(o->interaction_id));
-        col_str(res, i, 3, o->campaign_id, sizeof(o->campaign_id));
-        col_str(res, i, 4, o->queue_id, sizeof(o->queue_id));
-        col_str(res, i, 5, o->customer_id, sizeof(o->customer_id));
-        col_str(res, i, 6, o->caller_id, sizeof(o->caller_id));
-        col_str(res, i, 7, o->destination, sizeof(o->destination));
-        col_str(res, i, 8, o->instance, sizeof(o->instance));
-        o->priority = (int)col_ll(res, i, 9);
-        o->recorded_ms = col_ll(res, i, 10);
-    }
+    rc = PQntuples(res) == 1 ? 0 : -EALREADY;
     PQclear(res);
-    *out = rows;
-    *n = (size_t)count;
-    return 0;
+    return rc;
+}
+
+int sipedge_store_callback_delete(sipedge_store *st, const char *interaction_id)
+{
+    const char *params[] = {interaction_id};
+    PGresult *res;
+    int rc = run(st, "sipedge_cb_delete", "DELETE FROM sipedge.callbacks WHERE interaction_id = $1",
+                 1, params, &res);
+
+    PQclear(res);
+    return rc;
+}
+
+static void callback_fill(const PGresult *res, int i, void *out)
+{
+    struct sipedge_callback *cb = out;
+
+    col_str(res, i, 0, cb->interaction_id, sizeof(cb->interaction_id));
+    col_str(res, i, 1, cb->tenant, sizeof(cb->tenant));
+    col_str(res, i, 2, cb->queue_id, sizeof(cb->queue_id));
+    col_str(res, i, 3, cb->number, sizeof(cb->number));
+    col_str(res, i, 4, cb->caller, sizeof(cb->caller));
+    col_str(res, i, 5, cb->dialled, sizeof(cb->dialled));
+    col_str(res, i, 6, cb->host, sizeof(cb->host));
+    cb->priority = (int)col_ll(res, i, 7);
+    col_str(res, i, 8, cb->instance, sizeof(cb->instance));
+    cb->created_ms = col_ll(res, i, 9);
+}
+
+int sipedge_store_callbacks_of(sipedge_store *st, const char *instance,
+                               struct sipedge_callback **out, size_t *n)
+{
+    const char *params[] = {instance};
+
+    return run_rows(st, "sipedge_cb_of",
+                    "SELECT interaction_id, tenant, queue_id, number, caller, dialled, host, "
+                    "priority, instance, " MS("created_at") " FROM sipedge.callbacks WHERE "
+                                                            "instance = $1 ORDER BY requested_at",
+                    1, params, sizeof(**out), callback_fill, (void **)out, n);
 }
 
 int sipedge_store_binding_remove(sipedge_store *st, const char *domain, const char *username,

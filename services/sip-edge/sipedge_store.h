@@ -160,6 +160,33 @@ int sipedge_store_origination_recorded(sipedge_store *st, const char *instance,
 /* recorded -> orphaned: 0, -EALREADY when it was not recorded any more. */
 int sipedge_store_origination_orphan(sipedge_store *st, const char *attempt_id);
 
+/* ---- queued callbacks ---- */
+/* One callback waiting for its agent as sipedge.callbacks records it (what the call needs to be
+ * restored by the instance after a restart). */
+struct sipedge_callback {
+    char interaction_id[SIPEDGE_ID_MAX + 1];
+    char tenant[SIPEDGE_ID_MAX + 1];
+    char queue_id[SIPEDGE_ID_MAX + 1];
+    char number[24];  /* the customer's number to dial: '+' and 2..20 digits */
+    char caller[257]; /* who called (the From user) */
+    char dialled[257];
+    char host[257];                      /* our address as the caller dialled it */
+    char instance[SIPEDGE_NAME_MAX + 1]; /* CC_INSTANCE_ID of the sip-edge that took it */
+    int priority;
+    int64_t created_ms; /* the interaction's created_ms (unix ms) */
+};
+
+/* Records a callback (before the caller is released): 0, -EALREADY when the interaction has one
+ * already, -EINVAL for values PostgreSQL refused, -EAGAIN / -EIO when it is unavailable. */
+int sipedge_store_callback_put(sipedge_store *st, const struct sipedge_callback *cb);
+/* Forgets the callback of interaction_id (it ended): 0 (also when there was none) or a negative
+ * code. */
+int sipedge_store_callback_delete(sipedge_store *st, const char *interaction_id);
+/* The callbacks instance recorded, oldest first, into *out (malloc'd, free(); NULL when *n is
+ * 0). 0 or a negative code. */
+int sipedge_store_callbacks_of(sipedge_store *st, const char *instance,
+                               struct sipedge_callback **out, size_t *n);
+
 /* ---- administration (REST): tenant-scoped, another tenant's row is -ENOENT ---- */
 /* Inserts row->c (every field set; the domain is lowercased); fills version and timestamps.
  * -EEXIST when (domain, username) is taken, in any tenant; -EPERM when the domain already

@@ -1,0 +1,227 @@
+/*
+ * Integration tests of queued callbacks through sip-edge with real SIP: cc-sip-edge and
+ * cc-router as processes against the stack, sipp as the caller, as the agent's phone (registered
+ * with digest auth) and as the carrier trunk (UAS at CC_SIPEDGE_TRUNK_URI, challenging with a
+ * digest 407).
+ *
+ * Scenarios: a queued caller asks to be called back (REST): it is released with 480, the
+ * interaction keeps its place, and when the router assigns the agent, the agent's phone rings
+ * first (the customer's number as From, a placeholder offer), then the customer is dialled
+ * through the trunk with the agent's SDP and its answer is passed to the agent in a re-INVITE;
+ * ended carries the agent and the talk. The same callback survives a SIGKILL of sip-edge (the
+ * restarted instance restores it from sipedge.callbacks). Bad requests: a bad number, unknown
+ * fields, an agent's token, an unknown call, a second request; no trunk -> 501. A queue whose
+ * callback_enabled is false: the router rejects the callback and sip-edge ends it.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cc_auth.h"
+#include "cc_log.h"
+#include "itest.h"
+#include "itest_sipedge.h"
+#include "itest_sipedge_call.h"
+
+#define SCB_AGENT_A1 "scb-agent-a1-token"
+#define SCB_NUMBER   "+4915112345678"
+
+static struct itest_sipedge scb;
+static char scb_tokens[300];
+
+static void scb_setup(void)
+{
+    char h1[65];
+
+    cc_log_init("test-sipedge-callback", CC_LOG_WARN);
+    itest_sipedge_setup(&scb, "scb");
+    cc_auth_hash_token(SCB_AGENT_A1, h1);
+    snprintf(scb_tokens, sizeof(scb_tokens), "%s:%s:agent:a1", h1, scb.tenant);
+    scb.extra_tokens = scb_tokens;
+}
+
+static void scb_teardown(void)
+{
+    itest_sipedge_teardown(&scb);
+}
+
+TestSuite(sipedge_callback, .init = scb_setup, .fini = scb_teardown, .timeout = 300);
+
+/* Services with a trunk on *trunk_port (0: none), q1, a1 registered on *agent_port but not
+ * available, and a caller queued in q1: returns the call's interaction id; the caller (sipp,
+ * caller_callback.xml) into *caller. */
+static const char *scb_queued_call(bool trunk, int *trunk_port, int *agent_port,
+                                   struct itest_proc **caller)
+{
+    char did[32];
+    const char *ix;
+
+    *trunk_port = trunk ? itest_free_udp_port() : 0;
+    if (trunk)
+        snprintf(scb.trunk_uri, sizeof(scb.trunk_uri), "sip:127.0.0.1:%d;transport=udp",
+                 *trunk_port);
+    itest_sipedge_start_agents_unregistered(&scb, 1, 20, 0, 100);
+    *agent_port = itest_free_udp_port();
+    itest_sipedge_register(&scb, "a1", "1001", *agent_port);
+    itest_sipedge_did(&scb, did, sizeof(did), "q1");
+    *caller = itest_sipedge_caller(&scb, "caller_callback.xml", did, NULL);
+    ix = itest_sipedge_interaction_of(&scb, did);
+    itest_sipedge_expect(&scb, "cc.interaction.queued", ix, NULL, NULL, NULL);
+    return ix;
+}
+
+/* POST /v1/calls/<ix>/callback with body and token (NULL: admin), expecting want. */
+static json_t *scb_request(const char *ix, const char *body, const char *token, int want)
+{
+    char path[200];
+
+    snprintf(path, sizeof(path), "/v1/calls/%s/callback", ix);
+    return itest_sipedge_rest(scb.edge_http_port, "POST", path, token, body, want);
+}
+
+/* The callback requested for ix: 202 with the call as a callback, the caller released, and
+ * cc.routing.callback keeping its place. */
+static void scb_request_ok(const char *ix, struct itest_proc *caller)
+{
+    json_t *v = scb_request(ix, "{\"number\":\"" SCB_NUMBER "\"}", NULL, 202);
+
+    cr_assert_str_eq(json_string_value(json_object_get(v, "state")), "callback");
+    cr_assert_str_eq(json_string_value(json_object_get(v, "callback_number")), SCB_NUMBER);
+    json_decref(v);
+    itest_sipedge_sipp_done(&scb, caller, "the caller (released with 480, callback requested)",
+                            20000);
+    v = itest_sipedge_expect(&scb, "cc.routing.callback", ix, NULL, NULL, NULL);
+    cr_assert_str_eq(itest_sipedge_str(v, "number"), SCB_NUMBER);
+    cr_assert(json_is_true(json_object_get(json_object_get(v, "data"), "keep_place")),
+              "expected keep_place true");
+}
+
+/* a1 made available: the router assigns it the callback (the number in the decision), a1's
+ * phone answers, the customer is dialled and answers, hangs up a second later: ended. */
+static void scb_callback_completes(const char *ix, int trunk_port, int agent_port)
+{
+    const char *talk[] = {"-d", "1000", NULL};
+    struct itest_proc *trunk, *phone;
+    size_t assigned, answered, ended;
+    json_t *ev, *cb;
+
+    trunk = itest_sipedge_sipp(&scb, "trunk_callback.xml", NULL, trunk_port, talk);
+    phone = itest_sipedge_sipp(&scb, "agent_callback.xml", NULL, agent_port, NULL);
+    itest_sipedge_available(&scb, "a1");
+    ev = itest_sipedge_expect(&scb, "cc.routing.assigned", ix, "agent_id", "a1", &assigned);
+    cb = json_object_get(json_object_get(ev, "data"), "callback");
+    cr_assert_str_eq(json_string_value(json_object_get(cb, "number")), SCB_NUMBER,
+                     "expected the decision to carry the number to call back");
+    itest_sipedge_expect(&scb, "cc.interaction.answered", ix, "agent_id", "a1", &answered);
+    itest_sipedge_sipp_done(&scb, trunk, "the trunk (407, the agent's SDP, answer, BYE)", 60000);
+    itest_sipedge_sipp_done(&scb, phone, "a1's phone (placeholder, re-INVITE, BYE)", 20000);
+    ev = itest_sipedge_expect(&scb, "cc.interaction.ended", ix, NULL, NULL, &ended);
+    cr_assert(assigned < answered && answered < ended, "expected assigned, answered, ended");
+    cr_assert_str_eq(itest_sipedge_str(ev, "ended_by"), "customer");
+    cr_assert_str_eq(itest_sipedge_str(ev, "reason"), "normal");
+    cr_assert_str_eq(itest_sipedge_str(ev, "agent_id"), "a1");
+    cr_assert(itest_sipedge_int(ev, "talk_ms") >= 900, "expected about 1 s of talk, got %lld",
+              (long long)itest_sipedge_int(ev, "talk_ms"));
+    cr_assert_eq(itest_sipedge_count(&scb, "cc.interaction.abandoned", ix, 300), 0,
+                 "expected the released caller not to count as abandoned");
+    cr_assert_eq(itest_sipedge_count(&scb, "cc.interaction.ended", ix, 0), 1,
+                 "expected exactly one ended");
+}
+
+/* (1) Requested, kept in place, agent first, then the customer; bad requests refused. */
+Test(sipedge_callback, queued_caller_is_called_back_agent_first)
+{
+    struct itest_proc *caller;
+    int trunk_port, agent_port;
+    char path[200];
+    const char *ix = scb_queued_call(true, &trunk_port, &agent_port, &caller);
+    json_t *v;
+
+    json_decref(scb_request(ix, "{\"number\":\"12ab\"}", NULL, 422));
+    json_decref(scb_request(ix, "{\"number\":\"" SCB_NUMBER "\",\"when\":1}", NULL, 422));
+    json_decref(scb_request(ix, "[1]", NULL, 422));
+    json_decref(scb_request(ix, "{}", SCB_AGENT_A1, 403));
+    json_decref(scb_request("no-such-call", "{}", NULL, 404));
+    scb_request_ok(ix, caller);
+    json_decref(scb_request(ix, "{}", NULL, 409)); /* asked already */
+    snprintf(path, sizeof(path), "/v1/calls/%s", ix);
+    v = itest_sipedge_rest(scb.edge_http_port, "GET", path, NULL, NULL, 200);
+    cr_assert_str_eq(json_string_value(json_object_get(v, "state")), "callback");
+    json_decref(v);
+    scb_callback_completes(ix, trunk_port, agent_port);
+    json_decref(itest_sipedge_rest(scb.edge_http_port, "GET", path, NULL, NULL, 404));
+    itest_sipedge_stop_services(&scb);
+}
+
+/* (2) sip-edge is killed while the callback waits; restarted as the same instance it restores
+ * the callback and completes it when the agent comes. */
+Test(sipedge_callback, a_waiting_callback_survives_a_kill_of_sip_edge)
+{
+    struct itest_proc *caller;
+    int trunk_port, agent_port;
+    const char *ix;
+
+    itest_unique(scb.instance, sizeof(scb.instance), "iseecb");
+    ix = scb_queued_call(true, &trunk_port, &agent_port, &caller);
+    scb_request_ok(ix, caller);
+    itest_proc_kill(&scb.edge);
+    itest_sipedge_edge_start(&scb, 100);
+    cr_assert(itest_proc_wait_line(&scb.edge, "restored 1 queued callback", NULL, 0, 10000),
+              "expected the restarted sip-edge to restore the callback (see %s)", scb.edge.log);
+    scb_callback_completes(ix, trunk_port, agent_port);
+    itest_sipedge_stop_services(&scb);
+}
+
+/* (3) Without a trunk nobody can be called back: 501, and the caller stays queued. */
+Test(sipedge_callback, without_a_trunk_a_callback_is_refused)
+{
+    struct itest_proc *caller;
+    int trunk_port, agent_port;
+    char path[200];
+    const char *ix = scb_queued_call(false, &trunk_port, &agent_port, &caller);
+    json_t *v = scb_request(ix, "{}", NULL, 501);
+
+    json_decref(v);
+    snprintf(path, sizeof(path), "/v1/calls/%s", ix);
+    v = itest_sipedge_rest(scb.edge_http_port, "GET", path, NULL, NULL, 200);
+    cr_assert_str_eq(json_string_value(json_object_get(v, "state")), "queued");
+    json_decref(v);
+    snprintf(path, sizeof(path), "/v1/calls/%s/hangup", ix);
+    json_decref(itest_sipedge_rest(scb.edge_http_port, "POST", path, NULL, NULL, 202));
+    itest_proc_kill(caller); /* it expects a 480 naming a callback, which never comes */
+    itest_sipedge_stop_services(&scb);
+}
+
+/* (4) The queue takes no callbacks (callback_enabled false): the router ends the interaction
+ * (cc.routing.rejected {callback_disabled}) and sip-edge ends the callback rejected. */
+Test(sipedge_callback, a_queue_without_callbacks_ends_the_callback_rejected)
+{
+    struct itest_proc *caller;
+    char did[32], path[200];
+    const char *ix;
+    json_t *ev;
+
+    snprintf(scb.trunk_uri, sizeof(scb.trunk_uri), "sip:127.0.0.1:%d;transport=udp",
+             itest_free_udp_port());
+    itest_sipedge_start_agents_unregistered(&scb, 1, 20, 0, 100);
+    json_decref(itest_sipedge_rest(scb.router_port, "POST", "/v1/queues", NULL,
+                                   "{\"id\":\"nocb\",\"name\":\"nocb\",\"channels\":[\"voice\"],"
+                                   "\"strategy\":\"longest_idle\",\"callback_enabled\":false}",
+                                   201));
+    itest_sipedge_did(&scb, did, sizeof(did), "nocb");
+    caller = itest_sipedge_caller(&scb, "caller_callback.xml", did, NULL);
+    ix = itest_sipedge_interaction_of(&scb, did);
+    itest_sipedge_expect(&scb, "cc.interaction.queued", ix, NULL, NULL, NULL);
+    json_decref(scb_request(ix, "{\"number\":\"" SCB_NUMBER "\"}", NULL, 202));
+    itest_sipedge_sipp_done(&scb, caller, "the caller (released with 480)", 20000);
+    ev = itest_sipedge_expect(&scb, "cc.routing.rejected", ix, NULL, NULL, NULL);
+    cr_assert_str_eq(itest_sipedge_str(ev, "reason"), "callback_disabled");
+    ev = itest_sipedge_expect(&scb, "cc.interaction.ended", ix, NULL, NULL, NULL);
+    cr_assert_str_eq(itest_sipedge_str(ev, "ended_by"), "system");
+    cr_assert_str_eq(itest_sipedge_str(ev, "reason"), "rejected");
+    snprintf(path, sizeof(path), "/v1/calls/%s", ix);
+    json_decref(itest_sipedge_rest(scb.edge_http_port, "GET", path, NULL, NULL, 404));
+    itest_sipedge_stop_services(&scb);
+}
