@@ -266,6 +266,29 @@ static int engine_exclude(const json_t *d, struct router_cmd *c, char *err, size
     return 0;
 }
 
+/* A callback's time: keep_place true takes none (*at_ms 0); false needs scheduled_at (RFC 3339)
+ * no further than ROUTER_ENGINE_CALLBACK_AHEAD_S after the command's own time; a time already
+ * past is kept as is (the interaction is ordered from then). */
+static int engine_callback_at(const json_t *d, bool keep_place, int64_t sent_ms, int64_t *at_ms,
+                              char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(d, "scheduled_at");
+
+    *at_ms = 0;
+    if (keep_place)
+        return v ? engine_fail(err, errlen,
+                               "data.scheduled_at: not with keep_place true (the caller keeps "
+                               "their place)")
+                 : 0;
+    if (!json_is_string(v) || cc_time_parse_iso8601(json_string_value(v), at_ms) < 0 || *at_ms <= 0)
+        return engine_fail(err, errlen,
+                           "data.scheduled_at: required with keep_place false, an RFC 3339 time");
+    if (sent_ms > 0 && *at_ms > sent_ms + ROUTER_ENGINE_CALLBACK_AHEAD_S * 1000LL)
+        return engine_fail(err, errlen, "data.scheduled_at: at most %d days ahead",
+                           ROUTER_ENGINE_CALLBACK_AHEAD_S / 86400);
+    return 0;
+}
+
 static int engine_parse_requests(const cc_event *ev, const json_t *d, struct router_cmd *c,
                                  char *err, size_t errlen)
 {
@@ -312,11 +335,8 @@ static int engine_parse_requests(const cc_event *ev, const json_t *d, struct rou
         v = json_object_get(d, "keep_place");
         if (!json_is_boolean(v))
             return engine_fail(err, errlen, "data.keep_place: required, a boolean");
-        /* a callback scheduled for later is refused rather than taken as keeping the place */
-        if (!json_is_true(v) || json_object_get(d, "scheduled_at"))
-            return engine_fail(err, errlen,
-                               "data.keep_place: only true is supported (the caller keeps "
-                               "their place); scheduled callbacks (false, scheduled_at) are not");
+        if (engine_callback_at(d, json_is_true(v), ev->time_ms, &c->at_ms, err, errlen) < 0)
+            return -EINVAL;
         return engine_opt_id(d, "queue_id", &c->queue_id, err, errlen);
     }
     return 0; /* another command type: not ours */
@@ -1009,10 +1029,11 @@ static int engine_apply(router_engine *e, const struct router_cmd *c, struct rou
         return rc;
     }
     case ROUTER_CMD_CALLBACK:
-        rc = router_live_callback(e->lv, c->tenant, c->subject, c->number);
+        rc = router_live_callback(e->lv, c->tenant, c->subject, c->number, c->at_ms);
         if (rc == 0)
-            rc = ROUTER_ENGINE_RETRY_STALE(
-                e, router_state_set_callback(e->rs, c->tenant, c->subject, c->number, now, r));
+            rc = ROUTER_ENGINE_RETRY_STALE(e,
+                                           router_state_set_callback(e->rs, c->tenant, c->subject,
+                                                                     c->number, c->at_ms, now, r));
         if (rc == 0 && r->status == ROUTER_ST_REJECTED) /* the queue takes no callbacks */
             rc = router_live_closed(e->lv, c->tenant, c->subject);
         return rc;
@@ -1064,8 +1085,9 @@ int router_engine_timer(router_engine *e, const struct router_timer *t, int64_t 
         return rc;
     if (r.status == ROUTER_ST_OVERFLOWED)
         rc = router_live_moved(e->lv, t->tenant, t->id, r.queue_id);
-    else if (r.status == ROUTER_ST_TIMED_OUT)
-        rc = router_live_closed(e->lv, t->tenant, t->id);
+    else if (r.status == ROUTER_ST_TIMED_OUT || r.status == ROUTER_ST_REJECTED)
+        rc = router_live_closed(e->lv, t->tenant, t->id); /* rejected: a scheduled callback's
+                                                              queue was deleted */
     else if (r.status == ROUTER_ST_OK && strcmp(t->kind, "offer") == 0 && t->id2[0])
         engine_persist_rona(e, t->tenant, t->id2);
     CC_DEBUG_CTX(&(struct cc_log_ctx){.interaction_id = t->id},

@@ -46,10 +46,11 @@
 #include "router_state.h"
 #include "router_store.h"
 
-#define ROUTER_ENGINE_QUEUE_TTL_MS 60000 /* a cached queue is re-read after this at the latest */
-#define ROUTER_ENGINE_ROUTE_SKILLS 32    /* skills in a route command (schema maxItems) */
-#define ROUTER_ENGINE_EXCLUDE_MAX  ROUTER_STATE_EXCLUDE_MAX /* schema maxItems */
-#define ROUTER_ENGINE_ADDRESS_MAX  512
+#define ROUTER_ENGINE_QUEUE_TTL_MS     60000 /* a cached queue is re-read after this at the latest */
+#define ROUTER_ENGINE_ROUTE_SKILLS     32    /* skills in a route command (schema maxItems) */
+#define ROUTER_ENGINE_EXCLUDE_MAX      ROUTER_STATE_EXCLUDE_MAX /* schema maxItems */
+#define ROUTER_ENGINE_ADDRESS_MAX      512
+#define ROUTER_ENGINE_CALLBACK_AHEAD_S (30 * 86400) /* farthest scheduled callback */
 
 typedef struct router_engine router_engine;
 
@@ -83,6 +84,7 @@ struct router_cmd {
     bool has_skills;    /* requeue: skills given (replace) */
     char *skills_json;  /* malloc'd "[...]" of skills (route, requeue); NULL = none */
     const char *number; /* route callback / callback command / registered contact */
+    int64_t at_ms;      /* callback: when to call back (unix ms); 0 = keep the place */
     bool at_head;       /* requeue */
     const char *exclude[ROUTER_ENGINE_EXCLUDE_MAX]; /* requeue: agents not to offer it to */
     size_t nexclude;

@@ -115,9 +115,10 @@ static const struct router_live_statement live_row_stmts[LIVE_ROW_STMTS] = {
                       "updated_at = now() WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
                       7},
     [LIVE_CALLBACK] = {"router_live_callback",
-                       "UPDATE router.interactions SET callback_number = $3, updated_at = now() "
-                       "WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
-                       3},
+                       "UPDATE router.interactions SET callback_number = $3, callback_at_ms = "
+                       "$4::bigint, updated_at = now() WHERE tenant = $1 AND id = $2 AND state "
+                       "<> 'ended'",
+                       4},
     [LIVE_CLOSED] = {"router_live_closed",
                      "UPDATE router.interactions SET state = 'ended', updated_at = now() "
                      "WHERE tenant = $1 AND id = $2 AND state <> 'ended'",
@@ -251,9 +252,14 @@ int router_live_requeue(router_live *lv, const char *tenant, const char *ix, con
                                                excluded_json ? excluded_json : "[]"});
 }
 
-int router_live_callback(router_live *lv, const char *tenant, const char *ix, const char *number)
+int router_live_callback(router_live *lv, const char *tenant, const char *ix, const char *number,
+                         int64_t at_ms)
 {
-    return live_exec_row(lv, LIVE_CALLBACK, (const char *const[]){tenant, ix, number});
+    char at[24];
+
+    snprintf(at, sizeof(at), "%lld", (long long)at_ms);
+    return live_exec_row(lv, LIVE_CALLBACK,
+                         (const char *const[]){tenant, ix, number, at_ms > 0 ? at : NULL});
 }
 
 int router_live_closed(router_live *lv, const char *tenant, const char *ix)
@@ -671,12 +677,23 @@ static json_t *live_ids(const char *text, const char **ids, size_t max, size_t *
     return a;
 }
 
+/* A restored callback whose time is ahead leaves its queue again until then (no event). */
+static int live_restore_schedule(router_state *rs, const struct router_enqueue *req, int64_t at_ms)
+{
+    struct router_state_result r;
+    int rc = router_state_set_callback(rs, req->tenant, req->interaction_id, req->callback_number,
+                                       at_ms, req->now_ms, &r);
+
+    return rc < 0 ? rc : 0;
+}
+
 static int live_restore_interactions(router_live *lv, router_state *rs, int64_t now_ms)
 {
     PGresult *res = cc_pg_query(lv->pg,
                                 "SELECT tenant, id, queue_id, channel, priority, skills::text, "
                                 "callback_number, request_id, enqueued_ms, state, agent_id, "
-                                "coalesce(order_ms, 0), excluded::text "
+                                "coalesce(order_ms, 0), excluded::text, "
+                                "coalesce(callback_at_ms, 0) "
                                 "FROM router.interactions WHERE state IN ('waiting', 'assigned') "
                                 "ORDER BY enqueued_ms",
                                 0, NULL);
@@ -690,6 +707,7 @@ static int live_restore_interactions(router_live *lv, router_state *rs, int64_t 
         struct router_enqueue req = {0};
         json_t *excluded;
         bool assigned = strcmp(PQgetvalue(res, i, 9), "assigned") == 0;
+        int64_t at_ms;
 
         if (router_channel_parse(PQgetvalue(res, i, 3), &req.channel) < 0)
             continue;
@@ -703,6 +721,9 @@ static int live_restore_interactions(router_live *lv, router_state *rs, int64_t 
         req.request_id = PQgetisnull(res, i, 7) ? NULL : PQgetvalue(res, i, 7);
         req.enqueued_ms = strtoll(PQgetvalue(res, i, 8), NULL, 10);
         req.order_ms = strtoll(PQgetvalue(res, i, 11), NULL, 10);
+        at_ms = strtoll(PQgetvalue(res, i, 13), NULL, 10);
+        if (at_ms > 0 && !req.order_ms) /* a scheduled callback: ordered from its time */
+            req.order_ms = at_ms;
         excluded = live_ids(PQgetvalue(res, i, 12), ids, ROUTER_STATE_EXCLUDE_MAX, &req.nexclude);
         req.exclude = ids;
         req.now_ms = now_ms;
@@ -710,6 +731,8 @@ static int live_restore_interactions(router_live *lv, router_state *rs, int64_t 
         rc = router_state_restore_interaction(
             rs, &req, assigned && !PQgetisnull(res, i, 10) ? PQgetvalue(res, i, 10) : NULL);
         json_decref(excluded);
+        if (rc == 0 && !assigned && at_ms > now_ms && req.callback_number) /* parked till then */
+            rc = live_restore_schedule(rs, &req, at_ms);
         if (rc == -ENOENT) {
             CC_WARN_CTX(&(struct cc_log_ctx){.interaction_id = req.interaction_id},
                         "rebuild cannot restore interaction: queue '%s' or its agent is gone",

@@ -62,7 +62,10 @@ int router_live_moved(router_live *lv, const char *tenant, const char *ix, const
 int router_live_requeue(router_live *lv, const char *tenant, const char *ix, const char *queue_id,
                         int priority, const char *skills_json, int64_t order_ms,
                         const char *excluded_json);
-int router_live_callback(router_live *lv, const char *tenant, const char *ix, const char *number);
+/* The callback's number, and at_ms: when to call back (a scheduled callback; <= 0 = it keeps
+ * its place). */
+int router_live_callback(router_live *lv, const char *tenant, const char *ix, const char *number,
+                         int64_t at_ms);
 /* Closed for good: ended, abandoned, cancelled, rejected, timed out. */
 int router_live_closed(router_live *lv, const char *tenant, const char *ix);
 /* One interaction's row change of a batch of facts (router_live_rows). */

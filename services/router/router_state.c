@@ -1019,7 +1019,7 @@ int router_state_restore_interaction(router_state *rs, const struct router_enque
 bool router_ix_state_finished(const char *s)
 {
     return s && *s && strcmp(s, "new") != 0 && strcmp(s, "waiting") != 0 &&
-           strcmp(s, "offered") != 0 && strcmp(s, "assigned") != 0;
+           strcmp(s, "offered") != 0 && strcmp(s, "assigned") != 0 && strcmp(s, "scheduled") != 0;
 }
 
 int router_state_ix_states(router_state *rs, size_t n, const char *const *tenants,
@@ -1184,11 +1184,15 @@ static int ix_cmd(router_state *rs, const char *cmd, const char *tenant, const c
 }
 
 int router_state_set_callback(router_state *rs, const char *tenant, const char *interaction_id,
-                              const char *number, int64_t now_ms, struct router_state_result *res)
+                              const char *number, int64_t at_ms, int64_t now_ms,
+                              struct router_state_result *res)
 {
+    char at[24];
+
     if (!number || !*number || strlen(number) > 512)
         return -EINVAL;
-    return ix_cmd(rs, "set_callback", tenant, interaction_id, number, NULL, now_ms, 0, res);
+    snprintf(at, sizeof(at), "%lld", (long long)(at_ms > 0 ? at_ms : 0));
+    return ix_cmd(rs, "set_callback", tenant, interaction_id, number, at, now_ms, 0, res);
 }
 
 int router_state_cancel(router_state *rs, const char *tenant, const char *interaction_id,

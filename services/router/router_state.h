@@ -339,12 +339,18 @@ int router_state_facts_batch(router_state *rs, const struct router_fact *facts, 
 int router_state_ix_states(router_state *rs, size_t n, const char *const *tenants,
                            const char *const *ids, long long *epoch, struct router_ix_state *out);
 /* True when an interaction in state s (router_ix_state.state) has finished: it is neither
- * waiting, offered nor assigned (nor absent). */
+ * waiting, offered, assigned nor scheduled (a callback parked until its time), nor absent. */
 bool router_ix_state_finished(const char *s);
 int router_state_requeue(router_state *rs, const struct router_requeue *req,
                          struct router_state_result *res);
+/* A waiting (or offered, or scheduled) interaction is to be called back at number. at_ms <= 0:
+ * it keeps its place (a scheduled one goes back to its queue now, ordered from its time); a
+ * time ahead: it leaves its queue (offers withdrawn, queue timers off) until then, when it is
+ * placed again ordered from that time, max wait and tiers counting from then. A queue with
+ * callback_enabled false: ROUTER_ST_REJECTED {callback_disabled}, the interaction ends. */
 int router_state_set_callback(router_state *rs, const char *tenant, const char *interaction_id,
-                              const char *number, int64_t now_ms, struct router_state_result *res);
+                              const char *number, int64_t at_ms, int64_t now_ms,
+                              struct router_state_result *res);
 int router_state_cancel(router_state *rs, const char *tenant, const char *interaction_id,
                         int64_t now_ms, uint64_t seed, struct router_state_result *res);
 int router_state_abandoned(router_state *rs, const char *tenant, const char *interaction_id,

@@ -10,6 +10,7 @@
 #include "cc_event.h"
 #include "cc_http_rest.h"
 #include "cc_log.h"
+#include "cc_time.h"
 
 #define CALLS_WAIT_MS 5000
 #define CALLS_ROLES                                                                                \
@@ -212,8 +213,28 @@ static int h_call_transfer(struct cc_http_req *req, struct cc_http_resp *resp, v
     return calls_run(arg, resp, &ctl, 202);
 }
 
-/* POST /v1/calls/{id}/callback {"number": optional}: the waiting caller is released and called
- * back (agent first, then the customer through the trunk) when the call reaches an agent. */
+/* The farthest ahead a callback may be scheduled (the router's limit too). */
+#define CALLBACK_AHEAD_MS (30LL * 86400 * 1000)
+
+/* "at" of a callback body into ctl->at_ms: an RFC 3339 time in the future, at most
+ * CALLBACK_AHEAD_MS ahead; absent = at its turn in the queue. */
+static void calls_callback_at(const json_t *v, struct sipedge_ctl *ctl, json_t *errs)
+{
+    int64_t now = cc_time_now_ms(), at;
+
+    if (!v)
+        return;
+    if (!json_is_string(v) || cc_time_parse_iso8601(json_string_value(v), &at) < 0)
+        calls_error(errs, "/at", "must be an RFC 3339 time, e.g. 2026-11-25T15:00:00Z");
+    else if (at <= now || at > now + CALLBACK_AHEAD_MS)
+        calls_error(errs, "/at", "must be in the future, at most 30 days ahead");
+    else
+        ctl->at_ms = at;
+}
+
+/* POST /v1/calls/{id}/callback {"number": optional, "at": optional}: the waiting caller is
+ * released and called back (agent first, then the customer through the trunk) when the call
+ * reaches an agent: at its turn, or from "at" on. */
 static int h_call_callback(struct cc_http_req *req, struct cc_http_resp *resp, void *arg)
 {
     struct sipedge_ctl ctl = {.op = SIPEDGE_CTL_CALLBACK};
@@ -232,7 +253,7 @@ static int h_call_callback(struct cc_http_req *req, struct cc_http_resp *resp, v
     {
         char field[80];
 
-        if (strcmp(key, "number") == 0)
+        if (strcmp(key, "number") == 0 || strcmp(key, "at") == 0)
             continue;
         snprintf(field, sizeof(field), "/%.64s", key);
         calls_error(errs, field, "unknown field");
@@ -243,6 +264,7 @@ static int h_call_callback(struct cc_http_req *req, struct cc_http_resp *resp, v
         calls_error(errs, "/number", "must be digits with an optional leading + (2..20)");
     else if (number)
         snprintf(ctl.target, sizeof(ctl.target), "%s", number);
+    calls_callback_at(json_object_get(doc, "at"), &ctl, errs);
     if (json_array_size(errs) > 0)
         return cc_http_rest_unprocessable(resp, errs);
     json_decref(errs);

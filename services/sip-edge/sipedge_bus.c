@@ -12,6 +12,7 @@
 #include "cc_event.h"
 #include "cc_id.h"
 #include "cc_log.h"
+#include "cc_time.h"
 
 struct sipedge_bus_consumer {
     pthread_t thread;
@@ -526,10 +527,14 @@ int sipedge_bus_cancel(const struct sipedge_pub *pub, const struct sipedge_ix *i
 }
 
 int sipedge_bus_callback(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
-                         const char *number)
+                         const char *number, int64_t at_ms)
 {
-    json_t *d =
-        json_pack("{s:s, s:b, s:s}", "number", number, "keep_place", 1, "queue_id", ix->queue_id);
+    json_t *d = json_pack("{s:s, s:b, s:s}", "number", number, "keep_place", at_ms <= 0, "queue_id",
+                          ix->queue_id);
+    char when[32];
+
+    if (d && at_ms > 0 && cc_time_format_iso8601(at_ms, when) == 0)
+        json_object_set_new(d, "scheduled_at", json_string(when));
 
     return bus_ix_publish(pub, CC_TOPIC_ROUTING_REQUESTS, "cc.routing.callback", ix, 0, d);
 }

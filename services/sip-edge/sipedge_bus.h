@@ -171,10 +171,11 @@ int sipedge_bus_requeue(const struct sipedge_pub *pub, const struct sipedge_ix *
  * is released as by ended); seq numbers the cancels of one call. */
 int sipedge_bus_cancel(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
                        const char *reason, int seq);
-/* cc.routing.callback {number, keep_place true, queue_id}: the waiting caller asked to be called
- * back at number and was released; the interaction keeps its place. */
+/* cc.routing.callback {number, keep_place, scheduled_at, queue_id}: the waiting caller asked to
+ * be called back at number and was released; the interaction keeps its place (at_ms 0) or waits
+ * out of the queue until at_ms (unix ms). */
 int sipedge_bus_callback(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
-                         const char *number);
+                         const char *number, int64_t at_ms);
 /* ended_by: customer|agent|supervisor|system, or external (the party a call was transferred to
  * through the trunk hung up); reason: normal|abandoned|rejected|failed|
  * session_timeout|transferred, and for an outbound call the customer never answered:

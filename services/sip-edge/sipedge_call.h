@@ -80,6 +80,7 @@ struct sipedge_ctl {
     char interaction_id[SIPEDGE_BUS_ID_MAX + 1];
     char target_type[16]; /* transfer: queue|number */
     char target[SIPEDGE_BUS_ID_MAX + 1];
+    int64_t at_ms; /* callback: when (unix ms); 0 = at its turn */
 };
 
 /* Start-up check of CC_SIPEDGE_TRUNK_URI (Sofia-SIP's URL parser): "" (no trunk) or a sip: or

@@ -357,6 +357,7 @@ static json_t *call_json(struct sipedge_call *c)
 {
     const char *agent = c->state == SIPEDGE_CALL_ANSWERED ? sipedge_call_agent(c) : NULL;
     struct sipedge_leg *ringing = sipedge_call_ringing(c);
+    char when[32];
     json_t *j = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:b}", "interaction_id", c->id, "queue_id",
         c->queue_id, "state", call_state_name(c), "from", c->from, "to", c->to, "duration_ms",
@@ -373,6 +374,9 @@ static json_t *call_json(struct sipedge_call *c)
         json_object_set_new(j, "ringing_agent_id", json_string(ringing->agent_id));
     if (j && c->callback)
         json_object_set_new(j, "callback_number", json_string(c->callback_to));
+    if (j && c->callback && c->callback_at_ms > 0 &&
+        cc_time_format_iso8601(c->callback_at_ms, when) == 0)
+        json_object_set_new(j, "callback_at", json_string(when));
     return j;
 }
 
@@ -476,7 +480,7 @@ int sipedge_calls_control(sipedge_calls *cs, const struct sipedge_ctl *req, json
             rc = call_transfer_queue(c, req->target, false);
         break;
     case SIPEDGE_CTL_CALLBACK:
-        rc = sipedge_call_callback(c, req->target);
+        rc = sipedge_call_callback(c, req->target, req->at_ms);
         break;
     case SIPEDGE_CTL_LIST:
     case SIPEDGE_CTL_GET:

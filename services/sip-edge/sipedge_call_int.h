@@ -97,6 +97,7 @@ struct sipedge_call {
     bool callback;  /* the customer asked to be called back at callback_to */
     bool uncounted; /* not counted in cs->active (a callback without its caller) */
     char callback_to[24];
+    int64_t callback_at_ms; /* when the customer asked to be called (unix ms); 0 = at its turn */
     /* blind transfer to a number (sipedge_originate.c) */
     char external_to[SIPEDGE_CALL_ADDR_MAX]; /* the number (or sip: URI); "" when none */
     /* consultation (sipedge_consult.c): the caller leg is the consulting agent's */
@@ -219,12 +220,13 @@ void sipedge_call_on_external_answer(struct sipedge_call *c, struct sipedge_leg 
 void sipedge_call_external_abandon(struct sipedge_call *c, const char *ended_by);
 
 /* ---- sipedge_callback.c ---- */
-/* The waiting caller of c asks to be called back at number ("" = the caller's own number):
+/* The waiting caller of c asks to be called back at number ("" = the caller's own number), at
+ * its turn in the queue (at_ms 0) or from at_ms (unix ms) on:
  * recorded in sipedge.callbacks, cc.routing.callback published, the caller released (480, or
  * a BYE when connected to nobody after a transfer); c becomes CALLBACK. 0, -ENOTSUP (no trunk),
  * -EBUSY (not a waiting inbound call, or an agent rings), -EINVAL (no number to call back),
  * -EIO (the store failed: nothing changed). */
-int sipedge_call_callback(struct sipedge_call *c, const char *number);
+int sipedge_call_callback(struct sipedge_call *c, const char *number, int64_t at_ms);
 /* Agent leg l answered callback c: answered published, the customer dialled with l's SDP. */
 void sipedge_call_callback_answered(struct sipedge_call *c, struct sipedge_leg *l);
 /* The customer of callback c answered (2xx on the caller leg): the agent is re-INVITEd with

@@ -29,8 +29,9 @@ static void callback_uncount(struct sipedge_call *c)
     c->cs->active--;
 }
 
-/* c becomes a callback to number, with a placeholder as what the agent is offered. */
-static int callback_arm(struct sipedge_call *c, const char *number)
+/* c becomes a callback to number (at at_ms, 0 = its turn), with a placeholder as what the agent
+ * is offered. */
+static int callback_arm(struct sipedge_call *c, const char *number, int64_t at_ms)
 {
     char *sdp = sipedge_call_placeholder(c);
 
@@ -41,16 +42,20 @@ static int callback_arm(struct sipedge_call *c, const char *number)
     sipedge_sdp_out_clear(&c->caller.out);
     c->callback = true;
     snprintf(c->callback_to, sizeof(c->callback_to), "%s", number);
+    c->callback_at_ms = at_ms;
+    if (at_ms > 0) /* its wait (answered.wait_ms) counts from the time it asked for */
+        c->queued_mono_ms = cc_time_mono_ms() + (at_ms - cc_time_now_ms());
     c->state = SIPEDGE_CALL_CALLBACK;
     callback_uncount(c);
     return 0;
 }
 
-int sipedge_call_callback(struct sipedge_call *c, const char *number)
+int sipedge_call_callback(struct sipedge_call *c, const char *number, int64_t at_ms)
 {
     const struct sipedge_calls_config *cc = &c->cs->c;
     struct sipedge_ix ix = sipedge_call_ix(c);
-    struct sipedge_callback row = {.priority = c->priority, .created_ms = c->created_ms};
+    struct sipedge_callback row = {
+        .priority = c->priority, .created_ms = c->created_ms, .at_ms = at_ms};
     const char *reason = "SIP;cause=480;text=\"callback requested\"";
     int rc;
 
@@ -76,13 +81,13 @@ int sipedge_call_callback(struct sipedge_call *c, const char *number)
         CC_ERROR_CTX(&c->log, "cannot record the callback to '%s': %s", number, strerror(-rc));
         return rc == -EINVAL ? -EINVAL : -EIO;
     }
-    if (callback_arm(c, number) < 0) {
+    if (callback_arm(c, number, at_ms) < 0) {
         sipedge_store_callback_delete(cc->store, c->id);
         return -ENOMEM;
     }
-    sipedge_bus_callback(cc->pub, &ix, number);
-    CC_INFO_CTX(&c->log, "caller '%s' will be called back at '%s' (place kept in '%s')", c->from,
-                number, c->queue_id);
+    sipedge_bus_callback(cc->pub, &ix, number, at_ms);
+    CC_INFO_CTX(&c->log, "caller '%s' will be called back at '%s' (%s in '%s')", c->from, number,
+                at_ms > 0 ? "scheduled" : "place kept", c->queue_id);
     c->caller.cancelled = true;
     if (c->caller.up) /* connected to nobody after a transfer */
         nua_bye(c->caller.nh, SIPTAG_REASON_STR(reason), TAG_END());
@@ -202,7 +207,7 @@ int sipedge_calls_restore_callbacks(sipedge_calls *cs, const char *instance)
         c->created_mono_ms = c->queued_mono_ms = mono - (age > 0 ? age : 0);
         c->caller.cancelled = true;
         callback_uncount(c);
-        if (callback_arm(c, cb->number) < 0) {
+        if (callback_arm(c, cb->number, cb->at_ms) < 0) {
             c->state = SIPEDGE_CALL_ENDED;
             sipedge_call_maybe_free(c);
             rc = -ENOMEM;

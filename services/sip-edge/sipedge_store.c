@@ -630,20 +630,27 @@ int sipedge_store_origination_recorded(sipedge_store *st, const char *instance,
 
 int sipedge_store_callback_put(sipedge_store *st, const struct sipedge_callback *cb)
 {
-    char prio[24], at[24];
-    const char *params[] = {cb->interaction_id, cb->tenant,
-                            cb->queue_id,       cb->number,
-                            cb->caller,         cb->dialled,
-                            cb->host,           num(prio, cb->priority),
-                            cb->instance,       num(at, cb->created_ms)};
+    char prio[24], at[24], sched[24];
+    const char *params[] = {cb->interaction_id,
+                            cb->tenant,
+                            cb->queue_id,
+                            cb->number,
+                            cb->caller,
+                            cb->dialled,
+                            cb->host,
+                            num(prio, cb->priority),
+                            cb->instance,
+                            num(at, cb->created_ms),
+                            cb->at_ms > 0 ? num(sched, cb->at_ms) : NULL};
     PGresult *res;
     int rc;
 
     rc = run(st, "sipedge_cb_put",
              "INSERT INTO sipedge.callbacks (interaction_id, tenant, queue_id, number, caller, "
-             "dialled, host, priority, instance, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, "
-             "$8, $9, " TS("$10") ") ON CONFLICT (interaction_id) DO NOTHING RETURNING 1",
-             10, params, &res);
+             "dialled, host, priority, instance, created_at, scheduled_at) VALUES ($1, $2, $3, "
+             "$4, $5, $6, $7, $8, $9, " TS("$10") ", " TS("$11") ") ON CONFLICT (interaction_id) "
+                                                                 "DO NOTHING RETURNING 1",
+             11, params, &res);
     if (rc < 0)
         return rc;
     rc = PQntuples(res) == 1 ? 0 : -EALREADY;
@@ -676,6 +683,7 @@ static void callback_fill(const PGresult *res, int i, void *out)
     cb->priority = (int)col_ll(res, i, 7);
     col_str(res, i, 8, cb->instance, sizeof(cb->instance));
     cb->created_ms = col_ll(res, i, 9);
+    cb->at_ms = col_ll(res, i, 10);
 }
 
 int sipedge_store_callbacks_of(sipedge_store *st, const char *instance,
@@ -685,8 +693,10 @@ int sipedge_store_callbacks_of(sipedge_store *st, const char *instance,
 
     return run_rows(st, "sipedge_cb_of",
                     "SELECT interaction_id, tenant, queue_id, number, caller, dialled, host, "
-                    "priority, instance, " MS("created_at") " FROM sipedge.callbacks WHERE "
-                                                            "instance = $1 ORDER BY requested_at",
+                    "priority, instance, " MS("created_at") ", " MS(
+                        "scheduled_at") " FROM "
+                                        "sipedge.callbacks WHERE "
+                                        "instance = $1 ORDER BY requested_at",
                     1, params, sizeof(**out), callback_fill, (void **)out, n);
 }
 

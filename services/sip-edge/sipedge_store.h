@@ -174,6 +174,7 @@ struct sipedge_callback {
     char instance[SIPEDGE_NAME_MAX + 1]; /* CC_INSTANCE_ID of the sip-edge that took it */
     int priority;
     int64_t created_ms; /* the interaction's created_ms (unix ms) */
+    int64_t at_ms;      /* scheduled for then (unix ms); 0 = keeping its place */
 };
 
 /* Records a callback (before the caller is released): 0, -EALREADY when the interaction has one

@@ -955,6 +955,17 @@ static void re_answer_a1(char (*ix)[128], int n)
                 "{\"answered_by\":\"agent\",\"agent_id\":\"a1\",\"wait_ms\":1}");
 }
 
+/* A private router with a1 alone in q1 (chat capacity 3): ix[0..3) routed to a1 and answered,
+ * ix[3..n) waiting. */
+static void re_a1_full_then_waiting(struct re_router *r, char (*ix)[128], int n)
+{
+    re_private_solo(r);
+    re_ix_n(ix, n);
+    re_route_q1(ix, 0, 3, true);
+    re_answer_a1(ix, 3);
+    re_route_q1(ix, 3, n, false);
+}
+
 /* Redis loses everything (FLUSHALL) with interactions in every state: a1 (chat capacity 3)
  * holds c1 and c2 (answered) and rings for c3; c4 and c5 wait. After the flush the next
  * request (c6) meets NOSTATE, the router rebuilds from PostgreSQL -- config, a1's presence,
@@ -1057,11 +1068,7 @@ Test(router_engine, a_requeues_order_and_exclusions_survive_a_rebuild)
     char ix[6][128];
     long ready = 0;
 
-    re_private_solo(&r);
-    re_ix_n(ix, 6);
-    re_route_q1(ix, 0, 3, true);
-    re_answer_a1(ix, 3);
-    re_route_q1(ix, 3, 6, false);
+    re_a1_full_then_waiting(&r, ix, 6);
     re_send(CC_TOPIC_ROUTING_REQUESTS, "cc.routing.requeue", ix[3],
             "{\"reason\":\"supervisor\",\"queue_id\":\"q1\",\"at_head\":false}");
     re_send(CC_TOPIC_ROUTING_REQUESTS, "cc.routing.requeue", ix[4],
@@ -1095,6 +1102,45 @@ Test(router_engine, a_requeues_order_and_exclusions_survive_a_rebuild)
     re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.ended", ix[2], ended);
     cr_assert_eq(re_count("cc.routing.assigned", ix[4], 2000), 0,
                  "expected c5 never offered to a1, which it excludes");
+    re_router_stop(&r, SIGTERM);
+    re_env_redis[0] = re_env_pg[0] = re_env_tenants[0] = '\0';
+}
+
+/* A callback scheduled 6 s ahead is parked; Redis loses everything and the rebuild (set off by
+ * c1's end, which frees a slot of a1) parks it again from PostgreSQL: a1's free slot is not
+ * given to c4 before its time, and c4 is offered to a1 once its time comes. */
+Test(router_engine, a_scheduled_callback_survives_a_rebuild)
+{
+    static const char ended[] =
+        "{\"ended_by\":\"customer\",\"talk_ms\":10,\"hold_ms\":0,\"agent_id\":\"a1\"}";
+    struct re_router r;
+    char ix[4][128], when[32], data[200];
+    int64_t at;
+    long ready = 0;
+
+    re_a1_full_then_waiting(&r, ix, 4);
+    at = cc_time_now_ms() + 6000; /* the flush and the rebuild come well before */
+    cr_assert_eq(cc_time_format_iso8601(at, when), 0);
+    snprintf(data, sizeof(data),
+             "{\"number\":\"+4930123456\",\"keep_place\":false,\"scheduled_at\":\"%s\"}", when);
+    re_send(CC_TOPIC_ROUTING_REQUESTS, "cc.routing.callback", ix[3], data);
+    for (int n = 0; n < 300 && ready != 4; n++) { /* the time and the three answers persisted */
+        usleep(50 * 1000);
+        ready = re_rows("SELECT count(*) FROM router.interactions WHERE tenant = $1 AND "
+                        "((id = $2 AND callback_at_ms IS NOT NULL) OR (id <> $3 AND "
+                        "state = 'assigned'))",
+                        ix[3], ix[3]);
+    }
+    cr_assert_eq(ready, 4, "expected c4's callback time and c1-c3 in progress in PostgreSQL");
+
+    re_fault_flush(re_env_redis);
+
+    re_send(CC_TOPIC_INTERACTIONS, "cc.interaction.ended", ix[0], ended);
+    cr_assert_eq(re_count("cc.routing.assigned", ix[3], 1500), 0,
+                 "expected c4 not offered before its time");
+    cr_assert_not_null(re_wait("cc.routing.assigned", ix[3], "agent_id", "a1", 20000),
+                       "expected c4 offered to a1 at its time");
+    cr_assert(cc_time_now_ms() >= at, "expected c4's offer not before its time");
     re_router_stop(&r, SIGTERM);
     re_env_redis[0] = re_env_pg[0] = re_env_tenants[0] = '\0';
 }

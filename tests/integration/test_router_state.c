@@ -761,13 +761,54 @@ Test(router_state, callback_keeps_the_place_and_is_in_the_decision)
     rs_it_solo("k1");
     rs_it_enqueue("i1", "q", RS_S(1));
     rs_it_enqueue("i2", "q", RS_S(2));
-    cr_assert_eq(router_state_set_callback(rs, rs_tenant, "i1", "+4930123456", RS_S(3), &res), 0);
+    cr_assert_eq(router_state_set_callback(rs, rs_tenant, "i1", "+4930123456", 0, RS_S(3), &res),
+                 0);
     cr_assert_eq(res.status, ROUTER_ST_OK, "expected the callback set");
     res = rs_it_login("k1", RS_S(4));
     rs_it_offer_is(&res, "i1", "k1");
     rs_it_events("cc.routing.assigned", "i1", &d);
     cb = json_object_get(d, "callback");
     cr_assert_str_eq(rs_it_jstr(cb, "number"), "+4930123456", "expected the callback number");
+    json_decref(d);
+}
+
+/* A callback scheduled for later leaves the queue until then: the offer out (k1) is withdrawn
+ * and k1 takes the next interaction; at its time i1 comes back ordered from that time -- behind
+ * i3, which came before it, ahead of none older -- and its assignment carries the number. */
+Test(router_state, a_scheduled_callback_waits_out_of_the_queue_until_its_time)
+{
+    struct router_state_result res, last;
+    json_t *v, *d;
+
+    rs_it_solo("k1");
+    rs_it_login("k1", RS_S(1));
+    res = rs_it_enqueue("i1", "q", RS_S(2));
+    rs_it_offer_is(&res, "i1", "k1");
+    cr_assert_eq(
+        router_state_set_callback(rs, rs_tenant, "i1", "+4930123456", RS_S(60), RS_S(3), &res), 0);
+    cr_assert_eq(res.status, ROUTER_ST_OK, "expected the callback scheduled");
+    cr_assert_str_eq(res.detail, "scheduled");
+    cr_assert_eq(rs_it_events("cc.routing.withdrawn", "i1", NULL), 1, "expected k1's offer back");
+    cr_assert_eq(router_state_queue_view(rs, rs_tenant, "q", RS_S(3), &v), 0);
+    cr_assert_eq(json_integer_value(json_object_get(v, "waiting")), 0, "expected nobody waiting");
+    cr_assert_eq(json_integer_value(json_object_get(v, "scheduled_callbacks")), 1);
+    json_decref(v);
+    res = rs_it_enqueue("i2", "q", RS_S(4)); /* k1 is free again */
+    rs_it_offer_is(&res, "i2", "k1");
+    cr_assert_eq(router_state_answered(rs, rs_tenant, "i2", "k1", RS_S(5), 1, &res), 0);
+    res = rs_it_enqueue("i3", "q", RS_S(50)); /* waits: k1 is busy */
+    cr_assert_eq(res.noffers, 0, "expected i3 to wait");
+    cr_assert_eq(rs_it_tick(RS_S(59), &last), 0, "expected nothing due before i1's time");
+    cr_assert_eq(rs_it_tick(RS_S(61), &last), 1, "expected i1's time to come");
+    cr_assert_eq(last.status, ROUTER_ST_QUEUED, "expected i1 back in its queue");
+    cr_assert_eq(rs_it_events("cc.interaction.queued", "i1", NULL), 2, "expected queued again");
+    cr_assert_eq(router_state_ended(rs, rs_tenant, "i2", "k1", 1000, RS_S(62), 1, &res), 0);
+    rs_it_offer_is(&res, "i3", "k1"); /* i3 came at 50, before i1's 60 */
+    cr_assert_eq(router_state_answered(rs, rs_tenant, "i3", "k1", RS_S(63), 1, &res), 0);
+    cr_assert_eq(router_state_ended(rs, rs_tenant, "i3", "k1", 1000, RS_S(64), 1, &res), 0);
+    rs_it_offer_is(&res, "i1", "k1");
+    rs_it_events("cc.routing.assigned", "i1", &d);
+    cr_assert_str_eq(rs_it_jstr(json_object_get(d, "callback"), "number"), "+4930123456");
     json_decref(d);
 }
 
@@ -786,7 +827,8 @@ Test(router_state, a_queue_without_callbacks_rejects_a_callback)
     rs_it_login("k1", RS_S(1));
     res = rs_it_enqueue("i1", "q", RS_S(2));
     rs_it_offer_is(&res, "i1", "k1");
-    cr_assert_eq(router_state_set_callback(rs, rs_tenant, "i1", "+4930123456", RS_S(3), &res), 0);
+    cr_assert_eq(router_state_set_callback(rs, rs_tenant, "i1", "+4930123456", 0, RS_S(3), &res),
+                 0);
     cr_assert_eq(res.status, ROUTER_ST_REJECTED, "expected the callback refused");
     cr_assert_str_eq(res.detail, "callback_disabled");
     cr_assert_eq(rs_it_events("cc.routing.rejected", "i1", &d), 1, "expected one rejected");

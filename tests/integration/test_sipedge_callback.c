@@ -8,10 +8,12 @@
  * interaction keeps its place, and when the router assigns the agent, the agent's phone rings
  * first (the customer's number as From, a placeholder offer), then the customer is dialled
  * through the trunk with the agent's SDP and its answer is passed to the agent in a re-INVITE;
- * ended carries the agent and the talk. The same callback survives a SIGKILL of sip-edge (the
- * restarted instance restores it from sipedge.callbacks). Bad requests: a bad number, unknown
- * fields, an agent's token, an unknown call, a second request; no trunk -> 501. A queue whose
- * callback_enabled is false: the router rejects the callback and sip-edge ends it.
+ * ended carries the agent and the talk. A callback scheduled for later rings the agent only from
+ * its time on (the router holds it out of the queue). The same callback survives a SIGKILL of
+ * sip-edge (the restarted instance restores it from sipedge.callbacks). Bad requests: a bad
+ * number or time, unknown fields, an agent's token, an unknown call, a second request; no trunk
+ * -> 501. A queue whose callback_enabled is false: the router rejects the callback and sip-edge
+ * ends it.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -21,6 +23,7 @@
 
 #include "cc_auth.h"
 #include "cc_log.h"
+#include "cc_time.h"
 #include "itest.h"
 #include "itest_sipedge.h"
 #include "itest_sipedge_call.h"
@@ -98,9 +101,11 @@ static void scb_request_ok(const char *ix, struct itest_proc *caller)
               "expected keep_place true");
 }
 
-/* a1 made available: the router assigns it the callback (the number in the decision), a1's
- * phone answers, the customer is dialled and answers, hangs up a second later: ended. */
-static void scb_callback_completes(const char *ix, int trunk_port, int agent_port)
+/* a1 made available: the router assigns it the callback (the number in the decision) -- not
+ * before not_before_ms (unix ms) when it is given --, a1's phone answers, the customer is
+ * dialled and answers, hangs up a second later: ended. */
+static void scb_callback_completes(const char *ix, int trunk_port, int agent_port,
+                                   int64_t not_before_ms)
 {
     const char *talk[] = {"-d", "1000", NULL};
     struct itest_proc *trunk, *phone;
@@ -110,11 +115,19 @@ static void scb_callback_completes(const char *ix, int trunk_port, int agent_por
     trunk = itest_sipedge_sipp(&scb, "trunk_callback.xml", NULL, trunk_port, talk);
     phone = itest_sipedge_sipp(&scb, "agent_callback.xml", NULL, agent_port, NULL);
     itest_sipedge_available(&scb, "a1");
+    if (not_before_ms > 0)
+        cr_assert_eq(itest_sipedge_count(&scb, "cc.routing.assigned", ix, 1500), 0,
+                     "expected a1 not rung before the callback's time");
     ev = itest_sipedge_expect(&scb, "cc.routing.assigned", ix, "agent_id", "a1", &assigned);
+    cr_assert(cc_time_now_ms() >= not_before_ms, "expected the callback not before its time");
     cb = json_object_get(json_object_get(ev, "data"), "callback");
     cr_assert_str_eq(json_string_value(json_object_get(cb, "number")), SCB_NUMBER,
                      "expected the decision to carry the number to call back");
-    itest_sipedge_expect(&scb, "cc.interaction.answered", ix, "agent_id", "a1", &answered);
+    ev = itest_sipedge_expect(&scb, "cc.interaction.answered", ix, "agent_id", "a1", &answered);
+    if (not_before_ms > 0)
+        cr_assert(itest_sipedge_int(ev, "wait_ms") <= cc_time_now_ms() - not_before_ms + 200,
+                  "expected the wait counted from the callback's time, got %lld ms",
+                  (long long)itest_sipedge_int(ev, "wait_ms"));
     itest_sipedge_sipp_done(&scb, trunk, "the trunk (407, the agent's SDP, answer, BYE)", 60000);
     itest_sipedge_sipp_done(&scb, phone, "a1's phone (placeholder, re-INVITE, BYE)", 20000);
     ev = itest_sipedge_expect(&scb, "cc.interaction.ended", ix, NULL, NULL, &ended);
@@ -150,7 +163,7 @@ Test(sipedge_callback, queued_caller_is_called_back_agent_first)
     v = itest_sipedge_rest(scb.edge_http_port, "GET", path, NULL, NULL, 200);
     cr_assert_str_eq(json_string_value(json_object_get(v, "state")), "callback");
     json_decref(v);
-    scb_callback_completes(ix, trunk_port, agent_port);
+    scb_callback_completes(ix, trunk_port, agent_port, 0);
     json_decref(itest_sipedge_rest(scb.edge_http_port, "GET", path, NULL, NULL, 404));
     itest_sipedge_stop_services(&scb);
 }
@@ -170,11 +183,50 @@ Test(sipedge_callback, a_waiting_callback_survives_a_kill_of_sip_edge)
     itest_sipedge_edge_start(&scb, 100);
     cr_assert(itest_proc_wait_line(&scb.edge, "restored 1 queued callback", NULL, 0, 10000),
               "expected the restarted sip-edge to restore the callback (see %s)", scb.edge.log);
-    scb_callback_completes(ix, trunk_port, agent_port);
+    scb_callback_completes(ix, trunk_port, agent_port, 0);
     itest_sipedge_stop_services(&scb);
 }
 
-/* (3) Without a trunk nobody can be called back: 501, and the caller stays queued. */
+/* (3) Scheduled for 5 s later: the request carries the time (keep_place false, scheduled_at), the
+ * router parks the interaction, and a1, available at once, is rung only from that time on. A
+ * time in the past or too far ahead is refused. */
+Test(sipedge_callback, a_scheduled_callback_rings_the_agent_at_its_time)
+{
+    struct itest_proc *caller;
+    int trunk_port, agent_port;
+    char when[32], body[160];
+    const char *ix = scb_queued_call(true, &trunk_port, &agent_port, &caller);
+    json_int_t scheduled = 0;
+    int64_t at;
+    json_t *v;
+
+    json_decref(scb_request(ix, "{\"at\":\"2020-01-01T00:00:00Z\"}", NULL, 422));
+    json_decref(scb_request(ix, "{\"at\":\"2999-01-01T00:00:00Z\"}", NULL, 422));
+    json_decref(scb_request(ix, "{\"at\":\"tomorrow\"}", NULL, 422));
+    at = cc_time_now_ms() + 5000;
+    cr_assert_eq(cc_time_format_iso8601(at, when), 0);
+    snprintf(body, sizeof(body), "{\"number\":\"" SCB_NUMBER "\",\"at\":\"%s\"}", when);
+    v = scb_request(ix, body, NULL, 202);
+    cr_assert_str_eq(json_string_value(json_object_get(v, "state")), "callback");
+    cr_assert_str_eq(json_string_value(json_object_get(v, "callback_at")), when);
+    json_decref(v);
+    itest_sipedge_sipp_done(&scb, caller, "the caller (released with 480)", 20000);
+    v = itest_sipedge_expect(&scb, "cc.routing.callback", ix, NULL, NULL, NULL);
+    cr_assert(json_is_false(json_object_get(json_object_get(v, "data"), "keep_place")),
+              "expected keep_place false");
+    cr_assert_str_eq(itest_sipedge_str(v, "scheduled_at"), when);
+    for (int n = 0; n < 100 && scheduled != 1; n++) { /* the router applies the command */
+        usleep(50 * 1000);
+        v = itest_sipedge_rest(scb.router_port, "GET", "/v1/queues/q1/live", NULL, NULL, 200);
+        scheduled = json_integer_value(json_object_get(v, "scheduled_callbacks"));
+        json_decref(v);
+    }
+    cr_assert_eq(scheduled, 1, "expected the router to hold the callback out of the queue");
+    scb_callback_completes(ix, trunk_port, agent_port, at);
+    itest_sipedge_stop_services(&scb);
+}
+
+/* (4) Without a trunk nobody can be called back: 501, and the caller stays queued. */
 Test(sipedge_callback, without_a_trunk_a_callback_is_refused)
 {
     struct itest_proc *caller;
@@ -194,7 +246,7 @@ Test(sipedge_callback, without_a_trunk_a_callback_is_refused)
     itest_sipedge_stop_services(&scb);
 }
 
-/* (4) The queue takes no callbacks (callback_enabled false): the router ends the interaction
+/* (5) The queue takes no callbacks (callback_enabled false): the router ends the interaction
  * (cc.routing.rejected {callback_disabled}) and sip-edge ends the callback rejected. */
 Test(sipedge_callback, a_queue_without_callbacks_ends_the_callback_rejected)
 {

@@ -14,6 +14,8 @@ CREATE TABLE callbacks (
     host           text        NOT NULL CHECK (char_length(host) <= 256), -- our address they dialled
     priority       integer     NOT NULL CHECK (priority BETWEEN 0 AND 1000),
     instance       text        NOT NULL CHECK (char_length(instance) <= 128),
+    scheduled_at   timestamptz,          -- when the customer asked to be called (NULL: now,
+                                         -- keeping the place in the queue)
     created_at     timestamptz NOT NULL, -- the interaction's (its event ids derive from it)
     requested_at   timestamptz NOT NULL DEFAULT now()
 );

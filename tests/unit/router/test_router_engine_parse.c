@@ -102,7 +102,23 @@ ParameterizedTestParameters(router_engine_parse, accepts_or_refuses)
         {CC_TOPIC_ROUTING_REQUESTS,
          ENV_HEAD "\"type\":\"cc.routing.callback\",\"subject\":\"ix-1\",\"data\":{\"number\":"
                   "\"+4930\",\"keep_place\":false,\"scheduled_at\":\"2026-11-25T10:00:00Z\"}}",
-         -1, "data.keep_place"},
+         ROUTER_CMD_CALLBACK, ""},
+        {CC_TOPIC_ROUTING_REQUESTS,
+         ENV_HEAD "\"type\":\"cc.routing.callback\",\"subject\":\"ix-1\",\"data\":{\"number\":"
+                  "\"+4930\",\"keep_place\":false}}",
+         -1, "data.scheduled_at"},
+        {CC_TOPIC_ROUTING_REQUESTS,
+         ENV_HEAD "\"type\":\"cc.routing.callback\",\"subject\":\"ix-1\",\"data\":{\"number\":"
+                  "\"+4930\",\"keep_place\":true,\"scheduled_at\":\"2026-11-25T10:00:00Z\"}}",
+         -1, "data.scheduled_at"},
+        {CC_TOPIC_ROUTING_REQUESTS,
+         ENV_HEAD "\"type\":\"cc.routing.callback\",\"subject\":\"ix-1\",\"data\":{\"number\":"
+                  "\"+4930\",\"keep_place\":false,\"scheduled_at\":\"tomorrow\"}}",
+         -1, "data.scheduled_at"},
+        {CC_TOPIC_ROUTING_REQUESTS,
+         ENV_HEAD "\"type\":\"cc.routing.callback\",\"subject\":\"ix-1\",\"data\":{\"number\":"
+                  "\"+4930\",\"keep_place\":false,\"scheduled_at\":\"2027-01-01T10:00:00Z\"}}",
+         -1, "data.scheduled_at"},
         /* facts */
         {CC_TOPIC_INTERACTIONS,
          ENV_HEAD "\"type\":\"cc.interaction.answered\",\"subject\":\"ix-1\",\"data\":{"
@@ -169,6 +185,32 @@ ParameterizedTest(struct parse_case *c, router_engine_parse, accepts_or_refuses)
     cr_assert_eq(rc, 0, "expected %.120s to be accepted, got '%s'", c->msg, err);
     cr_assert_eq((int)cmd.kind, c->kind, "expected kind %d, got %d for %.120s", c->kind,
                  (int)cmd.kind, c->msg);
+    router_cmd_clear(&cmd);
+}
+
+/* keep_place false: the time, in unix ms; keep_place true: none. */
+Test(router_engine_parse, keeps_a_scheduled_callbacks_time)
+{
+    static const char msg[] =
+        ENV_HEAD "\"type\":\"cc.routing.callback\",\"subject\":\"ix-1\",\"data\":{\"number\":"
+                 "\"+4930\",\"keep_place\":false,\"scheduled_at\":\"2026-11-25T10:00:00Z\"}}";
+    static const char keep[] =
+        ENV_HEAD "\"type\":\"cc.routing.callback\",\"subject\":\"ix-1\",\"data\":{\"number\":"
+                 "\"+4930\",\"keep_place\":true}}";
+    struct router_cmd cmd;
+    char err[256] = "";
+
+    cr_assert_eq(
+        router_engine_parse(CC_TOPIC_ROUTING_REQUESTS, msg, strlen(msg), &cmd, err, sizeof(err)), 0,
+        "%s", err);
+    cr_assert_eq(cmd.at_ms, 1795600800000LL, "expected 2026-11-25T10:00:00Z, got %lld",
+                 (long long)cmd.at_ms);
+    cr_assert_str_eq(cmd.number, "+4930");
+    router_cmd_clear(&cmd);
+    cr_assert_eq(
+        router_engine_parse(CC_TOPIC_ROUTING_REQUESTS, keep, strlen(keep), &cmd, err, sizeof(err)),
+        0, "%s", err);
+    cr_assert_eq(cmd.at_ms, 0, "expected no time when the place is kept");
     router_cmd_clear(&cmd);
 }
 
