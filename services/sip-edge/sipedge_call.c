@@ -821,6 +821,7 @@ void sipedge_calls_on_decision(sipedge_calls *cs, const struct sipedge_decision 
         if (d->queue_id[0]) {
             CC_INFO_CTX(&c->log, "overflowed from '%s' to '%s'", c->queue_id, d->queue_id);
             snprintf(c->queue_id, sizeof(c->queue_id), "%s", d->queue_id);
+            sipedge_call_callback_moved(c);
         }
         break;
     }

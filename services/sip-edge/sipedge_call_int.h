@@ -234,6 +234,8 @@ void sipedge_call_callback_answered(struct sipedge_call *c, struct sipedge_leg *
 void sipedge_call_callback_connected(struct sipedge_call *c, const sip_t *sip);
 /* The agent of callback c hung up (or its dialog ended) while the customer rang. */
 void sipedge_call_callback_agent_gone(struct sipedge_call *c, struct sipedge_leg *l);
+/* Callback c was overflowed to c->queue_id: its row follows (logged when it cannot). */
+void sipedge_call_callback_moved(struct sipedge_call *c);
 /* c ended: its sipedge.callbacks row goes (logged when it cannot). */
 void sipedge_call_callback_forget(struct sipedge_call *c);
 

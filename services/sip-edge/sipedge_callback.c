@@ -160,6 +160,20 @@ void sipedge_call_callback_agent_gone(struct sipedge_call *c, struct sipedge_leg
     sipedge_call_finish(c, l);
 }
 
+void sipedge_call_callback_moved(struct sipedge_call *c)
+{
+    int rc;
+
+    if (!c->callback || c->state == SIPEDGE_CALL_ENDED)
+        return;
+    rc = sipedge_store_callback_moved(c->cs->c.store, c->id, c->queue_id);
+    if (rc < 0)
+        CC_ERROR_CTX(&c->log,
+                     "cannot record the callback's new queue '%s': %s (a restart would report "
+                     "its events under the old one)",
+                     c->queue_id, strerror(-rc));
+}
+
 void sipedge_call_callback_forget(struct sipedge_call *c)
 {
     int rc;

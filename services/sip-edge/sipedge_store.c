@@ -658,6 +658,19 @@ int sipedge_store_callback_put(sipedge_store *st, const struct sipedge_callback 
     return rc;
 }
 
+int sipedge_store_callback_moved(sipedge_store *st, const char *interaction_id,
+                                 const char *queue_id)
+{
+    const char *params[] = {interaction_id, queue_id};
+    PGresult *res;
+    int rc = run(st, "sipedge_cb_moved",
+                 "UPDATE sipedge.callbacks SET queue_id = $2 WHERE interaction_id = $1", 2, params,
+                 &res);
+
+    PQclear(res);
+    return rc;
+}
+
 int sipedge_store_callback_delete(sipedge_store *st, const char *interaction_id)
 {
     const char *params[] = {interaction_id};

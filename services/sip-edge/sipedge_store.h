@@ -180,6 +180,10 @@ struct sipedge_callback {
 /* Records a callback (before the caller is released): 0, -EALREADY when the interaction has one
  * already, -EINVAL for values PostgreSQL refused, -EAGAIN / -EIO when it is unavailable. */
 int sipedge_store_callback_put(sipedge_store *st, const struct sipedge_callback *cb);
+/* The callback of interaction_id waits in queue_id now (the router overflowed it): 0 (also when
+ * there is no such callback) or a negative code. */
+int sipedge_store_callback_moved(sipedge_store *st, const char *interaction_id,
+                                 const char *queue_id);
 /* Forgets the callback of interaction_id (it ended): 0 (also when there was none) or a negative
  * code. */
 int sipedge_store_callback_delete(sipedge_store *st, const char *interaction_id);

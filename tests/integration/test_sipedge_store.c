@@ -1,12 +1,14 @@
 /*
  * Integration tests for services/sip-edge/sipedge_store.c against the stack's PostgreSQL: the
- * lookups of the call and REGISTER paths and the binding rules (refresh order, expiry, removal).
+ * lookups of the call and REGISTER paths, the binding rules (refresh order, expiry, removal) and
+ * the queued callbacks.
  * Every test uses its own tenant/domain (itest_unique), so runs never collide in the shared
  * "sipedge" schema.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "itest.h"
@@ -233,4 +235,45 @@ Test(sipedge_store, caches_lookups_for_the_ttl_and_forgets_its_own_writes_at_onc
     cr_assert_eq(sipedge_store_did_get(ss_store, ss_did, &d), -ENOENT,
                  "expected the writing instance to forget the number at once");
     sipedge_store_free(other);
+}
+
+/* A callback is recorded once (a second put is -EALREADY), listed for its instance only with
+ * every field, follows an overflow to another queue, and is gone once deleted. */
+Test(sipedge_store, records_moves_and_forgets_a_callback)
+{
+    struct sipedge_callback cb = {.priority = 7, .created_ms = 1795600000123, .at_ms = 0}, *rows;
+    char inst[64], other[64];
+    size_t n;
+
+    itest_unique(inst, sizeof(inst), "ssinst");
+    itest_unique(other, sizeof(other), "ssinst");
+    itest_unique(cb.interaction_id, sizeof(cb.interaction_id), "ssix");
+    snprintf(cb.tenant, sizeof(cb.tenant), "%s", ss_tenant);
+    snprintf(cb.queue_id, sizeof(cb.queue_id), "q1");
+    snprintf(cb.number, sizeof(cb.number), "+4915112345678");
+    snprintf(cb.caller, sizeof(cb.caller), "+4917612345678");
+    snprintf(cb.dialled, sizeof(cb.dialled), "%s", ss_did);
+    snprintf(cb.host, sizeof(cb.host), "127.0.0.1:5060");
+    snprintf(cb.instance, sizeof(cb.instance), "%s", inst);
+    cb.at_ms = 1795600800000;
+    cr_assert_eq(sipedge_store_callback_put(ss_store, &cb), 0);
+    cr_assert_eq(sipedge_store_callback_put(ss_store, &cb), -EALREADY, "expected one row");
+    cr_assert_eq(sipedge_store_callbacks_of(ss_store, other, &rows, &n), 0);
+    cr_assert_eq(n, 0, "expected another instance to see none");
+    cr_assert_eq(sipedge_store_callback_moved(ss_store, cb.interaction_id, "q2"), 0);
+    cr_assert_eq(sipedge_store_callbacks_of(ss_store, inst, &rows, &n), 0);
+    cr_assert_eq(n, 1, "expected the instance's callback");
+    cr_assert_str_eq(rows[0].interaction_id, cb.interaction_id);
+    cr_assert_str_eq(rows[0].queue_id, "q2", "expected the overflow's queue");
+    cr_assert_str_eq(rows[0].number, cb.number);
+    cr_assert_str_eq(rows[0].caller, cb.caller);
+    cr_assert_str_eq(rows[0].dialled, cb.dialled);
+    cr_assert_str_eq(rows[0].host, cb.host);
+    cr_assert_eq(rows[0].priority, 7);
+    cr_assert_eq(rows[0].created_ms, cb.created_ms);
+    cr_assert_eq(rows[0].at_ms, cb.at_ms);
+    free(rows);
+    cr_assert_eq(sipedge_store_callback_delete(ss_store, cb.interaction_id), 0);
+    cr_assert_eq(sipedge_store_callbacks_of(ss_store, inst, &rows, &n), 0);
+    cr_assert_eq(n, 0, "expected the callback gone");
 }
