@@ -403,11 +403,10 @@ void sipedge_call_reject(struct sipedge_call *c, int status, const char *reason,
         return;
     CC_INFO_CTX(&c->log, "call rejected with %d: %s", status, reason);
     snprintf(hdr, sizeof(hdr), "SIP;cause=%d;text=\"%s\"", status, reason);
-    if (c->state == SIPEDGE_CALL_CALLBACK) /* its caller was released already */
-        ;
-    else if (c->caller.nh && c->caller.up) /* transferred: connected to nobody */
+    /* a callback's caller was released already */
+    if (c->state == SIPEDGE_CALL_QUEUED && c->caller.nh && c->caller.up) /* after a transfer */
         nua_bye(c->caller.nh, SIPTAG_REASON_STR(hdr), TAG_END());
-    else if (c->caller.nh)
+    else if (c->state == SIPEDGE_CALL_QUEUED && c->caller.nh)
         nua_respond(c->caller.nh, status, sip_status_phrase(status), SIPTAG_REASON_STR(hdr),
                     TAG_END());
     c->caller.cancelled = true;

@@ -136,8 +136,18 @@ void sipedge_call_callback_connected(struct sipedge_call *c, const sip_t *sip)
     c->answered_mono_ms = cc_time_mono_ms(); /* the talk starts with the customer */
     CC_INFO_CTX(&c->log, "customer '%s' answered the callback after %lld ms", c->callback_to,
                 (long long)sipedge_call_since(c->dial_mono_ms));
-    if (!a || !c->caller.sdp)
-        return; /* the agent left meanwhile (its BYE ends the call), or no SDP to pass */
+    if (!a) { /* no agent leg left to bridge to (it ended without a BYE we acted on) */
+        struct sipedge_ix ix = sipedge_call_ix(c);
+
+        CC_WARN_CTX(&c->log, "the callback's agent is gone: releasing the customer");
+        sipedge_bus_ended(c->cs->c.pub, &ix, "system", 0, 0, sipedge_call_since(c->created_mono_ms),
+                          NULL, "failed", 0);
+        sipedge_call_leg_cancel(&c->caller);
+        sipedge_call_finish(c, NULL);
+        return;
+    }
+    if (!c->caller.sdp)
+        return; /* a 200 without SDP: the agent keeps the placeholder's (no audio back) */
     a->own_reinv = true;
     sdp = sipedge_sdp_for_leg(&a->out, c->caller.sdp, NULL);
     nua_invite(a->nh, TAG_IF(sdp, SIPTAG_CONTENT_TYPE_STR("application/sdp")),
