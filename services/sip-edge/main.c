@@ -2,13 +2,14 @@
  * cc-sip-edge: the SIP registrar of agent phones and the B2BUA between callers and agents.
  *
  * Start: config -> store (+ migrations) -> producer -> originations a previous process left
- * undialled reported failed -> HTTP + REST API -> SIP stack -> call
- * control routes -> HTTP listening -> decisions consumer (waits for its partitions) -> dialer
- * commands consumer -> the su_root loop on this thread until SIGTERM/SIGINT (a signalfd in the
- * root).
+ * undialled reported failed -> the call journal (calls a previous process left reported ended)
+ * -> HTTP + REST API -> SIP stack (its own callbacks restored) -> the journal's thread
+ * (liveness, takeovers) -> call control routes -> HTTP listening -> decisions consumer (waits
+ * for its partitions) -> dialer commands consumer -> the su_root loop on this thread until
+ * SIGTERM/SIGINT (a signalfd in the root).
  * Stop: the loop ends every call and shuts NUA down -> consumers (commit, leave the groups) ->
- * HTTP (call control handlers get 503 from the stopped loop) -> SIP stack -> producer (flushes)
- * -> store.
+ * HTTP (call control handlers get 503 from the stopped loop) -> the journal (written, the
+ * instance retired) -> SIP stack -> producer (flushes) -> store.
  */
 #include <errno.h>
 #include <poll.h>
@@ -87,6 +88,7 @@ int main(int argc, char **argv)
     sipedge_bus_consumer *consumer = NULL, *dialer = NULL;
     sipedge_api_calls *calls_api = NULL;
     sipedge_api *api = NULL;
+    sipedge_journal *journal = NULL;
     sipedge_sip *sip = NULL;
     cc_producer *producer;
     sipedge_store *store;
@@ -139,6 +141,17 @@ int main(int argc, char **argv)
     else if (rc > 0)
         CC_WARN("reported %d origination(s) left undialled as failed (not_dialled)", rc);
     rc = EXIT_FAILURE;
+    /* before the SIP loop: the calls a previous process of this instance left are reported */
+    journal = sipedge_journal_new(
+        &(struct sipedge_journal_config){.redis_url = cfg.common.redis_url,
+                                         .instance = cfg.common.instance_id,
+                                         .dead_after_ms = cfg.instance_dead_s * 1000,
+                                         .store = store,
+                                         .pub = &pub});
+    if (!journal)
+        goto out_producer;
+    if (sipedge_journal_recover_own(journal) > 0)
+        CC_WARN("reported the calls a previous process of this instance left (instance_lost)");
 
     srv = cc_http_new_common(SIPEDGE_SERVICE, &cfg.common, auth, metrics);
     api = srv ? sipedge_api_new(srv, store) : NULL;
@@ -154,9 +167,12 @@ int main(int argc, char **argv)
                                                        .store = store,
                                                        .pub = &pub,
                                                        .secret = secret,
-                                                       .secret_len = (size_t)secret_len});
+                                                       .secret_len = (size_t)secret_len,
+                                                       .journal = journal});
     if (!sip)
         goto out_http;
+    if (sipedge_journal_start(journal, sipedge_sip_restore_fn, sip) < 0)
+        goto out_sip;
     calls_api = sipedge_api_calls_new(srv, sip);
     if (!calls_api || cc_http_start(srv) < 0) {
         CC_ERROR("cannot serve http on %s:%ld", cfg.common.http_addr, cfg.common.http_port);
@@ -200,10 +216,15 @@ out_sip:
     cc_http_free(srv); /* waits for in-flight handlers, which may wait for the sip thread */
     srv = NULL;
     sipedge_api_calls_free(calls_api);
+    /* after the calls ended: their entries are written, then this instance is retired */
+    sipedge_journal_free(journal, true);
+    journal = NULL;
     sipedge_sip_free(sip);
 out_http:
     cc_http_free(srv);
     sipedge_api_free(api);
+    sipedge_journal_free(journal, true);
+out_producer:
     cc_producer_free(producer);
 out_store:
     sipedge_store_free(store);

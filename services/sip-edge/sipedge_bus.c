@@ -539,9 +539,10 @@ int sipedge_bus_callback(const struct sipedge_pub *pub, const struct sipedge_ix 
     return bus_ix_publish(pub, CC_TOPIC_ROUTING_REQUESTS, "cc.routing.callback", ix, 0, d);
 }
 
-int sipedge_bus_ended(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
-                      const char *ended_by, int64_t talk_ms, int64_t hold_ms, int64_t duration_ms,
-                      const char *agent_id, const char *reason, int sip_status)
+/* The data of cc.interaction.ended; agent_id and detail may be NULL, sip_status 0 = none. */
+static json_t *bus_ended_data(const struct sipedge_ix *ix, const char *ended_by, int64_t talk_ms,
+                              int64_t hold_ms, int64_t duration_ms, const char *agent_id,
+                              const char *reason, int sip_status, const char *detail)
 {
     json_t *d = json_pack("{s:s, s:I, s:I, s:I, s:s, s:s}", "ended_by", ended_by, "talk_ms",
                           (json_int_t)talk_ms, "hold_ms", (json_int_t)hold_ms, "duration_ms",
@@ -551,7 +552,34 @@ int sipedge_bus_ended(const struct sipedge_pub *pub, const struct sipedge_ix *ix
         json_object_set_new(d, "agent_id", json_string(agent_id));
     if (d && sip_status > 0)
         json_object_set_new(d, "sip_status", json_integer(sip_status));
-    return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.ended", ix, 0, d);
+    if (d && detail)
+        json_object_set_new(d, "detail", json_string(detail));
+    return d;
+}
+
+int sipedge_bus_ended(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                      const char *ended_by, int64_t talk_ms, int64_t hold_ms, int64_t duration_ms,
+                      const char *agent_id, const char *reason, int sip_status)
+{
+    return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.ended", ix, 0,
+                          bus_ended_data(ix, ended_by, talk_ms, hold_ms, duration_ms, agent_id,
+                                         reason, sip_status, NULL));
+}
+
+int sipedge_bus_ended_failed(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                             int64_t duration_ms, const char *detail, int sip_status)
+{
+    return bus_ix_publish(
+        pub, CC_TOPIC_INTERACTIONS, "cc.interaction.ended", ix, 0,
+        bus_ended_data(ix, "system", 0, 0, duration_ms, NULL, "failed", sip_status, detail));
+}
+
+int sipedge_bus_ended_lost(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                           const char *agent_id, int64_t talk_ms, int64_t duration_ms)
+{
+    return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.ended", ix, 0,
+                          bus_ended_data(ix, "system", talk_ms, 0, duration_ms, agent_id, "failed",
+                                         0, "instance_lost"));
 }
 
 int sipedge_bus_registered(const struct sipedge_pub *pub, const char *tenant, const char *agent_id,
@@ -569,16 +597,4 @@ int sipedge_bus_registered(const struct sipedge_pub *pub, const char *tenant, co
     if (d && source && *source)
         json_object_set_new(d, "source", json_string(source));
     return bus_publish(pub, CC_TOPIC_AGENTS, "cc.agent.registered", agent_id, tenant, NULL, 0, d);
-}
-
-int sipedge_bus_ended_failed(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
-                             int64_t duration_ms, const char *detail, int sip_status)
-{
-    json_t *d = json_pack("{s:s, s:i, s:i, s:I, s:s, s:s, s:s}", "ended_by", "system", "talk_ms", 0,
-                          "hold_ms", 0, "duration_ms", (json_int_t)duration_ms, "queue_id",
-                          ix->queue_id, "reason", "failed", "detail", detail);
-
-    if (d && sip_status > 0)
-        json_object_set_new(d, "sip_status", json_integer(sip_status));
-    return bus_ix_publish(pub, CC_TOPIC_INTERACTIONS, "cc.interaction.ended", ix, 0, d);
 }

@@ -187,6 +187,11 @@ int sipedge_bus_ended(const struct sipedge_pub *pub, const struct sipedge_ix *ix
  * (expired|not_dialled|no_trunk|over_capacity|store_unavailable), sip_status 0 = none}. */
 int sipedge_bus_ended_failed(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
                              int64_t duration_ms, const char *detail, int sip_status);
+/* ended of a call that died with its sip-edge process (sipedge_journal): {ended_by system,
+ * reason failed, detail instance_lost, agent_id (may be NULL), talk_ms and duration_ms up to when
+ * the process was last seen}, under the id the call's own ended would have had. */
+int sipedge_bus_ended_lost(const struct sipedge_pub *pub, const struct sipedge_ix *ix,
+                           const char *agent_id, int64_t talk_ms, int64_t duration_ms);
 /* The agent's reachable contact (expires_s 0: removed); user_agent, transport, source may be
  * NULL or "". */
 int sipedge_bus_registered(const struct sipedge_pub *pub, const char *tenant, const char *agent_id,

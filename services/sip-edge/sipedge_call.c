@@ -286,6 +286,23 @@ void sipedge_call_leg_cancel(struct sipedge_leg *l)
         nua_cancel(l->nh, TAG_END());
 }
 
+void sipedge_call_journal(struct sipedge_call *c)
+{
+    struct sipedge_journal_entry e = {.created_ms = c->created_ms};
+    const char *agent = sipedge_call_agent(c);
+
+    if (!c->cs->c.journal || c->state == SIPEDGE_CALL_ENDED)
+        return;
+    snprintf(e.interaction_id, sizeof(e.interaction_id), "%s", c->id);
+    snprintf(e.tenant, sizeof(e.tenant), "%s", c->tenant);
+    snprintf(e.queue_id, sizeof(e.queue_id), "%s", c->queue_id);
+    if (agent && c->answered_mono_ms > 0) {
+        snprintf(e.agent_id, sizeof(e.agent_id), "%s", agent);
+        e.answered_ms = cc_time_now_ms() - sipedge_call_since(c->answered_mono_ms);
+    }
+    sipedge_journal_put(c->cs->c.journal, &e);
+}
+
 /* Moves c to ENDED: releases every leg that is still up or ringing except `except`. */
 void sipedge_call_finish(struct sipedge_call *c, const struct sipedge_leg *except)
 {
@@ -294,6 +311,7 @@ void sipedge_call_finish(struct sipedge_call *c, const struct sipedge_leg *excep
     c->state = SIPEDGE_CALL_ENDED;
     if (!c->uncounted)
         c->cs->active--;
+    sipedge_journal_del(c->cs->c.journal, c->id);
     sipedge_call_callback_forget(c);
     for (int i = 0; i < SIPEDGE_CALL_MAX_LEGS; i++)
         if (&c->agents[i] != except)
@@ -448,6 +466,7 @@ static int call_start(sipedge_calls *cs, nua_handle_t *nh, const sip_t *sip,
                 c->queue_id, c->tenant);
     ix = sipedge_call_ix(c);
     sipedge_bus_created(cs->c.pub, &ix, c->from, c->to, c->priority);
+    sipedge_call_journal(c);
     sipedge_bus_route(cs->c.pub, &ix, c->priority);
     return 0;
 }
@@ -598,6 +617,7 @@ void sipedge_call_agent_took(struct sipedge_call *c, struct sipedge_leg *l, cons
                 (long long)sipedge_call_since(l->invited_mono_ms));
     sipedge_bus_answered(c->cs->c.pub, &ix, l->agent_id, sipedge_call_since(c->queued_mono_ms),
                          sipedge_call_since(l->invited_mono_ms), l->attempt);
+    sipedge_call_journal(c);
     for (int i = 0; i < SIPEDGE_CALL_MAX_LEGS; i++)
         if (&c->agents[i] != l)
             sipedge_call_leg_cancel(&c->agents[i]);
@@ -821,6 +841,7 @@ void sipedge_calls_on_decision(sipedge_calls *cs, const struct sipedge_decision 
             CC_INFO_CTX(&c->log, "overflowed from '%s' to '%s'", c->queue_id, d->queue_id);
             snprintf(c->queue_id, sizeof(c->queue_id), "%s", d->queue_id);
             sipedge_call_callback_moved(c);
+            sipedge_call_journal(c);
         }
         break;
     }

@@ -41,6 +41,7 @@
 
 #include "sipedge_bus.h"
 #include "sipedge_config.h"
+#include "sipedge_journal.h"
 #include "sipedge_registrar.h"
 #include "sipedge_store.h"
 
@@ -57,6 +58,7 @@ struct sipedge_calls_config {
     nua_t *nua;                       /* borrowed */
     su_root_t *root;                  /* borrowed: ring timers */
     sipedge_registrar *reg;           /* borrowed: authenticates agents' consultation calls */
+    sipedge_journal *journal;         /* borrowed: every call's entry (NULL = none) */
 };
 
 /* What a control request does (sipedge_calls_control). */
@@ -111,10 +113,11 @@ void sipedge_calls_originate(sipedge_calls *cs, const struct sipedge_originate *
  * were reported, or a negative code (nothing marked: the next start tries again). */
 int sipedge_calls_recover_originations(sipedge_store *st, const struct sipedge_pub *pub,
                                        const char *instance, long max_age_s);
-/* Start-up, before the SIP loop and the decisions consumer run: the queued callbacks this
- * instance recorded (sipedge.callbacks) become calls again, waiting for their agent. Returns how
- * many, or a negative code. */
-int sipedge_calls_restore_callbacks(sipedge_calls *cs, const char *instance);
+/* Queued callbacks rows[0..n) (sipedge.callbacks, claimed by this instance: its own at a start,
+ * before the SIP loop and the decisions consumer run, or a dead instance's) become calls again,
+ * waiting for their agent; one already held is skipped. Returns how many, or a negative code. */
+int sipedge_calls_restore_callbacks(sipedge_calls *cs, const struct sipedge_callback *rows,
+                                    size_t n);
 /* A routing decision (from the bus thread, through the command queue): acts on it when the
  * interaction is one of ours, ignores it otherwise. */
 void sipedge_calls_on_decision(sipedge_calls *cs, const struct sipedge_decision *d);

@@ -94,8 +94,9 @@ struct sipedge_call {
     int64_t dial_mono_ms;
     su_timer_t *wait_timer; /* outbound: the answered customer's wait for an agent */
     /* queued callback (sipedge_callback.c) */
-    bool callback;  /* the customer asked to be called back at callback_to */
-    bool uncounted; /* not counted in cs->active (a callback without its caller) */
+    bool callback;           /* the customer asked to be called back at callback_to */
+    bool callback_forgotten; /* its sipedge.callbacks row is deleted (its agent answered) */
+    bool uncounted;          /* not counted in cs->active (a callback without its caller) */
     char callback_to[24];
     int64_t callback_at_ms; /* when the customer asked to be called (unix ms); 0 = at its turn */
     /* blind transfer to a number (sipedge_originate.c) */
@@ -167,6 +168,9 @@ void sipedge_call_maybe_free(struct sipedge_call *c);
 /* Agent leg l answered c (what: "the call", "the callback"): logged, answered published (wait
  * since c was queued), every other agent leg released. */
 void sipedge_call_agent_took(struct sipedge_call *c, struct sipedge_leg *l, const char *what);
+/* c's journal entry (tenant, queue, the agent talking) written again: after it was created, an
+ * agent took it, it moved to another queue. Nothing once c ended. */
+void sipedge_call_journal(struct sipedge_call *c);
 /* INVITEs an agent as the decision says (ring timer, offer number); a redelivered decision for
  * a phone that rings already is ignored. */
 void sipedge_call_offer(struct sipedge_call *c, const struct sipedge_decision *d);

@@ -105,6 +105,10 @@ void sipedge_call_callback_answered(struct sipedge_call *c, struct sipedge_leg *
     c->answered_mono_ms = cc_time_mono_ms();
     c->ring_timeout_s = (int)c->cs->c.cfg->callback_ring_timeout_s;
     sipedge_call_agent_took(c, l, "the callback");
+    /* no longer a waiting callback: a restart (or a takeover) must not ring its agent again
+     * (the journal reports it ended instead) */
+    sipedge_call_callback_forget(c);
+    c->callback_forgotten = true;
     /* the caller leg is the customer from now on: a fresh one, dialled by us */
     if (c->caller.nh) { /* the released caller's handle, not yet terminated */
         nua_handle_bind(c->caller.nh, NULL);
@@ -134,6 +138,7 @@ void sipedge_call_callback_connected(struct sipedge_call *c, const sip_t *sip)
     c->caller.sdp = sipedge_sdp_of(sip);
     c->state = SIPEDGE_CALL_ANSWERED;
     c->answered_mono_ms = cc_time_mono_ms(); /* the talk starts with the customer */
+    sipedge_call_journal(c);
     CC_INFO_CTX(&c->log, "customer '%s' answered the callback after %lld ms", c->callback_to,
                 (long long)sipedge_call_since(c->dial_mono_ms));
     if (!a) { /* no agent leg left to bridge to (it ended without a BYE we acted on) */
@@ -188,7 +193,7 @@ void sipedge_call_callback_forget(struct sipedge_call *c)
 {
     int rc;
 
-    if (!c->callback)
+    if (!c->callback || c->callback_forgotten)
         return;
     rc = sipedge_store_callback_delete(c->cs->c.store, c->id);
     if (rc < 0)
@@ -198,16 +203,12 @@ void sipedge_call_callback_forget(struct sipedge_call *c)
                      strerror(-rc));
 }
 
-int sipedge_calls_restore_callbacks(sipedge_calls *cs, const char *instance)
+int sipedge_calls_restore_callbacks(sipedge_calls *cs, const struct sipedge_callback *rows,
+                                    size_t n)
 {
-    struct sipedge_callback *rows = NULL;
     int64_t now_ms = cc_time_now_ms(), mono = cc_time_mono_ms();
-    size_t n = 0;
-    int rc, restored = 0;
+    int rc = 0, restored = 0;
 
-    rc = sipedge_store_callbacks_of(cs->c.store, instance, &rows, &n);
-    if (rc < 0)
-        return rc;
     for (size_t i = 0; i < n; i++) {
         const struct sipedge_callback *cb = &rows[i];
         struct sipedge_call *c;
@@ -237,10 +238,10 @@ int sipedge_calls_restore_callbacks(sipedge_calls *cs, const char *instance)
             rc = -ENOMEM;
             break;
         }
+        sipedge_call_journal(c);
         CC_INFO_CTX(&c->log, "callback to '%s' restored (waiting in '%s')", cb->number,
                     cb->queue_id);
         restored++;
     }
-    free(rows);
     return rc < 0 ? rc : restored;
 }

@@ -73,6 +73,11 @@ const struct cc_config_var sipedge_config_vars[] = {
      "oldest originate command (by its CloudEvents time) that is still dialled; an older one "
      "ends failed with detail expired instead of ringing a customer the dialer gave up on",
      offsetof(struct sipedge_config, originate_max_age_s), 1, 86400},
+    {"CC_SIPEDGE_INSTANCE_DEAD_S", CC_CFG_INT, "30",
+     "an instance that has not renewed its liveness in Redis for this long is dead: a live "
+     "instance reports its calls ended (instance_lost) and takes its queued callbacks over; "
+     "renewed every third of it",
+     offsetof(struct sipedge_config, instance_dead_s), 1, 3600},
     {"CC_SIPEDGE_CONSUMER_GROUP", CC_CFG_STRING, "",
      "Kafka consumer group of cc.routing.decisions; must be unique per instance (empty: "
      "sip-edge-<CC_INSTANCE_ID>)",

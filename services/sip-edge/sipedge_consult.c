@@ -125,6 +125,7 @@ void sipedge_call_consult_invite(sipedge_calls *cs, nua_handle_t *nh, const sip_
                 parent ? " about call " : "", parent ? parent->id : "");
     ix = sipedge_call_ix(c);
     sipedge_bus_created_consult(cs->c.pub, &ix, c->from, c->to, c->parent_id, me.agent_id);
+    sipedge_call_journal(c);
     snprintf(d.interaction_id, sizeof(d.interaction_id), "%s", c->id);
     snprintf(d.tenant, sizeof(d.tenant), "%s", c->tenant);
     sipedge_call_offer(c, &d);
@@ -201,6 +202,7 @@ int sipedge_call_attended_transfer(struct sipedge_call *c, struct sipedge_leg *a
     c->answered_mono_ms = cc_time_mono_ms(); /* the consulted agent's talk starts */
     a->cancelled = true;
     a->bye_after_notify = true; /* after the NOTIFY (sipedge_call_on_refer) */
+    sipedge_call_journal(c);
     snprintf(c->done_consult_id, sizeof(c->done_consult_id), "%s", k->id);
     /* bridge: each side gets the other's last SDP */
     sipedge_call_reinvite_caller(c, SIPEDGE_REINV_BRIDGE, slot->sdp, NULL);

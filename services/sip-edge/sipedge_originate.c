@@ -378,6 +378,7 @@ void sipedge_calls_originate(sipedge_calls *cs, const struct sipedge_originate *
     ix = sipedge_call_ix(c);
     sipedge_bus_created_outbound(cs->c.pub, &ix, c->from, c->to, c->priority, c->campaign_id,
                                  c->attempt_id, o->customer_id);
+    sipedge_call_journal(c);
     if (!take) {
         orig_fail_early(c, detail, 0);
         return;

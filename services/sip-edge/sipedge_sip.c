@@ -44,10 +44,13 @@ struct sip_job {
     struct sipedge_ctl req;
 };
 
-/* One queued command: a control job (job != NULL), an originate (is_originate) or a decision. */
+/* One queued command: a control job (job != NULL), callbacks taken over (rows != NULL), an
+ * originate (is_originate) or a decision. */
 struct sip_cmd {
     struct sip_cmd *next;
     struct sip_job *job;
+    struct sipedge_callback *rows; /* malloc'd, nrows */
+    size_t nrows;
     bool is_originate;
     union {
         struct sipedge_decision d;
@@ -257,6 +260,27 @@ int sipedge_sip_originate_fn(void *ctx, const struct sipedge_originate *o)
     return 0;
 }
 
+void sipedge_sip_restore_fn(void *ctx, struct sipedge_callback *rows, size_t n)
+{
+    struct sip_cmd *cmd = calloc(1, sizeof(*cmd));
+
+    if (!cmd) {
+        CC_ERROR("cannot queue %zu callback(s) taken over: out of memory (they wait for this "
+                 "instance's next start)",
+                 n);
+        free(rows);
+        return;
+    }
+    cmd->rows = rows;
+    cmd->nrows = n;
+    if (sip_enqueue(ctx, cmd) < 0) {
+        CC_WARN("%zu callback(s) taken over while stopping: they wait for this instance's next "
+                "start, or for a live instance once it is retired",
+                n);
+        free(rows);
+    }
+}
+
 void sipedge_sip_post_fn(void *s, const struct sipedge_decision *d)
 {
     if (sipedge_sip_post(s, d) < 0)
@@ -296,8 +320,22 @@ static void sip_close(sipedge_sip *s)
         next = list->next;
         if (list->job)
             sip_run_job(s, list->job);
+        free(list->rows);
         free(list);
     }
+}
+
+/* Callbacks taken over from a dead instance (sipedge_journal), on the SIP thread. */
+static void sip_restore_rows(sipedge_sip *s, const struct sipedge_callback *rows, size_t n)
+{
+    int rc = sipedge_calls_restore_callbacks(s->calls, rows, n);
+
+    if (rc < 0)
+        CC_ERROR("cannot restore %zu callback(s) taken over: %s (they wait for this instance's "
+                 "next start)",
+                 n, strerror(-rc));
+    else
+        CC_INFO("restored %d queued callback(s) taken over from another instance", rc);
 }
 
 static int sip_drain(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *arg)
@@ -320,10 +358,13 @@ static int sip_drain(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *arg)
             sip_run_job(s, list->job);
         else if (s->stopping)
             ;
+        else if (list->rows)
+            sip_restore_rows(s, list->rows, list->nrows);
         else if (list->is_originate)
             sipedge_calls_originate(s->calls, &list->u.o);
         else
             sipedge_calls_on_decision(s->calls, &list->u.d);
+        free(list->rows);
         free(list);
     }
     return 0;
@@ -435,14 +476,22 @@ static int sip_stop(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *arg)
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
 /* Before the loop and the decisions consumer: the callbacks a previous process of this instance
- * took come back (a failure is logged: they come back at the next start). */
+ * took come back (a failure is logged: they come back at the next start, or to a live instance
+ * once this one is retired). */
 static void sip_restore_callbacks(sipedge_sip *s)
 {
+    struct sipedge_callback *rows;
+    const char *me = s->c.cfg->common.instance_id;
+    size_t n;
     int rc;
 
     if (!s->c.store)
         return;
-    rc = sipedge_calls_restore_callbacks(s->calls, s->c.cfg->common.instance_id);
+    rc = sipedge_store_callbacks_claim(s->c.store, me, me, &rows, &n);
+    if (rc == 0) {
+        rc = sipedge_calls_restore_callbacks(s->calls, rows, n);
+        free(rows);
+    }
     if (rc < 0)
         CC_ERROR("cannot restore the queued callbacks: %s (tried again at the next start)",
                  strerror(-rc));
@@ -499,7 +548,8 @@ sipedge_sip *sipedge_sip_new(const struct sipedge_sip_config *c)
                                                                 .pub = c->pub,
                                                                 .nua = s->nua,
                                                                 .root = s->root,
-                                                                .reg = s->reg});
+                                                                .reg = s->reg,
+                                                                .journal = c->journal});
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!s->reg || !s->calls || s->efd < 0)
         goto out_fail;

@@ -28,6 +28,7 @@ struct sipedge_sip_config {
     const struct sipedge_pub *pub;    /* borrowed */
     const unsigned char *secret;      /* nonce secret (copied) */
     size_t secret_len;
+    sipedge_journal *journal; /* borrowed: the calls' entries (NULL = none) */
 };
 
 /* Initialises Sofia (su_init), makes the root and binds NUA to cfg->sip_url. NULL (logged) when
@@ -46,6 +47,10 @@ int sipedge_sip_control(sipedge_sip *s, const struct sipedge_ctl *req, int timeo
  * acknowledged without dialling. 0, or -EAGAIN when the database is unavailable (the command is
  * redelivered). Thread-safe. */
 int sipedge_sip_originate_fn(void *s, const struct sipedge_originate *o);
+/* Callbacks rows[0..n) taken over from a dead instance (already moved to this one in
+ * sipedge.callbacks) for the SIP thread to restore; takes rows (free()). Shaped as
+ * sipedge_journal_config.restore. Thread-safe. */
+void sipedge_sip_restore_fn(void *s, struct sipedge_callback *rows, size_t n);
 /* Same as sipedge_sip_post, shaped as a sipedge_decision_fn for the bus consumer. */
 void sipedge_sip_post_fn(void *s, const struct sipedge_decision *d);
 /* Runs the loop until stop_fd (e.g. a signalfd) is readable, then ends every call, shuts NUA

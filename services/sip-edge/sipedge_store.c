@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cc_log.h"
 #include "cc_pg.h"
 #include "cc_pg_pool.h"
@@ -699,18 +701,53 @@ static void callback_fill(const PGresult *res, int i, void *out)
     cb->at_ms = col_ll(res, i, 10);
 }
 
-int sipedge_store_callbacks_of(sipedge_store *st, const char *instance,
-                               struct sipedge_callback **out, size_t *n)
+int sipedge_store_callbacks_claim(sipedge_store *st, const char *from, const char *to,
+                                  struct sipedge_callback **out, size_t *n)
 {
-    const char *params[] = {instance};
+    const char *params[] = {from, to};
 
-    return run_rows(st, "sipedge_cb_of",
-                    "SELECT interaction_id, tenant, queue_id, number, caller, dialled, host, "
+    return run_rows(st, "sipedge_cb_claim",
+                    "WITH t AS (UPDATE sipedge.callbacks SET instance = $2 WHERE instance = $1 "
+                    "RETURNING interaction_id, tenant, queue_id, number, caller, dialled, host, "
                     "priority, instance, " MS("created_at") ", " MS(
-                        "scheduled_at") " FROM "
-                                        "sipedge.callbacks WHERE "
-                                        "instance = $1 ORDER BY requested_at",
-                    1, params, sizeof(**out), callback_fill, (void **)out, n);
+                        "scheduled_at") ", "
+                                        "requested_at) SELECT * FROM t ORDER BY requested_at",
+                    2, params, sizeof(**out), callback_fill, (void **)out, n);
+}
+
+int sipedge_store_callbacks_exist(sipedge_store *st, const char *const *ids, size_t n, bool *exists)
+{
+    json_t *arr = json_array();
+    const char *params[1];
+    PGresult *res;
+    char *text;
+    int rc;
+
+    for (size_t i = 0; i < n; i++) {
+        exists[i] = false;
+        if (arr && json_array_append_new(arr, json_string(ids[i])) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+    json_decref(arr);
+    if (!text)
+        return -ENOMEM;
+    params[0] = text;
+    rc = run(st, "sipedge_cb_exist",
+             "SELECT interaction_id FROM sipedge.callbacks WHERE interaction_id IN (SELECT "
+             "jsonb_array_elements_text($1::jsonb))",
+             1, params, &res);
+    free(text);
+    if (rc < 0)
+        return rc;
+    for (int r = 0; r < PQntuples(res); r++)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(PQgetvalue(res, r, 0), ids[i]) == 0)
+                exists[i] = true;
+    PQclear(res);
+    return 0;
 }
 
 int sipedge_store_binding_remove(sipedge_store *st, const char *domain, const char *username,

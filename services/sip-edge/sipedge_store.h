@@ -187,10 +187,16 @@ int sipedge_store_callback_moved(sipedge_store *st, const char *interaction_id,
 /* Forgets the callback of interaction_id (it ended): 0 (also when there was none) or a negative
  * code. */
 int sipedge_store_callback_delete(sipedge_store *st, const char *interaction_id);
-/* The callbacks instance recorded, oldest first, into *out (malloc'd, free(); NULL when *n is
- * 0). 0 or a negative code. */
-int sipedge_store_callbacks_of(sipedge_store *st, const char *instance,
-                               struct sipedge_callback **out, size_t *n);
+/* Moves the callbacks of instance from to instance to (from == to: this instance's own, after a
+ * restart) and returns them, oldest first, into *out (malloc'd, free(); NULL when *n is 0): one
+ * UPDATE, so a row is returned to one caller only, whoever else claims it at the same time.
+ * 0 or a negative code. */
+int sipedge_store_callbacks_claim(sipedge_store *st, const char *from, const char *to,
+                                  struct sipedge_callback **out, size_t *n);
+/* exists[i] = whether interaction ids[i] (i < n) has a callback row, whoever holds it. 0 or a
+ * negative code. */
+int sipedge_store_callbacks_exist(sipedge_store *st, const char *const *ids, size_t n,
+                                  bool *exists);
 
 /* ---- administration (REST): tenant-scoped, another tenant's row is -ENOENT ---- */
 /* Inserts row->c (every field set; the domain is lowercased); fills version and timestamps.

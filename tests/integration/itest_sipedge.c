@@ -106,6 +106,7 @@ static void ise_edge_start_try(struct itest_sipedge *t, int max_calls, int attem
                          "CC_SIPEDGE_NONCE_SECRET=sc-test-nonce-secret",
                          "CC_SIPEDGE_REG_MIN_EXPIRES=1",
                          "CC_LOG_LEVEL=info",
+                         t->edge_env,
                          NULL};
     char *argv[] = {bin, NULL};
     const char *p;

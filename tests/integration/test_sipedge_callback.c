@@ -10,7 +10,8 @@
  * through the trunk with the agent's SDP and its answer is passed to the agent in a re-INVITE;
  * ended carries the agent and the talk. A callback scheduled for later rings the agent only from
  * its time on (the router holds it out of the queue). The same callback survives a SIGKILL of
- * sip-edge (the restarted instance restores it from sipedge.callbacks). Bad requests: a bad
+ * sip-edge (the restarted instance restores it from sipedge.callbacks), and one whose instance
+ * never comes back (another instance takes it over). Bad requests: a bad
  * number or time, unknown fields, an agent's token, an unknown call, a second request; no trunk
  * -> 501. A queue whose callback_enabled is false: the router rejects the callback and sip-edge
  * ends it.
@@ -183,6 +184,35 @@ Test(sipedge_callback, a_waiting_callback_survives_a_kill_of_sip_edge)
     itest_sipedge_edge_start(&scb, 100);
     cr_assert(itest_proc_wait_line(&scb.edge, "restored 1 queued callback", NULL, 0, 10000),
               "expected the restarted sip-edge to restore the callback (see %s)", scb.edge.log);
+    scb_callback_completes(ix, trunk_port, agent_port, 0);
+    itest_sipedge_stop_services(&scb);
+}
+
+/* (2b) sip-edge is killed while the callback waits and never comes back: another instance
+ * takes the dead one over once it has been silent for 2 s (CC_SIPEDGE_INSTANCE_DEAD_S), the
+ * callback's row moves to it, and it completes the callback when the agent comes. */
+Test(sipedge_callback, a_dead_instances_callback_is_taken_over_by_a_live_one)
+{
+    struct itest_proc *caller;
+    int trunk_port, agent_port;
+    char dead[96];
+    const char *ix;
+
+    itest_unique(dead, sizeof(dead), "isedeadcb");
+    snprintf(scb.instance, sizeof(scb.instance), "%s", dead);
+    ix = scb_queued_call(true, &trunk_port, &agent_port, &caller);
+    scb_request_ok(ix, caller);
+    itest_proc_kill(&scb.edge);
+    itest_unique(scb.instance, sizeof(scb.instance), "iselivecb");
+    scb.edge_env = "CC_SIPEDGE_INSTANCE_DEAD_S=2";
+    itest_sipedge_edge_start(&scb, 100);
+    cr_assert(itest_proc_wait_line(&scb.edge, dead, NULL, 0, 20000),
+              "expected the live instance to take the dead one over (see %s)", scb.edge.log);
+    cr_assert(
+        itest_proc_wait_line(&scb.edge, "1 queued callback(s) now waiting here", NULL, 0, 5000),
+        "expected the callback taken over (see %s)", scb.edge.log);
+    cr_assert_eq(itest_sipedge_count(&scb, "cc.interaction.ended", ix, 0), 0,
+                 "expected the waiting callback not reported ended");
     scb_callback_completes(ix, trunk_port, agent_port, 0);
     itest_sipedge_stop_services(&scb);
 }

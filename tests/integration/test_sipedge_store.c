@@ -237,12 +237,16 @@ Test(sipedge_store, caches_lookups_for_the_ttl_and_forgets_its_own_writes_at_onc
     sipedge_store_free(other);
 }
 
-/* A callback is recorded once (a second put is -EALREADY), listed for its instance only with
- * every field, follows an overflow to another queue, and is gone once deleted. */
+/* A callback is recorded once (a second put is -EALREADY), claimed by its own instance with
+ * every field, follows an overflow to another queue, moves to the instance that claims it from
+ * the first (once: a second claim finds nothing), is seen to exist by anyone, and is gone once
+ * deleted. */
 Test(sipedge_store, records_moves_and_forgets_a_callback)
 {
     struct sipedge_callback cb = {.priority = 7, .created_ms = 1795600000123, .at_ms = 0}, *rows;
     char inst[64], other[64];
+    const char *ids[2];
+    bool exists[2];
     size_t n;
 
     itest_unique(inst, sizeof(inst), "ssinst");
@@ -258,10 +262,10 @@ Test(sipedge_store, records_moves_and_forgets_a_callback)
     cb.at_ms = 1795600800000;
     cr_assert_eq(sipedge_store_callback_put(ss_store, &cb), 0);
     cr_assert_eq(sipedge_store_callback_put(ss_store, &cb), -EALREADY, "expected one row");
-    cr_assert_eq(sipedge_store_callbacks_of(ss_store, other, &rows, &n), 0);
+    cr_assert_eq(sipedge_store_callbacks_claim(ss_store, other, other, &rows, &n), 0);
     cr_assert_eq(n, 0, "expected another instance to see none");
     cr_assert_eq(sipedge_store_callback_moved(ss_store, cb.interaction_id, "q2"), 0);
-    cr_assert_eq(sipedge_store_callbacks_of(ss_store, inst, &rows, &n), 0);
+    cr_assert_eq(sipedge_store_callbacks_claim(ss_store, inst, inst, &rows, &n), 0);
     cr_assert_eq(n, 1, "expected the instance's callback");
     cr_assert_str_eq(rows[0].interaction_id, cb.interaction_id);
     cr_assert_str_eq(rows[0].queue_id, "q2", "expected the overflow's queue");
@@ -269,11 +273,24 @@ Test(sipedge_store, records_moves_and_forgets_a_callback)
     cr_assert_str_eq(rows[0].caller, cb.caller);
     cr_assert_str_eq(rows[0].dialled, cb.dialled);
     cr_assert_str_eq(rows[0].host, cb.host);
+    cr_assert_str_eq(rows[0].instance, inst);
     cr_assert_eq(rows[0].priority, 7);
     cr_assert_eq(rows[0].created_ms, cb.created_ms);
     cr_assert_eq(rows[0].at_ms, cb.at_ms);
     free(rows);
+    cr_assert_eq(sipedge_store_callbacks_claim(ss_store, inst, other, &rows, &n), 0);
+    cr_assert_eq(n, 1, "expected the callback taken over");
+    cr_assert_str_eq(rows[0].instance, other);
+    free(rows);
+    cr_assert_eq(sipedge_store_callbacks_claim(ss_store, inst, other, &rows, &n), 0);
+    cr_assert_eq(n, 0, "expected a second takeover to find nothing");
+    ids[0] = cb.interaction_id;
+    ids[1] = "ss-no-such-callback";
+    cr_assert_eq(sipedge_store_callbacks_exist(ss_store, ids, 2, exists), 0);
+    cr_assert(exists[0] && !exists[1], "expected only the recorded callback to exist");
     cr_assert_eq(sipedge_store_callback_delete(ss_store, cb.interaction_id), 0);
-    cr_assert_eq(sipedge_store_callbacks_of(ss_store, inst, &rows, &n), 0);
+    cr_assert_eq(sipedge_store_callbacks_claim(ss_store, other, other, &rows, &n), 0);
     cr_assert_eq(n, 0, "expected the callback gone");
+    cr_assert_eq(sipedge_store_callbacks_exist(ss_store, ids, 2, exists), 0);
+    cr_assert(!exists[0], "expected the deleted callback not to exist");
 }
