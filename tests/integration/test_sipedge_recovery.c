@@ -11,10 +11,13 @@
  *   hostname-pid id), it takes the dead instance over once it has been silent for
  *   CC_SIPEDGE_INSTANCE_DEAD_S and reports the same, under its own source.
  * Each ended is reported once: the journal's entries are gone after the recovery.
+ * Fencing: a process paused for longer than CC_SIPEDGE_INSTANCE_DEAD_S is taken over by a peer;
+ * resumed, it finds out and stops itself.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -24,6 +27,7 @@
 #include "itest_sipedge_call.h"
 
 static struct itest_sipedge sr;
+static struct itest_proc sr_paused; /* (3)'s first instance: killed by the teardown if left */
 
 static void sr_setup(void)
 {
@@ -33,6 +37,7 @@ static void sr_setup(void)
 
 static void sr_teardown(void)
 {
+    itest_proc_kill(&sr_paused);
     itest_sipedge_teardown(&sr);
 }
 
@@ -125,5 +130,35 @@ Test(sipedge_recovery, a_live_instance_takes_a_dead_one_over)
               "expected the live instance to take the dead one over (see %s)", sr.edge.log);
     snprintf(source, sizeof(source), "/sip-edge/%s", sr.instance);
     sr_expect_reported(talking, waiting, source);
+    itest_sipedge_stop_services(&sr);
+}
+
+/* (3) Fencing: instance A is paused (SIGSTOP, as a frozen VM) for longer than
+ * CC_SIPEDGE_INSTANCE_DEAD_S while B runs; B takes A over. Resumed, A finds itself taken over and
+ * stops itself (SIGTERM to itself: a clean exit), so that two processes never act for one
+ * instance. */
+Test(sipedge_recovery, a_process_taken_over_while_paused_stops_itself)
+{
+    struct itest_proc *a = &sr_paused;
+    char first[96];
+
+    sr.edge_env = "CC_SIPEDGE_INSTANCE_DEAD_S=2";
+    itest_sipedge_router_start(&sr);
+    itest_unique(first, sizeof(first), "isepaused");
+    snprintf(sr.instance, sizeof(sr.instance), "%s", first);
+    itest_sipedge_edge_start(&sr, 100);
+    *a = sr.edge;
+    memset(&sr.edge, 0, sizeof(sr.edge));
+    itest_unique(sr.instance, sizeof(sr.instance), "isepeer");
+    itest_sipedge_edge_start(&sr, 100);
+    cr_assert_eq(kill(a->pid, SIGSTOP), 0);
+    cr_assert(itest_proc_wait_line(&sr.edge, first, NULL, 0, 20000),
+              "expected the peer to take the paused instance over (see %s)", sr.edge.log);
+    cr_assert_eq(kill(a->pid, SIGCONT), 0);
+    cr_assert(itest_proc_wait_line(a, "was taken over by another", NULL, 0, 10000),
+              "expected the resumed instance to see it was taken over (see %s)", a->log);
+    cr_assert_eq(itest_proc_wait(a, 15000), 0, "expected it to stop itself cleanly (see %s)",
+                 a->log);
+    cr_assert(!itest_proc_sanitizer_report(a), "expected no sanitizer report (see %s)", a->log);
     itest_sipedge_stop_services(&sr);
 }
