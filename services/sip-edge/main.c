@@ -147,7 +147,8 @@ int main(int argc, char **argv)
                                          .instance = cfg.common.instance_id,
                                          .dead_after_ms = cfg.instance_dead_s * 1000,
                                          .store = store,
-                                         .pub = &pub});
+                                         .pub = &pub,
+                                         .metrics = metrics});
     if (!journal)
         goto out_producer;
     if (sipedge_journal_recover_own(journal) > 0)

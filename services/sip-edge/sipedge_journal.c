@@ -105,6 +105,8 @@ struct sipedge_journal {
     struct journal_op *head, **tail;
     size_t pending;
     unsigned long dropped;
+    struct cc_counter *m_lost, *m_takeovers, *m_dropped; /* NULL without a registry */
+    struct cc_gauge *m_pending;
     bool stop, retire;
     /* the journal thread's own (the starting thread's before it runs) */
     bool registered, own_done, fenced;
@@ -199,6 +201,8 @@ static void journal_push(sipedge_journal *j, struct journal_op *op)
                      "the oldest (%lu so far); a crash now may leave calls unreported",
                      SIPEDGE_JOURNAL_PENDING_MAX, j->dropped);
         free(old);
+        if (j->m_dropped)
+            cc_counter_add(j->m_dropped, 1);
     }
     *j->tail = op;
     j->tail = &op->next;
@@ -268,6 +272,8 @@ static int journal_write(sipedge_journal *j)
     j->tail = &j->head;
     j->pending = 0;
     pthread_mutex_unlock(&j->lock);
+    if (j->m_pending)
+        cc_gauge_set(j->m_pending, (double)n);
     if (!ops)
         return 0;
     argv_put = calloc(2 + 2 * n, sizeof(*argv_put));
@@ -425,6 +431,8 @@ static int journal_report(sipedge_journal *j, const char *victim, int64_t seen_m
         rc = sipedge_bus_ended_lost(j->c.pub, &ix, e->agent_id[0] ? e->agent_id : NULL, talk,
                                     duration);
         reported++;
+        if (j->m_lost)
+            cc_counter_add(j->m_lost, 1);
     }
     if (rc == 0 && reported > 0)
         rc = cc_producer_flush(j->c.pub->producer, JOURNAL_FLUSH_WAIT_MS);
@@ -492,6 +500,8 @@ static int journal_recover(sipedge_journal *j, const char *victim, int64_t seen_
         free(rows);
     rep = cc_redis_evalsha(j->r, &j->s_finish, 2, 4, argv, NULL);
     freeReplyObject(rep);
+    if (j->m_takeovers)
+        cc_counter_add(j->m_takeovers, 1);
     CC_WARN("took over instance '%s' (silent since %" PRId64 " ms): %d call(s) reported ended "
             "(instance_lost), %zu queued callback(s) now waiting here",
             victim, cc_time_now_ms() - seen_ms, reported, nrows);
@@ -634,6 +644,20 @@ sipedge_journal *sipedge_journal_new(const struct sipedge_journal_config *c)
     j->s_liveness = (struct cc_redis_script){.name = "sipedge_liveness", .source = lua_liveness};
     j->s_claim = (struct cc_redis_script){.name = "sipedge_claim", .source = lua_claim};
     j->s_finish = (struct cc_redis_script){.name = "sipedge_finish", .source = lua_finish};
+    if (c->metrics) {
+        j->m_lost = cc_metrics_counter(c->metrics, "sipedge_calls_lost_total",
+                                       "calls of a dead process (this instance's previous one or "
+                                       "one taken over) reported ended instance_lost",
+                                       NULL);
+        j->m_takeovers = cc_metrics_counter(c->metrics, "sipedge_takeovers_total",
+                                            "dead sip-edge instances this one recovered", NULL);
+        j->m_dropped = cc_metrics_counter(
+            c->metrics, "sipedge_journal_dropped_total",
+            "call journal changes dropped while Redis was unavailable for too long", NULL);
+        j->m_pending =
+            cc_metrics_gauge(c->metrics, "sipedge_journal_pending",
+                             "call journal changes waiting to be written to Redis", NULL);
+    }
     snprintf(j->k_instances, sizeof(j->k_instances), "cc:{sipedge}:instances");
     snprintf(j->k_calls, sizeof(j->k_calls), "cc:{sipedge}:calls:%s", c->instance);
     if (!j->instance || !j->redis_url || cc_uuid_v7(j->boot) < 0 ||

@@ -44,6 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cc_metrics.h"
 #include "sipedge_bus.h"
 #include "sipedge_store.h"
 
@@ -69,6 +70,9 @@ struct sipedge_journal_config {
     long dead_after_ms;            /* CC_SIPEDGE_INSTANCE_DEAD_S * 1000 */
     sipedge_store *store;          /* borrowed: callbacks */
     const struct sipedge_pub *pub; /* borrowed: ended of lost calls */
+    cc_metrics *metrics;           /* borrowed (NULL = none): sipedge_calls_lost_total,
+                                    * sipedge_takeovers_total, sipedge_journal_dropped_total,
+                                    * sipedge_journal_pending */
 };
 
 /* Callbacks taken over from a dead instance, for the SIP thread; takes rows (free()). Called on

@@ -18,11 +18,13 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cc_log.h"
 #include "itest.h"
+#include "itest_http.h"
 #include "itest_sipedge.h"
 #include "itest_sipedge_call.h"
 
@@ -97,6 +99,21 @@ static void sr_expect_reported(const char *talking, const char *waiting, const c
                  "expected the waiting call never assigned (no agent was free)");
 }
 
+/* The value of metric name (a counter without labels) in sip-edge's /metrics. */
+static long sr_metric(const char *name)
+{
+    struct itest_http_reply r;
+    char needle[128];
+    const char *p;
+
+    itest_http_fetch(sr.edge_http_port, "GET", "/metrics", NULL, NULL, NULL, &r);
+    cr_assert_eq(r.status, 200);
+    snprintf(needle, sizeof(needle), "\n%s ", name);
+    p = strstr(r.body, needle);
+    cr_assert(p, "expected %s in sip-edge's metrics", name);
+    return strtol(p + strlen(needle), NULL, 10);
+}
+
 /* (1) The same instance restarted: its journal names what the previous process held. */
 Test(sipedge_recovery, a_restarted_instance_reports_the_calls_it_lost)
 {
@@ -111,6 +128,7 @@ Test(sipedge_recovery, a_restarted_instance_reports_the_calls_it_lost)
         "expected the restart to report the calls (see %s)", sr.edge.log);
     snprintf(source, sizeof(source), "/sip-edge/%s", sr.instance);
     sr_expect_reported(talking, waiting, source);
+    cr_assert_eq(sr_metric("sipedge_calls_lost_total"), 2);
     itest_sipedge_stop_services(&sr);
 }
 
@@ -130,6 +148,9 @@ Test(sipedge_recovery, a_live_instance_takes_a_dead_one_over)
               "expected the live instance to take the dead one over (see %s)", sr.edge.log);
     snprintf(source, sizeof(source), "/sip-edge/%s", sr.instance);
     sr_expect_reported(talking, waiting, source);
+    /* the dead instance, maybe with other tests' leftovers */
+    cr_assert_geq(sr_metric("sipedge_takeovers_total"), 1);
+    cr_assert_geq(sr_metric("sipedge_calls_lost_total"), 2);
     itest_sipedge_stop_services(&sr);
 }
 
