@@ -146,6 +146,7 @@ int main(int argc, char **argv)
         &(struct sipedge_journal_config){.redis_url = cfg.common.redis_url,
                                          .instance = cfg.common.instance_id,
                                          .dead_after_ms = cfg.instance_dead_s * 1000,
+                                         .originate_max_age_s = cfg.originate_max_age_s,
                                          .store = store,
                                          .pub = &pub,
                                          .metrics = metrics});

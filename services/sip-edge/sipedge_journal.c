@@ -19,6 +19,7 @@
 #include "cc_log.h"
 #include "cc_redis.h"
 #include "cc_time.h"
+#include "sipedge_call.h"
 
 #define JOURNAL_KEY_MAX       (SIPEDGE_NAME_MAX + 40)
 #define JOURNAL_TICK_MIN_MS   200
@@ -431,11 +432,11 @@ static int journal_report(sipedge_journal *j, const char *victim, int64_t seen_m
         rc = sipedge_bus_ended_lost(j->c.pub, &ix, e->agent_id[0] ? e->agent_id : NULL, talk,
                                     duration);
         reported++;
-        if (j->m_lost)
-            cc_counter_add(j->m_lost, 1);
     }
     if (rc == 0 && reported > 0)
         rc = cc_producer_flush(j->c.pub->producer, JOURNAL_FLUSH_WAIT_MS);
+    if (rc == 0 && reported > 0 && j->m_lost) /* a failure repeats them: counted once */
+        cc_counter_add(j->m_lost, (uint64_t)reported);
     free(ids);
     free(cb);
     return rc < 0 ? rc : reported;
@@ -479,7 +480,7 @@ static int journal_recover(sipedge_journal *j, const char *victim, int64_t seen_
     struct sipedge_callback *rows = NULL;
     size_t n, nrows = 0;
     redisReply *rep;
-    int rc, reported;
+    int rc, reported, undialled = 0;
 
     snprintf(key, sizeof(key), "cc:{sipedge}:calls:%s", victim);
     rc = journal_entries(j, key, false, &es, &n);
@@ -487,6 +488,9 @@ static int journal_recover(sipedge_journal *j, const char *victim, int64_t seen_
         return rc;
     reported = rc = journal_report(j, victim, seen_ms, es, n);
     free(es);
+    if (rc >= 0) /* its dialler commands recorded and never dialled, as its own start would */
+        undialled = rc = sipedge_calls_recover_originations(j->c.store, j->c.pub, victim,
+                                                            j->c.originate_max_age_s);
     if (rc >= 0)
         rc = sipedge_store_callbacks_claim(j->c.store, victim, j->instance, &rows, &nrows);
     if (rc < 0) {
@@ -503,8 +507,9 @@ static int journal_recover(sipedge_journal *j, const char *victim, int64_t seen_
     if (j->m_takeovers)
         cc_counter_add(j->m_takeovers, 1);
     CC_WARN("took over instance '%s' (silent since %" PRId64 " ms): %d call(s) reported ended "
-            "(instance_lost), %zu queued callback(s) now waiting here",
-            victim, cc_time_now_ms() - seen_ms, reported, nrows);
+            "(instance_lost), %d attempt(s) never dialled reported (not_dialled), %zu queued "
+            "callback(s) now waiting here",
+            victim, cc_time_now_ms() - seen_ms, reported, undialled, nrows);
     return 0;
 }
 

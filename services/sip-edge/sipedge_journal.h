@@ -27,9 +27,11 @@
  *      durations counted to when it was last seen, under the event id the call's own ended would
  *      have had (consumers deduplicate; a recovery repeated after a crash repeats the ids), and
  *      the producer is flushed;
- *   2. its queued callbacks move to this instance, one UPDATE (a row goes to exactly one
+ *   2. its dialler commands recorded and never dialled are reported (not_dialled), as its own
+ *      start would have (sipedge_calls_recover_originations);
+ *   3. its queued callbacks move to this instance, one UPDATE (a row goes to exactly one
  *      instance), and are handed to the SIP thread (restore);
- *   3. its journal is deleted and it is marked recovered (while the claim is still ours).
+ *   4. its journal is deleted and it is marked recovered (while the claim is still ours).
  * A start does the same for its own instance id first (a previous process of it: the entries
  * of another boot), and retries in its ticks until Redis and PostgreSQL answer.
  * Fencing: a process that finds itself claimed or recovered (it could not renew for dead_after)
@@ -68,6 +70,7 @@ struct sipedge_journal_config {
     const char *redis_url;
     const char *instance;          /* CC_INSTANCE_ID */
     long dead_after_ms;            /* CC_SIPEDGE_INSTANCE_DEAD_S * 1000 */
+    long originate_max_age_s;      /* CC_SIPEDGE_ORIGINATE_MAX_AGE_S (a dead one's undialled) */
     sipedge_store *store;          /* borrowed: callbacks */
     const struct sipedge_pub *pub; /* borrowed: ended of lost calls */
     cc_metrics *metrics;           /* borrowed (NULL = none): sipedge_calls_lost_total,

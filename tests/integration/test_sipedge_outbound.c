@@ -8,7 +8,8 @@
  * outbound, answered by the customer, queued/offered by the router, answered by the agent,
  * ended, in order; the trunk and the phone complete; a redelivered command does not dial
  * again); a busy customer (486 -> ended busy); nobody answering (ring timeout -> CANCEL ->
- * ended no_answer); no trunk configured (ended failed, a log line).
+ * ended no_answer); no trunk configured (ended failed, a log line); attempts recorded and never
+ * dialled, reported at a start-up or by the instance taking a dead one over.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -291,6 +292,37 @@ Test(sipedge_outbound, attempts_recorded_but_never_dialled_are_reported_failed_a
     itest_sipedge_edge_start(&so, 100);
     cr_assert_eq(itest_sipedge_count(&so, "cc.interaction.ended", ix_own, 1500), 1,
                  "expected the attempt reported once");
+    itest_sipedge_stop_services(&so);
+}
+
+/* (6b) An attempt recorded by an instance that dies (SIGKILL) and never comes back is reported
+ * by the live instance that takes the dead one over (CC_SIPEDGE_INSTANCE_DEAD_S=2), well before
+ * it is old enough for any start-up to report it. */
+Test(sipedge_outbound, attempts_of_a_dead_instance_are_reported_by_the_one_taking_it_over)
+{
+    char dead[96], ix[CC_UUID_STRLEN + 1], att[96], source[160];
+    sipedge_store *st = so_store = sipedge_store_new(itest_env("CC_PG_DSN"), 1, 5000);
+    json_t *ev;
+
+    cr_assert_not_null(st, "expected a store on CC_PG_DSN");
+    itest_unique(dead, sizeof(dead), "isedeadorig");
+    snprintf(so.instance, sizeof(so.instance), "%s", dead);
+    itest_sipedge_edge_start(&so, 100); /* migrates, and registers the instance alive */
+    itest_proc_kill(&so.edge);
+    itest_unique(att, sizeof(att), "att-dead");
+    so_recorded_row(st, att, dead, cc_time_now_ms() - 1000, ix);
+    itest_unique(so.instance, sizeof(so.instance), "iseelive");
+    so.edge_env = "CC_SIPEDGE_INSTANCE_DEAD_S=2";
+    itest_sipedge_edge_start(&so, 100);
+    ev = itest_sipedge_expect(&so, "cc.interaction.ended", ix, NULL, NULL, NULL);
+    cr_assert_str_eq(itest_sipedge_str(ev, "detail"), "not_dialled");
+    snprintf(source, sizeof(source), "/sip-edge/%s", so.instance);
+    cr_assert_str_eq(json_string_value(json_object_get(ev, "source")), source,
+                     "expected the instance that took the dead one over to report it");
+    cr_assert(itest_proc_wait_line(&so.edge, dead, NULL, 0, 5000),
+              "expected the takeover logged (see %s)", so.edge.log);
+    cr_assert_eq(sipedge_store_origination_take(st, att), -EALREADY,
+                 "expected the attempt marked (no longer recorded)");
     itest_sipedge_stop_services(&so);
 }
 
