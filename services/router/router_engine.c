@@ -946,7 +946,11 @@ static bool engine_fact_row(const struct router_cmd *c, const struct router_stat
     case ROUTER_CMD_ANSWERED:
         *row = (struct router_live_row){
             .closed = false, .tenant = c->tenant, .ix = c->subject, .agent_id = c->agent_id};
-        return r->status == ROUTER_ST_OK;
+        /* a repeat too: when the first write failed, the fact came again (retried or
+         * redelivered) and the row must not stay "waiting" (a rebuild would offer the call
+         * again while its agent talks); the UPDATE is idempotent */
+        return r->status == ROUTER_ST_OK ||
+               (r->status == ROUTER_ST_NOOP && strcmp(r->detail, "already_answered") == 0);
     default:
         return false;
     }

@@ -1145,6 +1145,53 @@ Test(router_engine, a_scheduled_callback_survives_a_rebuild)
     re_env_redis[0] = re_env_pg[0] = re_env_tenants[0] = '\0';
 }
 
+/* Runs sql on the private database (asserting it worked). */
+static void re_exec(const char *sql)
+{
+    cc_pg *pg = cc_pg_new(re_env_pg);
+    PGresult *res;
+
+    cr_assert_not_null(pg, "expected the private database");
+    res = cc_pg_query(pg, sql, 0, NULL);
+    cr_assert_not_null(res, "expected '%.60s...' to run", sql);
+    PQclear(res);
+    cc_pg_free(pg);
+}
+
+/* An answer whose PostgreSQL write fails (a trigger refuses the first UPDATE to "assigned") is
+ * applied in Redis and retried; the retry's script finds it answered already by the same agent
+ * and writes the row then. Before, the repeat wrote nothing: the row stayed "waiting", so a
+ * rebuild would have offered the call again while a1 talked. */
+Test(router_engine, an_answer_whose_row_write_failed_is_written_when_retried)
+{
+    struct re_router r;
+    char ix[1][128], state[32] = "", cmd[600];
+
+    re_private_solo(&r);
+    re_exec("CREATE SEQUENCE router.re_fail_once");
+    re_exec("CREATE FUNCTION router.re_fail_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.state = 'assigned' AND nextval('router.re_fail_once') = 1 THEN RAISE "
+            "EXCEPTION 're_fail_once: the first answer fails'; END IF; RETURN NEW; END $$");
+    re_exec("CREATE TRIGGER re_fail_once BEFORE UPDATE ON router.interactions FOR EACH ROW "
+            "EXECUTE FUNCTION router.re_fail_once()");
+    re_ix_n(ix, 1);
+    re_route_q1(ix, 0, 1, true);
+    re_answer_a1(ix, 1);
+    for (int n = 0; n < 200 && strcmp(state, "assigned") != 0; n++) {
+        usleep(50 * 1000);
+        re_row_state(ix[0], state, sizeof(state));
+    }
+    cr_assert_str_eq(state, "assigned", "expected the row in progress once the answer was retried");
+    cr_assert_eq(re_rows("SELECT count(*) FROM router.interactions WHERE tenant = $1 AND id = $2 "
+                         "AND agent_id = 'a1' AND id = $3",
+                         ix[0], ix[0]),
+                 1, "expected a1 on the row");
+    snprintf(cmd, sizeof(cmd), "grep -a -q 're_fail_once: the first answer fails' '%s'", r.log);
+    cr_assert_eq(system(cmd), 0, "expected the first write to have failed (see %s)", r.log);
+    re_router_stop(&r, SIGTERM);
+    re_env_redis[0] = re_env_pg[0] = re_env_tenants[0] = '\0';
+}
+
 /* A route runs its script first and is persisted after it, so a finished interaction is known
  * to Redis alone by its tombstone; a rebuild restores the tombstones of the last day from
  * PostgreSQL. c1 ends, Redis loses everything, and a route request for c1 comes again (a
