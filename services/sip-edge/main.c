@@ -145,6 +145,7 @@ int main(int argc, char **argv)
     journal = sipedge_journal_new(
         &(struct sipedge_journal_config){.redis_url = cfg.common.redis_url,
                                          .instance = cfg.common.instance_id,
+                                         .group = cfg.takeover_group,
                                          .dead_after_ms = cfg.instance_dead_s * 1000,
                                          .originate_max_age_s = cfg.originate_max_age_s,
                                          .store = store,

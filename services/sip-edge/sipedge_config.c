@@ -78,6 +78,11 @@ const struct cc_config_var sipedge_config_vars[] = {
      "instance reports its calls ended (instance_lost) and takes its queued callbacks over; "
      "renewed every third of it",
      offsetof(struct sipedge_config, instance_dead_s), 1, 3600},
+    {"CC_SIPEDGE_TAKEOVER_GROUP", CC_CFG_STRING, "default",
+     "the instances that take each other over when one dies (those sharing this name and "
+     "Redis; 1-64 of A-Z a-z 0-9 _ -): separate fleets on one Redis keep apart; keep it across "
+     "restarts, or the previous process's calls are looked for under another name",
+     offsetof(struct sipedge_config, takeover_group)},
     {"CC_SIPEDGE_CONSUMER_GROUP", CC_CFG_STRING, "",
      "Kafka consumer group of cc.routing.decisions; must be unique per instance (empty: "
      "sip-edge-<CC_INSTANCE_ID>)",

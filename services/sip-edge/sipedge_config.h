@@ -37,6 +37,8 @@ struct sipedge_config {
     long callback_ring_timeout_s;  /* CC_SIPEDGE_CALLBACK_RING_TIMEOUT_S: a callback's customer */
     long originate_max_age_s;      /* CC_SIPEDGE_ORIGINATE_MAX_AGE_S: older commands expire */
     long instance_dead_s;          /* CC_SIPEDGE_INSTANCE_DEAD_S: silent this long = dead */
+    const char *takeover_group;    /* CC_SIPEDGE_TAKEOVER_GROUP: instances that take each
+                                    * other over */
     const char *consumer_group;    /* CC_SIPEDGE_CONSUMER_GROUP ("" = sip-edge-<instance>) */
     const char *dialer_group;      /* CC_SIPEDGE_DIALER_GROUP: cc.dialer.commands, shared */
     const char *dialer_tenants;    /* CC_SIPEDGE_DIALER_TENANTS: "a,b" dialled here ("" = all) */

@@ -2,6 +2,7 @@
  * instances (see sipedge_journal.h). */
 #include "sipedge_journal.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -21,7 +22,7 @@
 #include "cc_time.h"
 #include "sipedge_call.h"
 
-#define JOURNAL_KEY_MAX       (SIPEDGE_NAME_MAX + 40)
+#define JOURNAL_KEY_MAX       (SIPEDGE_NAME_MAX + SIPEDGE_ID_MAX + 40)
 #define JOURNAL_TICK_MIN_MS   200
 #define JOURNAL_TICK_MAX_MS   1000
 #define JOURNAL_FLUSH_WAIT_MS 10000 /* the producer, before a recovery deletes what it read */
@@ -94,6 +95,7 @@ struct sipedge_journal {
     struct sipedge_journal_config c;
     char *instance, *redis_url;
     char boot[40];
+    char k_prefix[SIPEDGE_ID_MAX + 32]; /* cc:{sipedge:<group>}: */
     char k_instances[JOURNAL_KEY_MAX], k_calls[JOURNAL_KEY_MAX];
     cc_redis *r; /* the journal thread's (the starting thread's before it runs) */
     struct cc_redis_script s_liveness, s_claim, s_finish;
@@ -482,7 +484,10 @@ static int journal_recover(sipedge_journal *j, const char *victim, int64_t seen_
     redisReply *rep;
     int rc, reported, undialled = 0;
 
-    snprintf(key, sizeof(key), "cc:{sipedge}:calls:%s", victim);
+    if ((size_t)snprintf(key, sizeof(key), "%scalls:%s", j->k_prefix, victim) >= sizeof(key)) {
+        CC_ERROR("cannot recover instance '%.64s...': its name is too long", victim);
+        return -ENAMETOOLONG;
+    }
     rc = journal_entries(j, key, false, &es, &n);
     if (rc < 0)
         return rc;
@@ -628,11 +633,35 @@ static void *journal_main(void *arg)
     return NULL;
 }
 
+bool sipedge_journal_group_valid(const char *group)
+{
+    size_t n = group ? strlen(group) : 0;
+
+    if (n == 0 || n > SIPEDGE_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)group[i]) && group[i] != '_' && group[i] != '-')
+            return false;
+    return true;
+}
+
 sipedge_journal *sipedge_journal_new(const struct sipedge_journal_config *c)
 {
-    sipedge_journal *j = calloc(1, sizeof(*j));
+    sipedge_journal *j;
     pthread_condattr_t attr;
 
+    if (!sipedge_journal_group_valid(c->group)) {
+        CC_ERROR("bad CC_SIPEDGE_TAKEOVER_GROUP '%s': 1 to %d letters, digits, '_' or '-'",
+                 c->group ? c->group : "", SIPEDGE_ID_MAX);
+        return NULL;
+    }
+    if (!c->instance || !*c->instance || strlen(c->instance) > SIPEDGE_NAME_MAX) {
+        CC_ERROR("CC_INSTANCE_ID '%.40s...' is too long for sip-edge (1 to %d characters: it "
+                 "names its callbacks and its call journal)",
+                 c->instance ? c->instance : "", SIPEDGE_NAME_MAX);
+        return NULL;
+    }
+    j = calloc(1, sizeof(*j));
     if (!j)
         return NULL;
     j->c = *c;
@@ -663,8 +692,9 @@ sipedge_journal *sipedge_journal_new(const struct sipedge_journal_config *c)
             cc_metrics_gauge(c->metrics, "sipedge_journal_pending",
                              "call journal changes waiting to be written to Redis", NULL);
     }
-    snprintf(j->k_instances, sizeof(j->k_instances), "cc:{sipedge}:instances");
-    snprintf(j->k_calls, sizeof(j->k_calls), "cc:{sipedge}:calls:%s", c->instance);
+    snprintf(j->k_prefix, sizeof(j->k_prefix), "cc:{sipedge:%s}:", c->group);
+    snprintf(j->k_instances, sizeof(j->k_instances), "%sinstances", j->k_prefix);
+    snprintf(j->k_calls, sizeof(j->k_calls), "%scalls:%s", j->k_prefix, c->instance);
     if (!j->instance || !j->redis_url || cc_uuid_v7(j->boot) < 0 ||
         !(j->r = cc_redis_new(c->redis_url))) {
         sipedge_journal_free(j, false);

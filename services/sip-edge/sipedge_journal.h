@@ -8,13 +8,13 @@
  * to agent after agent (each offer ringing nothing, each a no-answer against the agent).
  *
  * The journal: every call this process holds has an entry in Redis (hash
- * cc:{sipedge}:calls:<instance id>, field = interaction id, value = JSON {tenant, queue_id,
+ * cc:{sipedge:<group>}:calls:<instance id>, field = interaction id, value = JSON {tenant, queue_id,
  * created_ms, agent_id, answered_ms, boot}; boot names the process). The SIP thread only appends
  * operations to a list (sipedge_journal_put / _del: a mutex, no I/O); the journal's own thread
  * writes them every SIPEDGE_JOURNAL_FLUSH_MS (one HSET, one HDEL), so a crash loses at most the
  * last few milliseconds of changes.
  *
- * Liveness, in hash cc:{sipedge}:instances (field = instance id; times are Redis's clock):
+ * Liveness, in hash cc:{sipedge:<group>}:instances (field = instance id; times are Redis's clock):
  * "a|<ms>" alive (renewed every second, or every dead_after / 3 when that is shorter), "r|<ms>"
  * retired (a graceful stop), "c|<claimed ms>|<last seen ms>|<claimer>" while another instance
  * recovers it, "x|<ms>|<claimer>" recovered (kept a day). Every tick, each live instance that has
@@ -36,6 +36,9 @@
  * of another boot), and retries in its ticks until Redis and PostgreSQL answer.
  * Fencing: a process that finds itself claimed or recovered (it could not renew for dead_after)
  * stops itself with SIGTERM: its calls were already reported ended by the claimer.
+ *
+ * The group (CC_SIPEDGE_TAKEOVER_GROUP) bounds who takes whom over: instances of one group only
+ * (separate fleets sharing a Redis, or tests running side by side, keep apart).
  *
  * Thread-safety: put / del from any one thread (the SIP thread); the rest from the owner.
  */
@@ -69,6 +72,7 @@ struct sipedge_journal_entry {
 struct sipedge_journal_config {
     const char *redis_url;
     const char *instance;          /* CC_INSTANCE_ID */
+    const char *group;             /* CC_SIPEDGE_TAKEOVER_GROUP: who takes whom over */
     long dead_after_ms;            /* CC_SIPEDGE_INSTANCE_DEAD_S * 1000 */
     long originate_max_age_s;      /* CC_SIPEDGE_ORIGINATE_MAX_AGE_S (a dead one's undialled) */
     sipedge_store *store;          /* borrowed: callbacks */
@@ -82,8 +86,10 @@ struct sipedge_journal_config {
  * the journal thread. */
 typedef void (*sipedge_journal_restore_fn)(void *ctx, struct sipedge_callback *rows, size_t n);
 
+/* Whether group is a valid CC_SIPEDGE_TAKEOVER_GROUP: 1 to SIPEDGE_ID_MAX of [A-Za-z0-9_-]. */
+bool sipedge_journal_group_valid(const char *group);
 /* Connects (a Redis that is down is not fatal: the journal keeps its changes and retries).
- * NULL on out of memory or a malformed URL. */
+ * NULL (logged) on a bad group, out of memory or a malformed URL. */
 sipedge_journal *sipedge_journal_new(const struct sipedge_journal_config *c);
 /* Start-up, before the SIP loop: marks this instance alive and reports the calls a previous
  * process of it left (see above). Returns how many were reported ended, or a negative code

@@ -90,7 +90,7 @@ static void ise_edge_start_try(struct itest_sipedge *t, int max_calls, int attem
     static const char *const dialer_topics[] = {CC_TOPIC_DIALER_COMMANDS};
     char bin[512], mig[600], inst[96], env_inst[128], env_url[96], env_mig[700], env_max[64],
         tokens[1024], log[512], line[1024], env_trunk[200], env_dgroup[160], env_dten[160],
-        logname[96];
+        logname[96], env_tgroup[128];
     const char *env[] = {tokens,
                          env_trunk,
                          env_dgroup,
@@ -106,6 +106,7 @@ static void ise_edge_start_try(struct itest_sipedge *t, int max_calls, int attem
                          "CC_SIPEDGE_NONCE_SECRET=sc-test-nonce-secret",
                          "CC_SIPEDGE_REG_MIN_EXPIRES=1",
                          "CC_LOG_LEVEL=info",
+                         env_tgroup,
                          t->edge_env,
                          NULL};
     char *argv[] = {bin, NULL};
@@ -125,6 +126,8 @@ static void ise_edge_start_try(struct itest_sipedge *t, int max_calls, int attem
     snprintf(env_url, sizeof(env_url), "CC_SIPEDGE_SIP_URL=sip:127.0.0.1:%d", t->sip_port);
     snprintf(env_mig, sizeof(env_mig), "CC_SIPEDGE_MIGRATIONS_DIR=%s", mig);
     snprintf(env_max, sizeof(env_max), "CC_SIPEDGE_MAX_CALLS=%d", max_calls);
+    /* the test's instances take each other over, not other tests' (they run side by side) */
+    snprintf(env_tgroup, sizeof(env_tgroup), "CC_SIPEDGE_TAKEOVER_GROUP=%s", t->takeover_group);
     snprintf(env_trunk, sizeof(env_trunk), "CC_SIPEDGE_TRUNK_URI=%s", t->trunk_uri);
     itest_unique(t->dialer_group, sizeof(t->dialer_group), "isedialer");
     snprintf(env_dgroup, sizeof(env_dgroup), "CC_SIPEDGE_DIALER_GROUP=%s", t->dialer_group);
@@ -644,6 +647,7 @@ void itest_sipedge_setup(struct itest_sipedge *t, const char *prefix)
     t->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     cr_assert(t->lock_fd >= 0 && flock(t->lock_fd, LOCK_SH) == 0, "expected the suite lock");
     itest_unique(t->tenant, sizeof(t->tenant), prefix);
+    itest_unique(t->takeover_group, sizeof(t->takeover_group), "tg");
     cc_bus_config_defaults(&cfg);
     cfg.brokers = itest_env("CC_KAFKA_BROKERS");
     cfg.client_id = "test-sipedge";

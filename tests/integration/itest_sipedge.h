@@ -39,6 +39,7 @@ struct itest_sipedge {
     char dialer_group[96];    /* sip-edge's cc.dialer.commands group (unique, at the end) */
     char instance[96];        /* sip-edge's CC_INSTANCE_ID ("" = a unique one per start) */
     const char *edge_env;     /* one more "CC_X=v" for sip-edge, or NULL */
+    char takeover_group[64];  /* sip-edge's CC_SIPEDGE_TAKEOVER_GROUP: the test's own */
     struct itest_proc router, edge, sipp[ITEST_SIPEDGE_SIPP];
     struct itest_phone phones[ITEST_SIPEDGE_PHONES];
     int router_port, edge_http_port, sip_port;

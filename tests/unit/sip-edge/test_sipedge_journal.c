@@ -1,7 +1,7 @@
 /*
  * Unit tests for the pure parts of services/sip-edge/sipedge_journal.c: a journal entry's JSON
  * value both ways (with and without an agent), every malformed value refused, and the durations
- * a lost call is reported with.
+ * a lost call is reported with, and which takeover group names are accepted.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -101,4 +101,24 @@ Test(sipedge_journal, a_lost_call_counts_up_to_when_its_instance_was_last_seen)
     sipedge_journal_lost_times(&talking, 1795599999000, &duration, &talk);
     cr_assert_eq(duration, 0);
     cr_assert_eq(talk, 0);
+}
+
+Test(sipedge_journal, a_takeover_group_is_a_short_plain_name)
+{
+    char longest[SIPEDGE_ID_MAX + 2];
+
+    cr_assert(sipedge_journal_group_valid("default"));
+    cr_assert(sipedge_journal_group_valid("eu-west_1"));
+    memset(longest, 'g', SIPEDGE_ID_MAX);
+    longest[SIPEDGE_ID_MAX] = '\0';
+    cr_assert(sipedge_journal_group_valid(longest), "expected %d characters accepted",
+              SIPEDGE_ID_MAX);
+    longest[SIPEDGE_ID_MAX] = 'g';
+    longest[SIPEDGE_ID_MAX + 1] = '\0';
+    cr_assert(!sipedge_journal_group_valid(longest), "expected one more refused");
+    cr_assert(!sipedge_journal_group_valid(""));
+    cr_assert(!sipedge_journal_group_valid(NULL));
+    cr_assert(!sipedge_journal_group_valid("a}b"), "expected a brace (the key's hash tag) refused");
+    cr_assert(!sipedge_journal_group_valid("a b"));
+    cr_assert(!sipedge_journal_group_valid("a:b"));
 }
