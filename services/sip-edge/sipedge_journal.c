@@ -2,7 +2,6 @@
  * instances (see sipedge_journal.h). */
 #include "sipedge_journal.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -16,6 +15,7 @@
 #include <jansson.h>
 
 #include "cc_bus.h"
+#include "cc_event.h"
 #include "cc_id.h"
 #include "cc_log.h"
 #include "cc_redis.h"
@@ -635,14 +635,7 @@ static void *journal_main(void *arg)
 
 bool sipedge_journal_group_valid(const char *group)
 {
-    size_t n = group ? strlen(group) : 0;
-
-    if (n == 0 || n > SIPEDGE_ID_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)group[i]) && group[i] != '_' && group[i] != '-')
-            return false;
-    return true;
+    return group && cc_tenant_valid(group); /* the tenants' rule: a plain name, no hash tag */
 }
 
 sipedge_journal *sipedge_journal_new(const struct sipedge_journal_config *c)
