@@ -28,6 +28,9 @@
 #   bench: router.apply_latency_p50_ms / _p99_ms / _mean_ms (the router's own histogram)
 #   bench: router.e2e_latency_p50_ms / _p99_ms <v> ms phase=steady ...
 #   bench: router.cpu_ms_per_decision <v> ms process=... ; router.redis_fcall_* ...
+#   bench: router.cpu_ms_per_decision_all <v> ms ... cores_bound_per_s=<n> (every process of the
+#          burst together -- the load generator, cc-router, Redis, PostgreSQL, the dev broker --,
+#          and the decisions/s the machine's cores could carry at that cost if nothing waited)
 #   bench: router.redis_evalsha_per_s <v> 1/s clients=1|50 ; router.ratio_decisions_to_evalsha
 set -euo pipefail
 

@@ -10,7 +10,8 @@
 # target otherwise makes sipp fall behind the rate, held back by its limit of calls in
 # progress, without a failure); stepping stops at the first step that does not pass.
 # Env:   CC_BENCH_SIP_PHASES ("uas sipedge memory": any of them, in that order),
-#        CC_BENCH_SIP_RATES ("100 200 300 400 500 600 800 1000 1200 1400 1600 2000 2500 3000 4000 5000 6000 7000 8000"),
+#        CC_BENCH_SIP_RATES ("100 200 300 400 500 600 800 1000 1200 1400 1600 2000 2500 3000 4000
+#        5000 6000 7000 8000 9000 10000 12000": the bare UAS passed 8,000 in a run of session 14),
 #        CC_BENCH_SIP_STEP_S (10), CC_BENCH_SIP_AGENTS (4000: a step needs 1.25 agents per call/s,
 #        so up to 3,200 1-s calls/s -- above half the bare UAS's 5,000-6,000 -- ; stepping stops, said
 #        on stderr, where the agents run out),
@@ -27,14 +28,20 @@
 #   bench: sofia.step / sipedge.step <rate> 1/s target=uas|sipedge ok=<0|1> calls=<n> failed=<n> retrans=<n>
 #          start_s=<s> (seconds sipp took to start the step's calls; -1: it never did)
 #   bench: sipedge.cpu <rate> 1/s edge=<%> router=<%> pg=<%> redis=<%> broker=<%> agents=<%> caller=<%>
-#          (CPU of each process during that step, 100 = one core; agents and caller: the two sipp)
-#   bench: sofia.cpu <rate> 1/s uas=<%> caller=<%>   (the reference's two processes in each step)
+#          all=<%> ms_per_call=<ms>   (CPU of each process during that step, 100 = one core;
+#          agents and caller: the two sipp; all: their sum, and that sum per call at the rate)
+#   bench: sofia.cpu <rate> 1/s uas=<%> caller=<%> all=<%> ms_per_call=<ms>   (the reference's two
+#          processes in each step)
 #   bench: sofia.uas_cps <v> 1/s ...
 #   bench: sipedge.cps <v> 1/s ...   (CC_BENCH_SIP_AGENTS agent phones answer at once)
 #   bench: sipedge.ratio_to_uas <v> ratio
 #   bench: sipedge.rss_growth_kb <v> kB calls=<n> ...   (memory phase: cc-sip-edge's RSS after
 #          the calls ended minus its RSS after a warm-up, both read once every call has ended;
 #          also after each half of the calls: growth in both halves would be a leak)
+#   bench: sipedge.heap_growth_kb <v> kB calls=<n> allocator=<jemalloc|asan|glibc> ... bytes_per_call=<b>
+#          (same points, the bytes cc-sip-edge's allocator has handed out and not had back --
+#          process_heap_allocated_bytes of its /metrics --: unlike the RSS, not moved by pages the
+#          allocator keeps or returns, so this is the figure that says "no growth")
 # At the end cc-sip-edge gets SIGTERM and must exit 0 with no sanitizer report in its log, so
 # `tests/load/run.sh build/asan sip` with CC_BENCH_SIP_PHASES=memory is the leak check (ASan's
 # LeakSanitizer runs at exit).
@@ -53,7 +60,7 @@ scenario=$TOP/tests/load/sip/uac_1s.xml
 router=$buildroot/bin/cc-router
 sipedge=$buildroot/bin/cc-sip-edge
 agents=${CC_BENCH_SIP_AGENTS:-4000}
-rates=${CC_BENCH_SIP_RATES:-100 200 300 400 500 600 800 1000 1200 1400 1600 2000 2500 3000 4000 5000 6000 7000 8000}
+rates=${CC_BENCH_SIP_RATES:-100 200 300 400 500 600 800 1000 1200 1400 1600 2000 2500 3000 4000 5000 6000 7000 8000 9000 10000 12000}
 step_s=${CC_BENCH_SIP_STEP_S:-10}
 phases=" ${CC_BENCH_SIP_PHASES:-uas sipedge memory} "
 settle_s=${CC_BENCH_SIP_SETTLE_S:-40}
@@ -191,6 +198,9 @@ cpu_end() {
     # the caller (sipp) ran inside the step: its CPU over the same wall time
     line+=" caller=$(awk -v dt="$dt" '{ printf "%.0f", ($1 + $2) * 100 / (dt / 1e9) }' \
         "$tmp/sipedge-$rate.time" 2>/dev/null || echo "?")%"
+    # all of them together, and per call at the step's rate: what the call path costs the cores
+    line+=$(awk -v r="$rate" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); t += kv[2] + 0 } }
+        END { printf " all=%.0f%% ms_per_call=%.3f", t, t * 10 / r }' <<<"$line")
     echo "bench: sipedge.cpu $rate 1/s$line"
     if [ -n "${CC_BENCH_SIP_PERF:-}" ]; then
         wait "$perf_pid" || true
@@ -211,8 +221,9 @@ uas_cpu() {
     awk -v a="$(cpu_ticks "$uas_pid")" -v b="$uas_ticks0" -v hz="$(getconf CLK_TCK)" -v dt="$dt" \
         -v r="$rate" -v caller="$(cat "$tmp/uas-$rate.time" 2>/dev/null)" 'BEGIN {
             split(caller, c, " ")
-            printf "bench: sofia.cpu %d 1/s uas=%.0f%% caller=%.0f%%\n", r,
-                (a - b) * 100 / hz / (dt / 1e9), (c[1] + c[2]) * 100 / (dt / 1e9) }'
+            u = (a - b) * 100 / hz / (dt / 1e9); k = (c[1] + c[2]) * 100 / (dt / 1e9)
+            printf "bench: sofia.cpu %d 1/s uas=%.0f%% caller=%.0f%% all=%.0f%% ms_per_call=%.3f\n",
+                r, u, k, u + k, (u + k) * 10 / r }'
 }
 
 # step_up TARGET PORT SERVICE METRIC: steps the rates, prints each step and the best rate
@@ -405,6 +416,14 @@ fi
 rss_kb() {
     awk '/^VmRSS:/ { print $2 }' "/proc/$edge_pid/status"
 }
+# what the allocator has handed out and not had back (common/cc_heap.h), from cc-sip-edge's
+# /metrics: "<bytes> <allocator>", or "-1 none" when its build exposes no allocator figure
+heap_bytes() {
+    curl -fsS "http://127.0.0.1:$edge_http/metrics" |
+        awk '/^process_heap_allocated_bytes\{/ { match($0, /allocator="[^"]*"/);
+                 a = substr($0, RSTART + 11, RLENGTH - 12); printf "%.0f %s\n", $NF, a; f = 1 }
+             END { if (!f) print "-1 none" }'
+}
 
 if has_phase memory; then
     calls=${CC_BENCH_SIP_MEMORY_CALLS:-10000}
@@ -415,16 +434,25 @@ if has_phase memory; then
     read -r w_ok w_failed _ <<<"$(run_calls memory-warmup "$edge_sip" 1000 "$mrate" "$warm")"
     sleep "$settle_s"
     rss0=$(rss_kb)
+    read -r heap0 allocator <<<"$(heap_bytes)"
     # two halves, RSS read after each: growth in both is a leak or a retention, growth in the
     # first only is the allocator's high-water mark
     read -r a_ok a_failed a_retrans _ <<<"$(run_calls memory-1 "$edge_sip" 1000 "$mrate" $((calls / 2)))"
     sleep "$settle_s"
     rss_half=$(rss_kb)
+    read -r heap_half _ <<<"$(heap_bytes)"
     read -r b_ok b_failed b_retrans _ <<<"$(run_calls memory-2 "$edge_sip" 1000 "$mrate" $((calls - calls / 2)))"
     sleep "$settle_s"
     rss1=$(rss_kb)
+    read -r heap1 _ <<<"$(heap_bytes)"
     m_ok=$((a_ok + b_ok)) m_failed=$((a_failed + b_failed)) m_retrans=$((a_retrans + b_retrans))
     echo "bench: sipedge.rss_growth_kb $((rss1 - rss0)) kB calls=$calls ok=$m_ok failed=$m_failed retrans=$m_retrans rate=$mrate warmup=$warm warmup_failed=$w_failed rss_after_warmup_kb=$rss0 rss_after_half_kb=$rss_half rss_after_kb=$rss1 first_half_kb=$((rss_half - rss0)) second_half_kb=$((rss1 - rss_half)) settle_s=$settle_s"
+    if [ "$heap0" -ge 0 ]; then
+        # the leak check proper: bytes still allocated after the calls ended, per call
+        awk -v h0="$heap0" -v hh="$heap_half" -v h1="$heap1" -v n="$calls" -v a="$allocator" \
+            'BEGIN { printf "bench: sipedge.heap_growth_kb %d kB calls=%d allocator=%s heap_after_warmup_kb=%d heap_after_half_kb=%d heap_after_kb=%d first_half_kb=%d second_half_kb=%d bytes_per_call=%.1f\n",
+                     (h1 - h0) / 1024, n, a, h0 / 1024, hh / 1024, h1 / 1024, (hh - h0) / 1024, (h1 - hh) / 1024, (h1 - h0) / n }'
+    fi
     if [ "$w_ok" -eq 0 ] || [ "$m_ok" -ne "$calls" ]; then
         echo "sip.sh: the memory phase lost calls (see $tmp/memory-*.err)" >&2
         exit 1

@@ -391,6 +391,13 @@ Test(cc_http, renders_a_shared_registry_with_the_services_own_metrics)
     cr_assert(strstr(body, "cc_unit_things_total 3") != NULL, "expected the service's metric");
     cr_assert(strstr(body, "# TYPE cc_http_request_duration_seconds histogram") != NULL,
               "expected the layer's histogram: %s", body);
+    {
+        /* the allocator's figure, read at the scrape (ASan's in `make test`) */
+        const char *heap = strstr(body, "\nprocess_heap_allocated_bytes{allocator=\"");
+
+        cr_assert_not_null(heap, "expected the heap gauge: %s", body);
+        cr_assert_gt(strtod(strchr(heap, ' ') + 1, NULL), 0.0, "%.80s", heap);
+    }
     cc_http_free(usrv);
     usrv = NULL;
     cc_metrics_free(m);
