@@ -3,7 +3,7 @@
 #include <malloc.h>
 #include <stddef.h>
 
-/* Weak: present only when the binary links jemalloc (release) or runs under ASan. */
+/* Weak: present only when the binary links jemalloc (release builds) or runs under a sanitizer. */
 extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
     __attribute__((weak));
 extern size_t __sanitizer_get_current_allocated_bytes(void) __attribute__((weak));
@@ -28,12 +28,11 @@ int64_t cc_heap_allocated_bytes(const char **source)
     const char *src = "none";
     int64_t bytes = -1;
 
-    if (mallctl) {
+    if (__sanitizer_get_current_allocated_bytes) {
+        /* a sanitizer's allocator serves malloc: no trustworthy figure (cc_heap.h) */
+    } else if (mallctl) {
         bytes = jemalloc_allocated();
         src = bytes >= 0 ? "jemalloc" : "none";
-    } else if (__sanitizer_get_current_allocated_bytes) {
-        bytes = (int64_t)__sanitizer_get_current_allocated_bytes();
-        src = "asan";
     } else {
         struct mallinfo2 mi = mallinfo2();
 

@@ -5,17 +5,20 @@
  * keeps after the application freed them, and returns to the kernel when it sees fit, so two RSS
  * readings of a process that leaks nothing differ by tens of megabytes (sip-edge, session 13).
  * Which allocator answers depends on the build: jemalloc (release builds link it: its
- * "stats.allocated" after an "epoch" refresh), AddressSanitizer's allocator (sanitizer builds),
- * else glibc's malloc (mallinfo2: in-use bytes of the arenas plus the mmapped chunks).
- * Thread-safe; allocates nothing.
+ * "stats.allocated" after an "epoch" refresh), else glibc's malloc (mallinfo2: in-use bytes of
+ * every arena plus the mmapped chunks). Sanitizer builds answer nothing: AddressSanitizer's own
+ * count (__sanitizer_get_current_allocated_bytes, per-thread statistics added up without a lock)
+ * drifted in sip-edge -- up ~400 bytes a call while a walk of its live chunks
+ * (__sanitizer_print_memory_profile) went down --, and glibc's figures there describe an arena
+ * nothing allocates from. Thread-safe; allocates nothing.
  */
 #ifndef CC_HEAP_H
 #define CC_HEAP_H
 
 #include <stdint.h>
 
-/* Bytes allocated and not freed, or -1 when no allocator answered. *source (may be NULL) is set
- * to "jemalloc", "asan", "glibc" or "none". */
+/* Bytes allocated and not freed, or -1 when no allocator's figure can be trusted (sanitizer
+ * builds). *source (may be NULL) is set to "jemalloc", "glibc" or "none". */
 int64_t cc_heap_allocated_bytes(const char **source);
 
 #endif

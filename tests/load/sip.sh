@@ -38,10 +38,11 @@
 #   bench: sipedge.rss_growth_kb <v> kB calls=<n> ...   (memory phase: cc-sip-edge's RSS after
 #          the calls ended minus its RSS after a warm-up, both read once every call has ended;
 #          also after each half of the calls: growth in both halves would be a leak)
-#   bench: sipedge.heap_growth_kb <v> kB calls=<n> allocator=<jemalloc|asan|glibc> ... bytes_per_call=<b>
+#   bench: sipedge.heap_growth_kb <v> kB calls=<n> allocator=<jemalloc|glibc> ... bytes_per_call=<b>
 #          (same points, the bytes cc-sip-edge's allocator has handed out and not had back --
 #          process_heap_allocated_bytes of its /metrics --: unlike the RSS, not moved by pages the
-#          allocator keeps or returns, so this is the figure that says "no growth")
+#          allocator keeps or returns, so this is the figure that says "no growth"; not printed
+#          for a sanitizer build, which has no trustworthy figure: common/cc_heap.h)
 # At the end cc-sip-edge gets SIGTERM and must exit 0 with no sanitizer report in its log, so
 # `tests/load/run.sh build/asan sip` with CC_BENCH_SIP_PHASES=memory is the leak check (ASan's
 # LeakSanitizer runs at exit).
