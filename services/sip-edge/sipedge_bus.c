@@ -73,6 +73,7 @@ static int bus_decision_body(const cc_event *ev, struct sipedge_decision *out, c
         bus_str(d, "strategy", false, out->strategy, sizeof(out->strategy));
         if (bus_int(d, "ring_timeout_s", 1, 3600, &out->ring_timeout_s) < 0)
             return bus_fail(err, errlen, "assigned: data.ring_timeout_s must be 1..3600");
+        out->callback = json_is_object(json_object_get(d, "callback"));
         return 1;
     }
     if (strcmp(t, "cc.routing.withdrawn") == 0) {
@@ -125,6 +126,7 @@ int sipedge_bus_parse_decision(const void *value, size_t len, struct sipedge_dec
     snprintf(out->interaction_id, sizeof(out->interaction_id), "%s", ev.subject);
     snprintf(out->tenant, sizeof(out->tenant), "%s", ev.tenant);
     bus_str(ev.data, "queue_id", false, out->queue_id, sizeof(out->queue_id));
+    out->time_ms = ev.time_ms;
     rc = bus_decision_body(&ev, out, err, errlen);
 out_event:
     cc_event_clear(&ev);

@@ -45,6 +45,8 @@ struct sipedge_decision {
     char strategy[32];  /* assigned: the queue's strategy ("ring_all" rings several at once) */
     int ring_timeout_s; /* 0: not given */
     int sip_status;     /* rejected: the status for the caller (480 when not given) */
+    bool callback;      /* assigned: for a queued callback (data.callback) */
+    int64_t time_ms;    /* the event's time (unix ms): when the router decided */
 };
 
 /* One cc.dialer.originate command (a plain value, copied freely); see

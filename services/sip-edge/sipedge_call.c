@@ -217,6 +217,7 @@ void sipedge_calls_free(sipedge_calls *cs)
     }
     if (cs->early_timer)
         su_timer_destroy(cs->early_timer);
+    free(cs->unheld);
     free(cs);
 }
 
@@ -814,8 +815,10 @@ void sipedge_calls_on_decision(sipedge_calls *cs, const struct sipedge_decision 
 {
     struct sipedge_call *c = sipedge_call_find(cs, d->interaction_id);
 
-    if (!c || strcmp(c->tenant, d->tenant) != 0)
-        return; /* another instance's call, or one that is over */
+    if (!c || strcmp(c->tenant, d->tenant) != 0) {
+        sipedge_calls_keep_unheld(cs, d); /* another instance's call, or one that is over */
+        return;
+    }
     switch (d->kind) {
     case SIPEDGE_DECISION_ASSIGNED:
         if (c->state == SIPEDGE_CALL_QUEUED || c->state == SIPEDGE_CALL_CALLBACK)

@@ -23,6 +23,7 @@
 
 #define SIPEDGE_CALL_ADDR_MAX 260  /* from / to / host of a call */
 #define SIPEDGE_CALLS_BUCKETS 8192 /* hash buckets of the call table */
+#define SIPEDGE_UNHELD_MAX    512  /* callbacks' assignments kept while no call here holds them */
 
 enum sipedge_call_state {
     SIPEDGE_CALL_DIALING,  /* outbound: the customer's phone is being called through the trunk */
@@ -126,7 +127,19 @@ struct sipedge_calls {
      * whose sorted insertion walks every ringing call (see DESIGN.md "Capacity"). */
     struct sipedge_call *early_head, **early_tail;
     su_timer_t *early_timer; /* due at the head's early_due_mono_ms */
+    /* The latest assignment of each queued callback that no call here holds, for its ring
+     * time, the newest overwriting the oldest: while a dead instance's callbacks wait to be
+     * taken over, their assignments reach nobody, and the instance that takes one over acts
+     * on the one it kept (sipedge_callback.c). Allocated at the first such decision. */
+    struct sipedge_decision *unheld;
+    size_t unheld_next, unheld_count;
 };
+
+/* ---- sipedge_callback.c (beside the functions of sipedge_call.h) ---- */
+/* A decision about an interaction no call here holds: an assignment of a queued callback is
+ * kept (its holder may be dead and this instance the one to take it over); a withdrawal,
+ * rejection or overflow forgets what was kept of it. */
+void sipedge_calls_keep_unheld(sipedge_calls *cs, const struct sipedge_decision *d);
 
 /* ---- sipedge_call.c ---- */
 /* The call of interaction id, or NULL. */

@@ -7,7 +7,13 @@
  * customer's number as From); once it answers, the customer is dialled through the trunk with
  * the agent's SDP (DIALING, callback set), and the customer's answer goes back to the agent in a
  * re-INVITE. A restart of the instance restores its recorded callbacks (sipedge_calls_restore_
- * callbacks), so a promised call is not lost with the process. */
+ * callbacks), so a promised call is not lost with the process.
+ *
+ * Every instance reads every decision. While a dead instance's callbacks wait to be taken over,
+ * an assignment of one reaches no holder; each instance keeps the latest assignment of the
+ * callbacks it does not hold (cs->unheld, bounded), and the one that takes a callback over acts
+ * on it for the rest of its ring time -- rather than leave the agent reserved, unrung, until the
+ * router's ring timeout counts a no-answer against them. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +209,82 @@ void sipedge_call_callback_forget(struct sipedge_call *c)
                      strerror(-rc));
 }
 
+/* ---- assignments no call here holds -------------------------------------------------------- */
+
+/* Ring time left of a kept assignment at now_ms (<= 0: over). */
+static int64_t unheld_left_ms(const struct sipedge_decision *d, int64_t now_ms)
+{
+    return d->time_ms + (int64_t)d->ring_timeout_s * 1000 - now_ms;
+}
+
+static void unheld_clear(sipedge_calls *cs, struct sipedge_decision *d)
+{
+    if (!d->interaction_id[0])
+        return;
+    d->interaction_id[0] = '\0';
+    cs->unheld_count--;
+}
+
+void sipedge_calls_keep_unheld(sipedge_calls *cs, const struct sipedge_decision *d)
+{
+    bool keep = d->kind == SIPEDGE_DECISION_ASSIGNED && d->callback && d->time_ms > 0 &&
+                d->ring_timeout_s > 0;
+    int64_t now_ms = cc_time_now_ms();
+
+    if (!keep && cs->unheld_count == 0)
+        return; /* the common case: another instance's call, nothing kept */
+    if (keep && !cs->unheld) {
+        cs->unheld = calloc(SIPEDGE_UNHELD_MAX, sizeof(*cs->unheld));
+        if (!cs->unheld)
+            return; /* the router's ring timeout redoes it, as without this */
+    }
+    /* what was kept of this interaction is superseded (or withdrawn); expired ones go too */
+    for (size_t i = 0; i < SIPEDGE_UNHELD_MAX && cs->unheld_count > 0; i++) {
+        struct sipedge_decision *k = &cs->unheld[i];
+
+        if (!k->interaction_id[0])
+            continue;
+        if (unheld_left_ms(k, now_ms) <= 0 ||
+            (strcmp(k->interaction_id, d->interaction_id) == 0 &&
+             strcmp(k->tenant, d->tenant) == 0 &&
+             (d->kind != SIPEDGE_DECISION_WITHDRAWN || strcmp(k->agent_id, d->agent_id) == 0)))
+            unheld_clear(cs, k);
+    }
+    if (!keep || unheld_left_ms(d, now_ms) <= 0)
+        return;
+    unheld_clear(cs, &cs->unheld[cs->unheld_next]); /* the oldest slot, overwritten */
+    cs->unheld[cs->unheld_next] = *d;
+    cs->unheld_next = (cs->unheld_next + 1) % SIPEDGE_UNHELD_MAX;
+    cs->unheld_count++;
+}
+
+/* A callback just taken over: the assignment of it that reached no holder meanwhile, if its
+ * ring time is not over, rings its agent now for what is left of it. */
+static void callback_act_on_unheld(struct sipedge_call *c)
+{
+    sipedge_calls *cs = c->cs;
+    int64_t now_ms = cc_time_now_ms();
+
+    for (size_t i = 0; cs->unheld && cs->unheld_count > 0 && i < SIPEDGE_UNHELD_MAX; i++) {
+        struct sipedge_decision d = cs->unheld[i];
+        int64_t left = unheld_left_ms(&d, now_ms);
+
+        if (!d.interaction_id[0] || strcmp(d.interaction_id, c->id) != 0 ||
+            strcmp(d.tenant, c->tenant) != 0)
+            continue;
+        unheld_clear(cs, &cs->unheld[i]);
+        if (left < 1000)
+            return; /* the router's ring timeout is about to redo it */
+        d.ring_timeout_s = (int)(left / 1000);
+        CC_INFO_CTX(&c->log,
+                    "assigned to agent '%s' while no instance held the callback: ringing it for "
+                    "the %d s of ring time left",
+                    d.agent_id, d.ring_timeout_s);
+        sipedge_calls_on_decision(cs, &d);
+        return;
+    }
+}
+
 int sipedge_calls_restore_callbacks(sipedge_calls *cs, const struct sipedge_callback *rows,
                                     size_t n)
 {
@@ -242,6 +324,7 @@ int sipedge_calls_restore_callbacks(sipedge_calls *cs, const struct sipedge_call
         CC_INFO_CTX(&c->log, "callback to '%s' restored (waiting in '%s')", cb->number,
                     cb->queue_id);
         restored++;
+        callback_act_on_unheld(c);
     }
     return rc < 0 ? rc : restored;
 }

@@ -11,7 +11,8 @@
  * ended carries the agent and the talk. A callback scheduled for later rings the agent only from
  * its time on (the router holds it out of the queue). The same callback survives a SIGKILL of
  * sip-edge (the restarted instance restores it from sipedge.callbacks), and one whose instance
- * never comes back (another instance takes it over). Bad requests: a bad
+ * never comes back (another instance takes it over, and acts on an assignment made before it
+ * did, which reached no holder). Bad requests: a bad
  * number or time, unknown fields, an agent's token, an unknown call, a second request; no trunk
  * -> 501. A queue whose callback_enabled is false: the router rejects the callback and sip-edge
  * ends it.
@@ -23,9 +24,11 @@
 #include <unistd.h>
 
 #include "cc_auth.h"
+#include "cc_bus.h"
 #include "cc_log.h"
 #include "cc_time.h"
 #include "itest.h"
+#include "itest_bus.h"
 #include "itest_sipedge.h"
 #include "itest_sipedge_call.h"
 
@@ -33,6 +36,7 @@
 #define SCB_NUMBER   "+4915112345678"
 
 static struct itest_sipedge scb;
+static struct itest_proc scb_first; /* (2c)'s first instance: killed by the teardown if left */
 static char scb_tokens[300];
 
 static void scb_setup(void)
@@ -48,6 +52,7 @@ static void scb_setup(void)
 
 static void scb_teardown(void)
 {
+    itest_proc_kill(&scb_first);
     itest_sipedge_teardown(&scb);
 }
 
@@ -214,6 +219,43 @@ Test(sipedge_callback, a_dead_instances_callback_is_taken_over_by_a_live_one)
     cr_assert_eq(itest_sipedge_count(&scb, "cc.interaction.ended", ix, 0), 0,
                  "expected the waiting callback not reported ended");
     scb_callback_completes(ix, trunk_port, agent_port, 0);
+    itest_sipedge_stop_services(&scb);
+}
+
+/* (2c) The agent comes while the callback's instance is dead and not yet taken over: the
+ * router's assignment reaches no holder. The live instance (running since before the death, so
+ * reading decisions) keeps it and, once it has taken the callback over (4 s of silence), rings
+ * a1 for the ring time left: one assignment, no withdrawal by the router's 20-s ring timeout
+ * (which would count a no-answer against a1 and assign again). */
+Test(sipedge_callback, an_assignment_that_reached_no_holder_rings_once_the_callback_is_taken_over)
+{
+    static const char *const decisions[] = {CC_TOPIC_ROUTING_DECISIONS};
+    struct itest_proc *caller;
+    int trunk_port, agent_port;
+    char dead[96], group[128];
+    const char *ix;
+
+    itest_unique(dead, sizeof(dead), "isedeadcb");
+    snprintf(scb.instance, sizeof(scb.instance), "%s", dead);
+    ix = scb_queued_call(true, &trunk_port, &agent_port, &caller);
+    scb_request_ok(ix, caller);
+    scb_first = scb.edge;
+    memset(&scb.edge, 0, sizeof(scb.edge));
+    itest_unique(scb.instance, sizeof(scb.instance), "iselivecb");
+    /* its decisions group committed at the end first: a new group's "latest" offset is read a
+     * moment after its partitions are assigned, and the assignment must not fall before it */
+    snprintf(group, sizeof(group), "sip-edge-%s", scb.instance);
+    cr_assert_eq(itest_group_at_end(group, decisions, 1), 0);
+    scb.edge_env = "CC_SIPEDGE_INSTANCE_DEAD_S=4";
+    itest_sipedge_edge_start(&scb, 100);
+    itest_proc_kill(&scb_first);
+    scb_callback_completes(ix, trunk_port, agent_port, 0);
+    cr_assert(itest_proc_wait_line(&scb.edge, "while no instance held the callback", NULL, 0, 0),
+              "expected the live instance to act on the assignment it kept (see %s)", scb.edge.log);
+    cr_assert_eq(itest_sipedge_count(&scb, "cc.routing.assigned", ix, 0), 1,
+                 "expected a1 assigned once");
+    cr_assert_eq(itest_sipedge_count(&scb, "cc.routing.withdrawn", ix, 0), 0,
+                 "expected no ring timeout of the router");
     itest_sipedge_stop_services(&scb);
 }
 
